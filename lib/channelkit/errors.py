@@ -1,0 +1,191 @@
+"""Every failure channelkit reports, as one tree of typed errors.
+
+Callers catch the branch they care about; entry points map branches to HTTP
+statuses or exit codes. Library errors (gRPC, googleapiclient) are wrapped at
+one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
+
+    ChannelkitError
+    ├── ConfigError                     bad setting (environment, argument)
+    ├── InvalidNotificationError        a push request that is not a valid notification
+    │   │                               (also googleapiclient.errors.InvalidNotificationError)
+    │   ├── MissingHeaderError          a required X-Goog header is absent
+    │   ├── InvalidMessageNumberError   not a positive integer (also ValueError)
+    │   ├── ChannelMismatchError        notification for another channel
+    │   ├── TokenMismatchError          token absent or different
+    │   └── ResourceMismatchError       resource id differs from the stored one
+    ├── RequestError                    the HTTP request itself is unacceptable
+    │   ├── MethodNotAllowedError       not POST
+    │   └── BodyTooLargeError           body over the limit
+    ├── ChannelStateError               the channel exists but cannot take this
+    │   ├── ChannelGoneError            stopped, failed or expired
+    │   └── ChannelConflictError        a conditional update found another status
+    ├── StoreError                      the channel store
+    │   ├── StoreUnavailable            backend down or too slow (retry later)
+    │   ├── ChannelNotFoundError        no channel with this id
+    │   └── ChannelExistsError          create-only write hit an existing id
+    ├── MessageInProgressError          the same message is being processed elsewhere
+    ├── DispatchError                   handing a notification to the app failed
+    │   ├── HandlerConfigError          CHANNELKIT_HANDLER cannot be imported
+    │   ├── HandlerError                the app's handler raised
+    │   └── PublishError                Pub/Sub publish failed
+    └── GoogleApiError                  a call to a Google API failed
+        ├── UnknownApiError             no bundled discovery document / method
+        ├── InvalidRequestError         400: the request is wrong
+        ├── AuthError                   401/403: credentials or permission
+        ├── ResourceGoneError           404/410: the watched resource is gone
+        └── TransientApiError           429/5xx/connection: try again later
+"""
+
+from __future__ import annotations
+
+from googleapiclient import errors as _gapi_errors
+
+
+class ChannelkitError(Exception):
+    """Base of every error channelkit raises on purpose."""
+
+
+class ConfigError(ChannelkitError, ValueError):
+    """A setting (environment variable or argument) is invalid."""
+
+
+# --- notifications -----------------------------------------------------------
+
+
+class InvalidNotificationError(ChannelkitError, _gapi_errors.InvalidNotificationError):
+    """The request is not a valid notification for the channel.
+
+    Subclasses googleapiclient's error of the same name so that code written
+    against ``googleapiclient.channel`` keeps catching it.
+    """
+
+
+class MissingHeaderError(InvalidNotificationError):
+    """A required ``X-Goog-*`` header is missing."""
+
+    def __init__(self, header: str):
+        super().__init__(f"missing required header {header}")
+        self.header = header
+
+
+class InvalidMessageNumberError(InvalidNotificationError, ValueError):
+    """``X-Goog-Message-Number`` is not a positive integer."""
+
+
+class ChannelMismatchError(InvalidNotificationError):
+    """The notification names another channel id."""
+
+
+class TokenMismatchError(InvalidNotificationError):
+    """The channel token is absent or does not match (never shows either value)."""
+
+
+class ResourceMismatchError(InvalidNotificationError):
+    """The resource id differs from the one stored for the channel."""
+
+
+# --- the HTTP request ---------------------------------------------------------
+
+
+class RequestError(ChannelkitError):
+    """The HTTP request cannot be a notification at all."""
+
+
+class MethodNotAllowedError(RequestError):
+    """Notifications are POSTed; anything else is refused."""
+
+
+class BodyTooLargeError(RequestError):
+    """The request body is over the configured limit."""
+
+
+# --- channel state ------------------------------------------------------------
+
+
+class ChannelStateError(ChannelkitError):
+    """The channel exists but its state forbids the operation."""
+
+
+class ChannelGoneError(ChannelStateError):
+    """The channel is stopped, failed, or expired."""
+
+
+class ChannelConflictError(ChannelStateError):
+    """A conditional update found the channel in another status."""
+
+
+# --- store --------------------------------------------------------------------
+
+
+class StoreError(ChannelkitError):
+    """The channel store failed or refused an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The store is down or did not answer within its time bound; retry later."""
+
+
+class ChannelNotFoundError(StoreError, KeyError):
+    """No channel with this id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "channel not found"
+
+
+class ChannelExistsError(StoreError):
+    """A create-only write found a channel with the same id."""
+
+
+class MessageInProgressError(ChannelkitError):
+    """Another delivery of the same message is being processed right now."""
+
+
+# --- dispatch -----------------------------------------------------------------
+
+
+class DispatchError(ChannelkitError):
+    """The notification could not be handed to the application."""
+
+
+class HandlerConfigError(DispatchError, ConfigError):
+    """``CHANNELKIT_HANDLER`` does not name an importable callable."""
+
+
+class HandlerError(DispatchError):
+    """The application's handler raised."""
+
+
+class PublishError(DispatchError):
+    """Publishing to the Pub/Sub topic failed."""
+
+
+# --- Google APIs --------------------------------------------------------------
+
+
+class GoogleApiError(ChannelkitError):
+    """A call to a Google API failed. ``status`` is the HTTP status, if any."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class UnknownApiError(GoogleApiError):
+    """No bundled discovery document for the API, or no such method."""
+
+
+class InvalidRequestError(GoogleApiError):
+    """Google answered 400: the request itself is wrong."""
+
+
+class AuthError(GoogleApiError):
+    """Google answered 401/403: credentials or permission."""
+
+
+class ResourceGoneError(GoogleApiError):
+    """Google answered 404/410: the watched resource (or channel) is gone."""
+
+
+class TransientApiError(GoogleApiError):
+    """429, 5xx or a broken connection, after the client's retries: try later."""

@@ -1,0 +1,177 @@
+"""Firestore backend: the production store, shared by every function instance.
+
+Translates the primitives of ``ChannelStore`` to google-cloud-firestore:
+create-only writes are ``DocumentReference.create``; compare-and-set is an
+update or delete with a ``last_update_time`` precondition (an atomic,
+single-document check on the server, with no transaction round trips); the
+version is the document's ``update_time``.
+
+Every call carries an explicit timeout and a bounded retry, so an outage
+surfaces as ``StoreUnavailable`` within ``CHANNELKIT_STORE_TIMEOUT`` seconds
+(the client's defaults would retry for a minute). gRPC and auth errors are
+wrapped here, at this one boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+
+from channelkit import config
+from channelkit.errors import ChannelExistsError, StoreUnavailable
+from channelkit.store.base import ChannelStore, Record, Version
+
+MESSAGES = "messages"
+EMULATOR_PROJECT = "channelkit-local"
+
+_TRANSIENT_READ = gretry.if_exception_type(
+    gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError
+)
+# A write is retried only when it surely did not reach the server.
+_TRANSIENT_WRITE = gretry.if_exception_type(gexc.ServiceUnavailable)
+
+
+class FirestoreStore(ChannelStore):
+    """``ChannelStore`` on a Firestore collection (``CHANNELKIT_COLLECTION``)."""
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        collection: str | None = None,
+        timeout: float | None = None,
+        ttl_days: int | None = None,
+        client: Any = None,
+    ):
+        super().__init__(ttl_days=ttl_days)
+        self.timeout = config.store_timeout(timeout)
+        self.collection_name = config.collection(collection)
+        with self._errors():
+            if client is None:
+                from google.cloud import firestore
+
+                project = config.project(project)
+                if project is None and os.environ.get("FIRESTORE_EMULATOR_HOST"):
+                    project = EMULATOR_PROJECT
+                client = firestore.Client(project=project)
+        self.client = client
+        self._channels = client.collection(self.collection_name)
+        self._read_kw = self._call_kwargs(_TRANSIENT_READ)
+        self._write_kw = self._call_kwargs(_TRANSIENT_WRITE)
+
+    def _call_kwargs(self, predicate) -> dict[str, Any]:
+        retry = gretry.Retry(
+            predicate=predicate, initial=0.05, maximum=0.5, multiplier=2.0, timeout=self.timeout
+        )
+        return {"retry": retry, "timeout": self.timeout}
+
+    @contextlib.contextmanager
+    def _errors(self):
+        """Wrap every client-library failure as StoreUnavailable (never a raw gRPC error)."""
+        try:
+            yield
+        except (ChannelExistsError, StoreUnavailable):
+            raise
+        except (gexc.GoogleAPIError, ValueError) as exc:
+            raise StoreUnavailable(f"Firestore failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # auth/transport errors of google-auth and grpc
+            if type(exc).__module__.startswith(("google.", "grpc")):
+                raise StoreUnavailable(f"Firestore failed: {type(exc).__name__}") from exc
+            raise
+
+    def _precondition(self, version: Version):
+        return self.client.write_option(last_update_time=version)
+
+    # --- channels -------------------------------------------------------------
+
+    def _insert(self, channel_id: str, record: Record) -> None:
+        with self._errors():
+            try:
+                self._channels.document(channel_id).create(record, **self._write_kw)
+            except gexc.AlreadyExists as exc:
+                raise ChannelExistsError(f"channel {channel_id!r} already exists") from exc
+            except gexc.Conflict as exc:
+                raise ChannelExistsError(f"channel {channel_id!r} already exists") from exc
+
+    def _read(self, channel_id: str) -> tuple[Record, Version] | None:
+        with self._errors():
+            snapshot = self._channels.document(channel_id).get(**self._read_kw)
+        if not snapshot.exists:
+            return None
+        return snapshot.to_dict(), snapshot.update_time
+
+    def _compare_and_set(self, channel_id, record, version, previous) -> bool:
+        from google.cloud.firestore import DELETE_FIELD
+
+        changes: dict[str, Any] = dict(record)
+        for name in previous:
+            if name not in record:
+                changes[name] = DELETE_FIELD
+        with self._errors():
+            try:
+                ref = self._channels.document(channel_id)
+                ref.update(changes, option=self._precondition(version), **self._write_kw)
+            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+                return False
+        return True
+
+    def _query(self, filters=(), *, order_by=None, limit=None) -> list[Record]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._channels
+        for field, op, value in filters:
+            query = query.where(filter=FieldFilter(field, op, value))
+        if order_by:
+            query = query.order_by(order_by)
+        if limit is not None:
+            query = query.limit(int(limit))
+        with self._errors():
+            return [snap.to_dict() for snap in query.get(**self._read_kw)]
+
+    # --- messages -------------------------------------------------------------
+
+    def _message(self, channel_id: str, number: int):
+        return self._channels.document(channel_id).collection(MESSAGES).document(str(number))
+
+    def _insert_message(self, channel_id: str, number: int, record: Record) -> Version | None:
+        with self._errors():
+            try:
+                result = self._message(channel_id, number).create(record, **self._write_kw)
+            except (gexc.AlreadyExists, gexc.Conflict):
+                return None
+        return result.update_time
+
+    def _read_message(self, channel_id: str, number: int) -> tuple[Record, Version] | None:
+        with self._errors():
+            snapshot = self._message(channel_id, number).get(**self._read_kw)
+        if not snapshot.exists:
+            return None
+        return snapshot.to_dict(), snapshot.update_time
+
+    def _replace_message(self, channel_id, number, record, version) -> Version | None:
+        with self._errors():
+            try:
+                result = self._message(channel_id, number).update(
+                    record, option=self._precondition(version), **self._write_kw
+                )
+            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+                return None
+        return result.update_time
+
+    def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
+        with self._errors():
+            try:
+                self._message(channel_id, number).delete(
+                    option=self._precondition(version), **self._write_kw
+                )
+            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+                return False
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()

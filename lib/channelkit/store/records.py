@@ -1,0 +1,99 @@
+"""Translation between ``Channel`` objects and stored records (the Firestore data model).
+
+Pure functions. A record is a dict with the document's field names (camelCase,
+DESIGN.md §3); backends store it as they like and hand it back unchanged.
+Derived fields are computed here, once, for every backend:
+
+* ``renewAt`` — the expiration (ms), present only while the channel is
+  ``active``: one single-field range query finds channels due for renewal.
+* ``expireAt`` — when Firestore TTL may delete the document: long after the
+  channel ends.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from channelkit.channel import SUBSCRIPTION_FIELDS, Channel, from_millis
+
+UTC = datetime.timezone.utc
+
+#: Channel attribute -> record field.
+FIELDS = {
+    "id": "id",
+    "type": "type",
+    "token": "token",
+    "address": "address",
+    "expiration": "expiration",
+    "params": "params",
+    "resource_id": "resourceId",
+    "resource_uri": "resourceUri",
+    "api": "api",
+    "version": "version",
+    "method": "method",
+    "method_params": "methodParams",
+    "subscription_id": "subscriptionId",
+    "status": "status",
+    "created_at": "createdAt",
+    "renews": "renews",
+    "renewed_by": "renewedBy",
+    "lease_until": "leaseUntil",
+    "last_error": "lastError",
+    "stop_pending": "stopPending",
+    "lease_owner": "leaseOwner",
+}
+assert set(FIELDS) == {
+    "id", "type", "token", "address", "expiration", "params", "resource_id", "resource_uri",
+    *SUBSCRIPTION_FIELDS,
+}
+
+#: Statuses a channel moves through (DESIGN.md §3).
+PENDING, ACTIVE, STOPPED, FAILED = "pending", "active", "stopped", "failed"
+STATUSES = (PENDING, ACTIVE, STOPPED, FAILED)
+
+
+def field_name(attr: str) -> str:
+    """The record field for a Channel attribute (ValueError for unknown ones)."""
+    try:
+        return FIELDS[attr]
+    except KeyError:
+        raise ValueError(f"unknown channel field {attr!r}") from None
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def to_record(channel: Channel, *, ttl_days: int) -> dict[str, Any]:
+    """The stored form of ``channel``, with its derived fields."""
+    record: dict[str, Any] = {}
+    for attr, name in FIELDS.items():
+        value = getattr(channel, attr)
+        if value is None or value == "":
+            continue
+        if attr == "created_at":
+            value = _aware(value)
+        record[name] = value
+    if channel.status == ACTIVE and channel.expiration:
+        record["renewAt"] = int(channel.expiration)
+    end = from_millis(channel.expiration) or _aware(channel.created_at)
+    if end is not None:
+        record["expireAt"] = end + datetime.timedelta(days=ttl_days)
+    return record
+
+
+def from_record(record: dict[str, Any]) -> Channel:
+    """The Channel a record describes (derived and unknown fields are dropped)."""
+    values = {attr: record.get(name) for attr, name in FIELDS.items()}
+    for attr in ("resource_id", "resource_uri"):
+        if values[attr] is None:
+            values[attr] = ""
+    values["created_at"] = _aware(values["created_at"])
+    if values["params"] is not None:
+        values["params"] = dict(values["params"])
+    if values["method_params"] is not None:
+        values["method_params"] = dict(values["method_params"])
+    return Channel(**values)

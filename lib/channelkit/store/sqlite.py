@@ -1,0 +1,181 @@
+"""Embedded SQLite backend: local runs and demos without the Firestore emulator.
+
+Only translates the primitives of ``ChannelStore`` to SQL. Records are kept as
+JSON; versions are random ids, so a compare-and-set is one conditional
+``UPDATE``/``DELETE`` and a deleted-then-recreated row never matches an old
+version. Several processes may share one file (WAL mode, busy timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from channelkit import config
+from channelkit.errors import ChannelExistsError, ConfigError, StoreUnavailable
+from channelkit.store.base import ChannelStore, Record, Version
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS channels (
+    id TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    channel_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (channel_id, number)
+);
+"""
+
+_OPS = {"==": "=", "<=": "<="}
+
+
+def _encode(record: Record) -> str:
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime.datetime):
+            return {"$datetime": value.isoformat()}
+        raise TypeError(f"cannot store {type(value).__name__}")
+
+    return json.dumps(record, default=default, sort_keys=True)
+
+
+def _decode(text: str) -> Record:
+    def hook(obj: dict) -> Any:
+        if set(obj) == {"$datetime"}:
+            return datetime.datetime.fromisoformat(obj["$datetime"])
+        return obj
+
+    return json.loads(text, object_hook=hook)
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``."""
+    if not url.startswith("sqlite:///"):
+        raise ConfigError(f"SQLite store URL must look like sqlite:///PATH, got {url!r}")
+    path = url[len("sqlite:///") :]
+    if not path:
+        raise ConfigError("SQLite store URL has no path")
+    return path
+
+
+class SQLiteStore(ChannelStore):
+    """``ChannelStore`` on one SQLite file (``CHANNELKIT_STORE=sqlite:///PATH``)."""
+
+    def __init__(self, path: str, *, timeout: float | None = None, ttl_days: int | None = None):
+        super().__init__(ttl_days=ttl_days)
+        self.path = path
+        self.timeout = config.store_timeout(timeout)
+        self._lock = threading.Lock()
+        with self._errors():
+            if path != ":memory:":
+                parent = os.path.dirname(os.path.abspath(path))
+                os.makedirs(parent, exist_ok=True)
+            self._db = sqlite3.connect(
+                path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            if path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _errors(self):
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store failed: {exc}") from exc
+
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock, self._errors():
+            return self._db.execute(sql, tuple(params))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- channels -------------------------------------------------------------
+
+    def _insert(self, channel_id: str, record: Record) -> None:
+        try:
+            self._execute(
+                "INSERT INTO channels (id, version, data) VALUES (?, ?, ?)",
+                (channel_id, uuid.uuid4().hex, _encode(record)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ChannelExistsError(f"channel {channel_id!r} already exists") from exc
+
+    def _read(self, channel_id: str) -> tuple[Record, Version] | None:
+        row = self._execute(
+            "SELECT data, version FROM channels WHERE id = ?", (channel_id,)
+        ).fetchone()
+        return (_decode(row[0]), row[1]) if row else None
+
+    def _compare_and_set(self, channel_id, record, version, previous) -> bool:
+        cursor = self._execute(
+            "UPDATE channels SET data = ?, version = ? WHERE id = ? AND version = ?",
+            (_encode(record), uuid.uuid4().hex, channel_id, version),
+        )
+        return cursor.rowcount == 1
+
+    def _query(self, filters=(), *, order_by=None, limit=None) -> list[Record]:
+        sql = "SELECT data FROM channels"
+        clauses, params = [], []
+        for field, op, value in filters:
+            clauses.append(f"json_extract(data, ?) {_OPS[op]} ?")
+            params.extend([f"$.{field}", value])
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        if order_by:
+            sql += " ORDER BY json_extract(data, ?)"
+            params.append(f"$.{order_by}")
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_decode(row[0]) for row in self._execute(sql, params).fetchall()]
+
+    # --- messages -------------------------------------------------------------
+
+    def _insert_message(self, channel_id: str, number: int, record: Record) -> Version | None:
+        version = uuid.uuid4().hex
+        try:
+            self._execute(
+                "INSERT INTO messages (channel_id, number, version, data) VALUES (?, ?, ?, ?)",
+                (channel_id, number, version, _encode(record)),
+            )
+        except sqlite3.IntegrityError:
+            return None
+        return version
+
+    def _read_message(self, channel_id: str, number: int) -> tuple[Record, Version] | None:
+        row = self._execute(
+            "SELECT data, version FROM messages WHERE channel_id = ? AND number = ?",
+            (channel_id, number),
+        ).fetchone()
+        return (_decode(row[0]), row[1]) if row else None
+
+    def _replace_message(self, channel_id, number, record, version) -> Version | None:
+        new_version = uuid.uuid4().hex
+        cursor = self._execute(
+            "UPDATE messages SET data = ?, version = ?"
+            " WHERE channel_id = ? AND number = ? AND version = ?",
+            (_encode(record), new_version, channel_id, number, version),
+        )
+        return new_version if cursor.rowcount == 1 else None
+
+    def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
+        cursor = self._execute(
+            "DELETE FROM messages WHERE channel_id = ? AND number = ? AND version = ?",
+            (channel_id, number, version),
+        )
+        return cursor.rowcount == 1
