@@ -93,7 +93,7 @@ class SQLiteStore(ChannelStore):
             yield
         except sqlite3.IntegrityError:
             raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite store failed: {exc}") from exc
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:

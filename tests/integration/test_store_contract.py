@@ -1,0 +1,278 @@
+"""One contract for every ChannelStore backend, run unchanged against each.
+
+Firestore runs on the real emulator; SQLite on a file in tmp_path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+import uuid
+
+import pytest
+
+from channelkit.channel import Channel
+from channelkit.errors import (
+    ChannelConflictError,
+    ChannelExistsError,
+    ChannelNotFoundError,
+    StoreUnavailable,
+)
+from channelkit.store import ClaimOutcome, open_store
+
+UTC = datetime.timezone.utc
+NOW = 1_900_000_000_000  # ms
+HOUR = 3_600_000
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def store(request, tmp_path):
+    if request.param == "firestore":
+        request.getfixturevalue("firestore_env")
+        s = open_store("firestore", timeout=10)
+    else:
+        s = open_store(f"sqlite:///{tmp_path}/channels.db")
+    yield s
+    s.close()
+
+
+def make(status="active", expiration=NOW + 10 * HOUR, **fields) -> Channel:
+    values = dict(
+        api="drive", version="v3", method="files.watch", method_params={"fileId": "F"},
+        subscription_id="sub-" + uuid.uuid4().hex[:8], status=status,
+        created_at=datetime.datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    values.update(fields)
+    return Channel("web_hook", str(uuid.uuid4()), "tok", "https://x.example/hook",
+                   expiration=expiration, params={"ttl": "60"}, **values)
+
+
+def run_concurrently(n, fn):
+    barrier = threading.Barrier(n)
+    results, errors = [None] * n, []
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+# --- channels ---------------------------------------------------------------------
+
+
+def test_create_then_get_round_trips_every_field(store):
+    c = make(resource_id="res-1", resource_uri="https://r", renews="old-1", last_error="x")
+    store.create(c)
+    got = store.get(c.id)
+    assert got == c
+    assert type(got.expiration) is int and got.created_at.tzinfo is not None
+
+
+def test_create_is_create_only(store):
+    c = make()
+    store.create(c)
+    with pytest.raises(ChannelExistsError):
+        store.create(c.copy(address="https://other"))
+    assert store.get(c.id).address == "https://x.example/hook"
+
+
+def test_get_unknown_raises_and_find_returns_none(store):
+    with pytest.raises(ChannelNotFoundError):
+        store.get("nope")
+    assert store.find("nope") is None
+
+
+def test_update_changes_fields_and_none_removes_them(store):
+    c = make(status="pending", last_error="boom")
+    store.create(c)
+    updated = store.update(c.id, status="active", resource_id="res-7", last_error=None)
+    assert (updated.status, updated.resource_id, updated.last_error) == ("active", "res-7", None)
+    assert store.get(c.id) == updated
+
+
+def test_update_with_expected_status_refuses_other_statuses(store):
+    c = make(status="stopped")
+    store.create(c)
+    with pytest.raises(ChannelConflictError):
+        store.update(c.id, expect_status=("pending", "active"), status="active")
+    assert store.get(c.id).status == "stopped"
+    assert store.update(c.id, expect_status="stopped", last_error="e").last_error == "e"
+
+
+def test_update_unknown_channel_raises(store):
+    with pytest.raises(ChannelNotFoundError):
+        store.update("nope", status="active")
+
+
+def test_update_rejects_unknown_fields(store):
+    c = make()
+    store.create(c)
+    with pytest.raises(ValueError):
+        store.update(c.id, colour="red")
+
+
+def test_list_filters_by_status_and_subscription(store):
+    a, b, c = make(status="active"), make(status="stopped"), make(status="active")
+    for ch in (a, b, c):
+        store.create(ch)
+    assert {x.id for x in store.list()} == {a.id, b.id, c.id}
+    assert {x.id for x in store.list(status="active")} == {a.id, c.id}
+    assert [x.id for x in store.list(subscription_id=b.subscription_id)] == [b.id]
+
+
+def test_due_for_renewal_finds_only_active_channels_near_expiry(store):
+    soon = make(expiration=NOW + 1 * HOUR)
+    sooner = make(expiration=NOW + HOUR // 2)
+    far = make(expiration=NOW + 48 * HOUR)
+    pending = make(status="pending", expiration=NOW + HOUR)
+    stopped = make(status="stopped", expiration=NOW + HOUR)
+    for ch in (soon, sooner, far, pending, stopped):
+        store.create(ch)
+    due = store.due_for_renewal(NOW + 3 * HOUR)
+    assert [c.id for c in due] == [sooner.id, soon.id]
+    assert [c.id for c in store.due_for_renewal(NOW + 3 * HOUR, limit=1)] == [sooner.id]
+
+
+def test_due_for_renewal_follows_status_changes(store):
+    c = make(status="pending", expiration=NOW + HOUR)
+    store.create(c)
+    assert store.due_for_renewal(NOW + 3 * HOUR) == []
+    store.update(c.id, status="active")
+    assert [x.id for x in store.due_for_renewal(NOW + 3 * HOUR)] == [c.id]
+    store.update(c.id, status="stopped")
+    assert store.due_for_renewal(NOW + 3 * HOUR) == []
+
+
+def test_pending_stops_lists_channels_marked_for_a_later_stop(store):
+    a, b = make(status="stopped", stop_pending=True), make(status="stopped")
+    store.create(a)
+    store.create(b)
+    assert [c.id for c in store.pending_stops()] == [a.id]
+    store.update(a.id, stop_pending=None)
+    assert store.pending_stops() == []
+
+
+# --- renewal leases -----------------------------------------------------------------
+
+
+def test_lease_is_exclusive_until_released_or_expired(store):
+    c = make()
+    store.create(c)
+    mine = store.claim_lease(c.id, "run-a", now_ms=NOW, lease_seconds=60)
+    assert mine is not None and mine.lease_owner == "run-a"
+    assert store.claim_lease(c.id, "run-b", now_ms=NOW + 1000, lease_seconds=60) is None
+    # expired lease may be taken
+    taken = store.claim_lease(c.id, "run-b", now_ms=NOW + 61_000, lease_seconds=60)
+    assert taken is not None and taken.lease_owner == "run-b"
+    store.release_lease(c.id, "run-a")  # not the holder: no effect
+    assert store.get(c.id).lease_owner == "run-b"
+    store.release_lease(c.id, "run-b")
+    assert store.get(c.id).lease_owner is None
+    assert store.claim_lease(c.id, "run-c", now_ms=NOW + 62_000, lease_seconds=60) is not None
+
+
+def test_lease_requires_the_expected_status(store):
+    c = make(status="stopped")
+    store.create(c)
+    assert store.claim_lease(c.id, "run-a", now_ms=NOW, lease_seconds=60) is None
+    assert store.claim_lease("missing", "run-a", now_ms=NOW, lease_seconds=60) is None
+
+
+def test_concurrent_lease_claims_have_exactly_one_winner(store):
+    c = make()
+    store.create(c)
+    results = run_concurrently(
+        12, lambda i: store.claim_lease(c.id, f"run-{i}", now_ms=NOW, lease_seconds=60)
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert store.get(c.id).lease_owner == winners[0].lease_owner
+
+
+# --- message claims -----------------------------------------------------------------
+
+
+def test_message_claim_lifecycle(store):
+    c = make()
+    store.create(c)
+    first = store.claim_message(c.id, 7, now_ms=NOW, timeout_seconds=60)
+    assert first.outcome is ClaimOutcome.CLAIMED
+    assert store.claim_message(c.id, 7, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
+    assert store.claim_message(c.id, 8, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.CLAIMED
+    assert store.finish_message(first, now_ms=NOW + 5)
+    assert store.claim_message(c.id, 7, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.DONE
+
+
+def test_released_message_can_be_claimed_again(store):
+    c = make()
+    store.create(c)
+    claim = store.claim_message(c.id, 3, now_ms=NOW, timeout_seconds=60)
+    assert store.release_message(claim)
+    again = store.claim_message(c.id, 3, now_ms=NOW, timeout_seconds=60)
+    assert again.outcome is ClaimOutcome.CLAIMED
+    assert not store.release_message(claim)  # the old claim no longer owns it
+    assert store.claim_message(c.id, 3, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
+
+
+def test_abandoned_claim_is_taken_over_after_the_timeout(store):
+    c = make()
+    store.create(c)
+    crashed = store.claim_message(c.id, 5, now_ms=NOW, timeout_seconds=60)
+    assert store.claim_message(c.id, 5, now_ms=NOW + 59_000, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
+    retry = store.claim_message(c.id, 5, now_ms=NOW + 61_000, timeout_seconds=60)
+    assert retry.outcome is ClaimOutcome.CLAIMED
+    # the crashed instance waking up cannot finish or release the new claim
+    assert not store.finish_message(crashed, now_ms=NOW + 62_000)
+    assert not store.release_message(crashed)
+    assert store.finish_message(retry, now_ms=NOW + 62_000)
+    assert store.claim_message(c.id, 5, now_ms=NOW + 63_000, timeout_seconds=60).outcome is ClaimOutcome.DONE
+
+
+def test_finish_or_release_needs_a_claim(store):
+    c = make()
+    store.create(c)
+    store.claim_message(c.id, 1, now_ms=NOW, timeout_seconds=60)
+    busy = store.claim_message(c.id, 1, now_ms=NOW, timeout_seconds=60)
+    with pytest.raises(ValueError):
+        store.finish_message(busy, now_ms=NOW)
+
+
+def test_concurrent_claims_of_one_message_have_exactly_one_winner(store):
+    c = make()
+    store.create(c)
+    results = run_concurrently(
+        16, lambda i: store.claim_message(c.id, 42, now_ms=NOW, timeout_seconds=60)
+    )
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(ClaimOutcome.CLAIMED) == 1
+    assert outcomes.count(ClaimOutcome.IN_PROGRESS) == 15
+
+
+def test_message_records_carry_a_ttl_field(store):
+    c = make()
+    store.create(c)
+    claim = store.claim_message(c.id, 9, now_ms=NOW, timeout_seconds=60)
+    record, _ = store._read_message(c.id, 9)
+    assert record["status"] == "in_progress"
+    assert record["expireAt"] > record["claimedAt"]
+    store.finish_message(claim, now_ms=NOW)
+    assert store._read_message(c.id, 9)[0]["status"] == "done"
+
+
+def test_channel_records_carry_a_ttl_field_long_after_expiry(store):
+    c = make(expiration=NOW)
+    store.create(c)
+    record, _ = store._read(c.id)
+    expiry = datetime.datetime.fromtimestamp(NOW / 1000, tz=UTC)
+    assert record["expireAt"] >= expiry + datetime.timedelta(days=1)

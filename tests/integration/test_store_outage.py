@@ -1,0 +1,77 @@
+"""A store outage surfaces as StoreUnavailable within the configured bound.
+
+The Firestore case stops a real emulator of its own (the shared one keeps
+running for the other tests), then restarts it on the same port.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from channelkit.channel import Channel
+from channelkit.errors import StoreUnavailable
+from channelkit.store import open_store
+from channelkit.testing.emulators import Emulator, EmulatorError
+
+BOUND = 1.0  # seconds: CHANNELKIT_STORE_TIMEOUT for these tests
+
+
+@pytest.fixture
+def private_emulator(monkeypatch):
+    emulator = Emulator("firestore")
+    try:
+        emulator.start()
+    except EmulatorError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"emulator required under CI: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host_port)
+    yield emulator
+    emulator.stop()
+
+
+def channel(cid="c-1"):
+    return Channel("web_hook", cid, "tok", "https://x/h", status="active", expiration=10)
+
+
+def timed(fn):
+    start = time.monotonic()
+    with pytest.raises(StoreUnavailable) as info:
+        fn()
+    return time.monotonic() - start, info.value
+
+
+def test_firestore_outage_fails_fast_with_the_typed_error_then_recovers(private_emulator, monkeypatch):
+    open_store("firestore", timeout=30).create(channel())  # a cold emulator answers slowly once
+    monkeypatch.setenv("CHANNELKIT_STORE_TIMEOUT", str(BOUND))
+    store = open_store("firestore")
+    assert store.get("c-1").status == "active"
+    private_emulator.stop()
+
+    for call in (
+        lambda: store.get("c-1"),
+        lambda: store.create(channel("c-2")),
+        lambda: store.claim_message("c-1", 1, now_ms=0, timeout_seconds=60),
+        lambda: store.due_for_renewal(100),
+        lambda: store.update("c-1", status="stopped"),
+    ):
+        elapsed, error = timed(call)
+        # The client's own default would retry for 60 s; ours gives up near BOUND.
+        assert elapsed < BOUND * 10, elapsed
+        assert error.__cause__ is not None  # wrapped, with the gRPC error chained
+        assert "Traceback" not in str(error)
+
+    private_emulator.start()  # same port, empty database
+    open_store("firestore", timeout=30).create(channel("c-3"))
+    store.create(channel("c-4"))
+    assert store.get("c-3").status == "active"
+
+
+def test_sqlite_store_that_cannot_open_is_unavailable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreUnavailable):
+        open_store(f"sqlite:///{blocker}/sub/channels.db")
