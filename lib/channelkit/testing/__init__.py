@@ -1,0 +1,7 @@
+"""Helpers for testing code that uses channelkit, shipped with the package.
+
+* ``channelkit.testing.simulator`` — a local HTTP server that plays Google's side
+  of push notifications (watch, stop, and the notifications themselves).
+* ``channelkit.testing.fixtures`` — a pytest fixture, ``simulator``, around it.
+* ``channelkit.testing.emulators`` — start and reset the Firestore and Pub/Sub emulators.
+"""
