@@ -76,3 +76,7 @@ def firestore_env(firestore_host, monkeypatch) -> str:
 def pubsub_env(pubsub_host, monkeypatch) -> str:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_host)
     return pubsub_host
+
+
+# The local Google push simulator, as shipped for users' tests.
+from channelkit.testing.fixtures import simulator  # noqa: E402,F401

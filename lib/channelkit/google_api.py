@@ -1,0 +1,242 @@
+"""Call ``watch`` and ``channels.stop`` on any Google API, from bundled discovery documents.
+
+Clients are built with google-api-python-client from the discovery documents it
+ships (no network fetch). ``CHANNELKIT_API_ROOT`` replaces Google's root URL
+and keeps each API's service path, so the same code talks to Google or to the
+local simulator; on a loopback root no credentials are needed.
+
+Transient failures (429, 5xx, broken connections) are retried with backoff by
+the client library itself (``execute(num_retries=...)``). What still fails is
+mapped here, at this one boundary, to channelkit's typed errors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+import urllib.parse
+from functools import lru_cache
+from typing import Any
+
+from channelkit import config
+from channelkit.errors import (
+    AuthError,
+    GoogleApiError,
+    InvalidRequestError,
+    ResourceGoneError,
+    TransientApiError,
+    UnknownApiError,
+)
+
+#: Friendly names accepted for the Admin SDK APIs (googleapiclient names them admin/*_v1).
+ALIASES = {
+    ("directory", "v1"): ("admin", "directory_v1"),
+    ("reports", "v1"): ("admin", "reports_v1"),
+    ("admin", "directory"): ("admin", "directory_v1"),
+    ("admin", "reports"): ("admin", "reports_v1"),
+}
+HTTP_TIMEOUT = 30  # seconds per HTTP attempt
+_RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+
+
+def canonical(api: str, version: str) -> tuple[str, str]:
+    """googleapiclient's (name, version) for an API, accepting the friendly aliases."""
+    return ALIASES.get((api, version), (api, version))
+
+
+@lru_cache(maxsize=32)
+def discovery_document(api: str, version: str) -> dict[str, Any]:
+    """The bundled discovery document; UnknownApiError if there is none."""
+    from googleapiclient.discovery_cache import get_static_doc
+
+    api, version = canonical(api, version)
+    text = get_static_doc(api, version)
+    if text is None:
+        raise UnknownApiError(
+            f"no bundled discovery document for API {api!r} version {version!r}"
+        )
+    return json.loads(text)
+
+
+def method_description(api: str, version: str, method: str) -> dict[str, Any]:
+    """The discovery description of a dotted method (``files.watch``, ``users.aliases.watch``)."""
+    doc = discovery_document(api, version)
+    parts = method.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise UnknownApiError(f"method must be RESOURCE.METHOD, got {method!r}")
+    node: dict[str, Any] = doc
+    for name in parts[:-1]:
+        node = node.get("resources", {}).get(name)
+        if node is None:
+            raise UnknownApiError(f"{api} {version} has no resource {name!r} (in {method!r})")
+    found = node.get("methods", {}).get(parts[-1])
+    if found is None:
+        raise UnknownApiError(f"{api} {version} has no method {method!r}")
+    return found
+
+
+def check_watch_method(api: str, version: str, method: str, params: dict[str, Any]) -> None:
+    """Fail early (before anything is stored) on an unknown method or a missing parameter."""
+    description = method_description(api, version, method)
+    if method.rsplit(".", 1)[-1] != "watch":
+        raise UnknownApiError(f"{api} {version} {method} is not a watch method")
+    known = description.get("parameters", {})
+    for name, spec in known.items():
+        if spec.get("required") and name not in params:
+            raise InvalidRequestError(f"{method} requires parameter {name!r}")
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InvalidRequestError(f"{method} has no parameter(s) {', '.join(unknown)}")
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error_details(exc: Any) -> tuple[int | None, str | None, str]:
+    status = getattr(getattr(exc, "resp", None), "status", None)
+    reason = None
+    message = ""
+    try:
+        data = json.loads(exc.content.decode("utf-8"))
+        error = data.get("error", {}) if isinstance(data, dict) else {}
+        message = str(error.get("message", ""))
+        errors = error.get("errors") or []
+        if errors and isinstance(errors[0], dict):
+            reason = errors[0].get("reason")
+    except (AttributeError, ValueError, UnicodeDecodeError):
+        pass
+    return (int(status) if status is not None else None), reason, message
+
+
+def _map_http_error(exc: Any, what: str) -> GoogleApiError:
+    status, reason, message = _error_details(exc)
+    text = f"{what}: HTTP {status}" + (f" {reason}" if reason else "") + (
+        f": {message}" if message else ""
+    )
+    if status in (404, 410):
+        cls = ResourceGoneError
+    elif status == 403 and reason in _RATE_LIMIT_REASONS:
+        cls = TransientApiError
+    elif status in (401, 403):
+        cls = AuthError
+    elif status == 429 or (status is not None and status >= 500):
+        cls = TransientApiError
+    elif status == 400:
+        cls = InvalidRequestError
+    else:
+        cls = GoogleApiError
+    return cls(text, status=status, reason=reason)
+
+
+class GoogleApi:
+    """Watch and stop for any API with a bundled discovery document.
+
+    Thread-safe: each thread gets its own clients (httplib2 is not thread-safe).
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str | None = None,
+        subject: str | None = None,
+        credentials: Any = None,
+        retries: int | None = None,
+    ):
+        self.root = config.api_root(root)
+        self.subject = config.delegated_subject(subject)
+        self.retries = config.api_retries(retries)
+        self._credentials = credentials
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    # --- clients --------------------------------------------------------------
+
+    def _creds(self, scopes: list[str]) -> Any:
+        with self._lock:
+            if self._credentials is None:
+                import google.auth
+                from google.auth import exceptions as auth_exc
+
+                try:
+                    self._credentials, _ = google.auth.default(scopes=scopes)
+                except auth_exc.GoogleAuthError as exc:
+                    raise AuthError(f"no Google credentials: {exc}") from exc
+            creds = self._credentials
+        if self.subject:
+            if not hasattr(creds, "with_subject"):
+                raise AuthError(
+                    "domain-wide delegation (CHANNELKIT_SUBJECT) needs service-account "
+                    "key credentials"
+                )
+            creds = creds.with_subject(self.subject)
+        return creds
+
+    def client(self, api: str, version: str) -> Any:
+        """A googleapiclient Resource for the API, built once per thread."""
+        import httplib2
+        from googleapiclient.discovery import build_from_document
+
+        api, version = canonical(api, version)
+        cache = self._local.__dict__.setdefault("clients", {})
+        if (api, version) in cache:
+            return cache[(api, version)]
+        doc = discovery_document(api, version)
+        options = {}
+        if self.root:
+            options["client_options"] = {
+                "api_endpoint": urllib.parse.urljoin(self.root, doc.get("servicePath", ""))
+            }
+        if self.root and is_loopback_url(self.root):
+            service = build_from_document(doc, http=httplib2.Http(timeout=HTTP_TIMEOUT), **options)
+        else:
+            scopes = sorted(doc.get("auth", {}).get("oauth2", {}).get("scopes", {}))[:1]
+            service = build_from_document(doc, credentials=self._creds(scopes), **options)
+        cache[(api, version)] = service
+        return service
+
+    def _execute(self, request: Any, what: str) -> Any:
+        import httplib2
+        from google.auth import exceptions as auth_exc
+        from googleapiclient.errors import HttpError
+
+        try:
+            return request.execute(num_retries=self.retries)
+        except HttpError as exc:
+            raise _map_http_error(exc, what) from exc
+        except auth_exc.GoogleAuthError as exc:
+            raise AuthError(f"{what}: credentials failed: {exc}") from exc
+        except (httplib2.HttpLib2Error, OSError, socket.timeout) as exc:
+            raise TransientApiError(f"{what}: connection failed: {exc}") from exc
+
+    # --- calls ----------------------------------------------------------------
+
+    def watch(
+        self, api: str, version: str, method: str, params: dict[str, Any], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Call ``API.METHOD(**params, body=body)``; the channel Google returned."""
+        check_watch_method(api, version, method, params)
+        node = self.client(api, version)
+        *resources, name = method.split(".")
+        for resource in resources:
+            node = getattr(node, resource)()
+        try:
+            request = getattr(node, name)(**params, body=body)
+        except TypeError as exc:  # googleapiclient's own parameter checks
+            raise InvalidRequestError(f"{method}: {exc}") from exc
+        return self._execute(request, f"{api} {version} {method}") or {}
+
+    def stop(self, api: str, version: str, channel_id: str, resource_id: str) -> None:
+        """``channels.stop`` of the API; ResourceGoneError if Google no longer knows it."""
+        request = self.client(api, version).channels().stop(
+            body={"id": channel_id, "resourceId": resource_id}
+        )
+        self._execute(request, f"{api} {version} channels.stop")
