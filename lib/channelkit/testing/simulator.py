@@ -550,7 +550,8 @@ class Simulator:
         self._server.simulator = self
         self._stopping = False
         self._threads = [
-            threading.Thread(target=self._server.serve_forever, name="simulator-http", daemon=True),
+            threading.Thread(target=self._server.serve_forever, args=(0.05,),  # quick shutdown
+                             name="simulator-http", daemon=True),
             threading.Thread(target=self._deliver_loop, name="simulator-delivery", daemon=True),
         ]
         for thread in self._threads:
@@ -967,6 +968,13 @@ class Simulator:
             raise _Answer(404, google_error(404, f"Method not found: {path}", "notFound"), None)
         if method != "POST":
             raise _Answer(404, google_error(404, f"{method} not found: {path}", "notFound"), operation)
+        try:
+            return self._serve(spec, stop_api, path_params, query, body, kind, operation)
+        except ApiError as exc:
+            raise _Answer(exc.status, google_error(exc.status, exc.message, exc.reason), operation) from None
+
+    def _serve(self, spec: WatchKind | None, stop_api: str | None, path_params: dict[str, str],
+               query: dict[str, str], body: Any, kind: str, operation: str) -> tuple[int, Any, str]:
         if self.latency > 0:
             time.sleep(self.latency)
         with self._cond:
@@ -1154,7 +1162,7 @@ _CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any]] =
     ("POST", "config"): _control_config,
     ("POST", "fail_next"): _control_fail_next,
     ("POST", "duplicate_next"): lambda sim, body, query: sim.duplicate_next(int(body.get("count", 1))) or {},
-    ("POST", "reorder_next"): lambda sim, body, query: sim.reorder_next(int(body["count"])) or {},
+    ("POST", "reorder_next"): lambda sim, body, query: sim.reorder_next(int(body.get("count", 0))) or {},
     ("POST", "release_held"): lambda sim, body, query: {"released": sim.release_held()},
     ("POST", "wait_idle"): _control_wait_idle,
     ("POST", "reset"): lambda sim, body, query: sim.reset() or {},
