@@ -16,7 +16,7 @@ import pytest
 
 from channelkit.testing.emulators import Emulator, EmulatorError, reset_firestore
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))  # tests/support helpers
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # makes tests/support importable as support.*
 
 PROJECT = "channelkit-test"
 

@@ -8,7 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    """``with Receiver(on_post) as r:`` ... ``r.url``; ``r.requests`` holds (headers, body)."""
+    """``with Receiver(on_post) as r:`` ... ``r.url``; ``r.requests`` holds (headers, body).
+
+    ``headers`` is the case-insensitive ``email.message.Message`` of the request.
+    """
 
     def __init__(self, on_post: Callable[[dict, bytes], int] | None = None):
         self.on_post = on_post or (lambda headers, body: 200)
@@ -20,7 +23,7 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                headers = {k: v for k, v in self.headers.items()}
+                headers = self.headers  # case-insensitive, like real header handling
                 with receiver._lock:
                     receiver.requests.append((headers, body))
                 status = receiver.on_post(headers, body)
