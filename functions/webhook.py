@@ -1,0 +1,153 @@
+"""Cloud Function (HTTP) that receives Google API push notifications: target ``webhook``.
+
+Thin on purpose: it reads the request, hands it to ``channelkit.receive``, and
+turns the verdict or the typed error into a status (DESIGN.md §3). The store
+and the dispatcher are built from the environment at the first request and
+kept for the life of the instance. No input yields a 500: anything unexpected
+is logged and answered 503, which Google retries.
+
+Run locally::
+
+    functions-framework --target=webhook --source=functions/webhook.py --port=8080
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import werkzeug.wsgi
+
+from channelkit import config, logs
+from channelkit.dispatch import load_dispatcher
+from channelkit.errors import (
+    ChannelkitError,
+    ConfigError,
+    HandlerConfigError,
+    MethodNotAllowedError,
+)
+from channelkit.receive import ChannelCache, Receiver, outcome_for, read_body, status_for
+from channelkit.store import open_store
+
+logs.configure()
+log = logs.get_logger("webhook")
+
+#: Short, fixed answers: nothing from the request or the store is echoed back.
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    410: "Gone",
+    413: "Payload Too Large",
+    503: "Service Unavailable",
+}
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+_receiver: Receiver | None = None
+_store = None
+_receiver_lock = threading.Lock()
+_reported: set[str] = set()
+
+
+def _get_receiver() -> Receiver:
+    """The instance's receiver, built at the first request (after any fork).
+
+    A part that fails to build (bad setting, store unreachable) is tried again
+    at the next request; what was built is kept.
+    """
+    global _receiver, _store
+    with _receiver_lock:
+        if _receiver is None:
+            if _store is None:
+                _store = open_store()
+            _receiver = Receiver(store=_store, dispatcher=load_dispatcher(), cache=ChannelCache())
+        return _receiver
+
+
+def _answer(status: int):
+    headers = dict(TEXT)
+    if status == 405:
+        headers["Allow"] = "POST"
+    return REASONS.get(status, "Service Unavailable") + "\n", status, headers
+
+
+def webhook(request):
+    """HTTP entry point: one push notification per POST."""
+    started = time.monotonic()
+    try:
+        return _handle(request, started)
+    except Exception:  # a bug or an unexpected library error: never a 500, never a traceback
+        logs.event(
+            log,
+            "ERROR",
+            "unexpected error while handling a notification",
+            outcome="error",
+            status=503,
+            latencyMs=_ms(started),
+            exc_info=True,
+        )
+        return _answer(503)
+
+
+def _handle(request, started: float):
+    try:
+        if request.method != "POST":
+            # The library refuses it too; but nothing (no store) is needed to say 405.
+            raise MethodNotAllowedError("notifications are POSTed")
+        body = _take_body(request, config.max_body())
+        receiver = _get_receiver()
+    except ChannelkitError as exc:
+        return _refuse(exc, request, started)
+    try:
+        verdict = receiver.receive(request.method, request.headers, body)
+    except ChannelkitError as exc:
+        return _answer(status_for(exc))  # the receiver has logged it
+    return _answer(verdict.status)
+
+
+def _take_body(request, limit: int) -> bytes:
+    """The body, read no further than ``limit + 1`` bytes (``BodyTooLargeError`` above).
+
+    A declared Content-Length over the limit is refused without reading. The
+    framework reads "the rest" of every request after the response
+    (functions-framework's ``read_request``); it is handed an empty input, so an
+    oversized body is never buffered: the server discards what is left unread.
+    """
+    environ = request.environ
+    try:
+        read_body(None, limit, request.content_length)
+        return read_body(werkzeug.wsgi.get_input_stream(environ), limit)
+    finally:
+        environ["wsgi.input"] = io.BytesIO()
+        environ["CONTENT_LENGTH"] = "0"
+        environ.pop("wsgi.input_terminated", None)
+
+
+def _refuse(exc: ChannelkitError, request, started: float):
+    """Answer (and log) an error raised before the receiver ran."""
+    status, outcome = status_for(exc), outcome_for(exc)
+    if isinstance(exc, HandlerConfigError):
+        pass  # channelkit.dispatch logged it once, loudly
+    elif isinstance(exc, ConfigError):
+        if str(exc) not in _reported:  # once per instance, loudly; later requests stay quiet
+            _reported.add(str(exc))
+            logs.event(log, "CRITICAL", f"webhook misconfigured: {exc}", outcome=outcome, status=status)
+    else:
+        logs.event(
+            log,
+            "WARNING" if status >= 500 else "INFO",
+            f"request refused: {outcome}",
+            outcome=outcome,
+            status=status,
+            method=str(request.method)[:16],
+            reason=str(exc)[:300],
+            latencyMs=_ms(started),
+        )
+    return _answer(status)
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

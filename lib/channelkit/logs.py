@@ -1,0 +1,155 @@
+"""Structured log lines that Google Cloud Logging understands.
+
+Cloud Functions (2nd gen) and Cloud Run parse every line a function writes to
+stdout or stderr that is a JSON object: ``severity`` sets the level,
+``message`` the summary, and the other fields become the entry's
+``jsonPayload``. channelkit logs through the standard ``logging`` module, with
+its fields in ``extra={"fields": {...}}``; ``JsonFormatter`` turns each record
+into one such line and ``configure()`` installs it on the ``channelkit`` logger.
+
+Nothing secret is logged: callers pass only the fields below, and
+``JsonFormatter`` drops any field whose name says it holds a secret (``token``,
+``password``, ``secret``, ``credential``, ``authorization``) as a last guard.
+
+    from channelkit import logs
+
+    log = logs.get_logger(__name__)
+    logs.event(log, "INFO", "notification accepted", channelId="c-1", outcome="accepted")
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+import threading
+import traceback
+from typing import Any
+
+__all__ = ["JsonFormatter", "configure", "event", "get_logger"]
+
+ROOT = "channelkit"
+
+#: Python level name -> Cloud Logging severity.
+SEVERITIES = {
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARNING": "WARNING",
+    "ERROR": "ERROR",
+    "CRITICAL": "CRITICAL",
+}
+_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "NOTICE": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+    "ALERT": logging.CRITICAL,
+}
+#: Field names never written, whatever a caller passes.
+_SECRET_WORDS = ("token", "password", "secret", "credential", "authorization")
+_MAX_FIELD_CHARS = 2000
+
+_configure_lock = threading.Lock()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger below ``channelkit`` (``channelkit.receive``, ...)."""
+    if name != ROOT and not name.startswith(ROOT + "."):
+        name = f"{ROOT}.{name}"
+    return logging.getLogger(name)
+
+
+def _is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_FIELD_CHARS else value[:_MAX_FIELD_CHARS] + "…"
+    if isinstance(value, bytes):
+        return _jsonable(value.decode("utf-8", "replace"))
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if not _is_secret(str(k))}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    return _jsonable(str(value))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``severity``, ``message``, ``logger``, ``time`` and the fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": SEVERITIES.get(record.levelname, "DEFAULT"),
+            "message": record.getMessage(),
+            "logger": record.name,
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for name, value in fields.items():
+                if name in entry or _is_secret(name):
+                    continue
+                entry[name] = _jsonable(value)
+        if record.exc_info and record.exc_info[0] is not None:
+            # Error Reporting groups entries whose stack_trace holds a Python traceback.
+            entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time (test capture, worker redirection)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+def configure(level: int | str = logging.INFO) -> logging.Logger:
+    """Make the ``channelkit`` logger write JSON lines to stdout (idempotent).
+
+    The entry points (``functions/*.py``) call this once. The logger stops
+    propagating so that a root handler installed by the hosting framework does
+    not print each line a second time, unformatted.
+    """
+    logger = logging.getLogger(ROOT)
+    with _configure_lock:
+        if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+            handler = _StdoutHandler()
+            handler.setFormatter(JsonFormatter())
+            logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    return logger
+
+
+def event(
+    logger: logging.Logger,
+    severity: str,
+    message: str,
+    *,
+    exc_info: Any = None,
+    **fields: Any,
+) -> None:
+    """Log ``message`` at Cloud Logging ``severity`` with structured ``fields``.
+
+    Fields whose value is None are left out.
+    """
+    level = _LEVELS.get(severity.upper(), logging.INFO)
+    if not logger.isEnabledFor(level):
+        return
+    clean = {k: v for k, v in fields.items() if v is not None}
+    logger.log(level, message, exc_info=exc_info, extra={"fields": clean})
