@@ -30,6 +30,7 @@ from channelkit.errors import DispatchError, HandlerConfigError, HandlerError, P
 
 __all__ = [
     "Dispatcher",
+    "clear_handler_cache",
     "load_dispatcher",
     "load_handler",
     "pubsub_attributes",
@@ -44,6 +45,12 @@ log = logs.get_logger(__name__)
 
 _handlers: dict[str, Handler | HandlerConfigError] = {}
 _handlers_lock = threading.Lock()
+
+
+def clear_handler_cache() -> None:
+    """Forget imported handlers and remembered failures (tests; a reloaded configuration)."""
+    with _handlers_lock:
+        _handlers.clear()
 
 
 def _resolve(path: str) -> Handler:
