@@ -131,3 +131,23 @@ def cache_ttl(value: float | None = None) -> float:
 def record_ttl_days(value: int | None = None) -> int:
     """Days after a channel's end before Firestore TTL deletes its documents."""
     return _number("CHANNELKIT_RECORD_TTL_DAYS", value, DEFAULT_RECORD_TTL_DAYS, int, 1)
+
+
+DEFAULT_RENEW_CONCURRENCY = 8
+DEFAULT_RENEW_BUDGET = 240.0  # seconds a renewal run may start new work
+DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
+
+
+def renew_concurrency(value: int | None = None) -> int:
+    """How many channels one renewal run renews at the same time."""
+    return _number("CHANNELKIT_RENEW_CONCURRENCY", value, DEFAULT_RENEW_CONCURRENCY, int, 1)
+
+
+def renew_budget(value: float | None = None) -> float:
+    """Seconds after which a renewal run stops claiming new channels (the rest wait)."""
+    return _number("CHANNELKIT_RENEW_BUDGET", value, DEFAULT_RENEW_BUDGET, float, 0)
+
+
+def renew_lease(value: float | None = None) -> float:
+    """Seconds a renewal run holds its claim on a channel; a crashed run's claim then lapses."""
+    return _number("CHANNELKIT_RENEW_LEASE", value, DEFAULT_RENEW_LEASE, float, 1)

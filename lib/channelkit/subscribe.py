@@ -17,6 +17,7 @@ from typing import Any
 
 from channelkit import channel as ch
 from channelkit.errors import (
+    ChannelConflictError,
     ConfigError,
     GoogleApiError,
     ResourceGoneError,
@@ -107,15 +108,23 @@ def activate(new: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.C
         raise
     learned = new.copy()
     learned.update(response)
-    return store.update(
-        new.id,
-        expect_status=PENDING,
-        status=ACTIVE,
-        resource_id=learned.resource_id or None,
-        resource_uri=learned.resource_uri or None,
-        expiration=learned.expiration,
-        last_error=None,
-    )
+    try:
+        return store.update(
+            new.id,
+            expect_status=PENDING,
+            status=ACTIVE,
+            resource_id=learned.resource_id or None,
+            resource_uri=learned.resource_uri or None,
+            expiration=learned.expiration,
+            last_error=None,
+        )
+    except ChannelConflictError:
+        # Stopped (or failed) while watch ran: the channel is live at Google, so stop it there.
+        marked = store.update(
+            new.id, resource_id=learned.resource_id or None, stop_pending=True
+        )
+        stop_at_google(marked, store=store, google=google)
+        raise
 
 
 def fail(channel_id: str, exc: BaseException, *, store: ChannelStore, google: GoogleApi) -> None:

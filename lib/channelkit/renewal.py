@@ -1,0 +1,341 @@
+"""Renewal: keep every subscription alive by replacing channels before they expire.
+
+Google never renews a channel. Each run (Cloud Scheduler → the ``renew``
+function, or ``python -m channelkit renew``) does three things:
+
+1. *Sweep*: a ``pending`` channel older than the renewal lease belongs to a
+   crashed subscribe or renewal. It is stopped at Google (404 = it never went
+   live) and marked ``failed``, so nothing stays live without a record.
+2. *Finish stops*: channels marked ``stop_pending`` are stopped at Google again.
+3. *Renew*: every ``active`` channel expiring within ``CHANNELKIT_RENEW_BEFORE``
+   is claimed with a lease (one winner among overlapping runs) and replaced:
+   successor stored ``pending`` → ``watch`` → successor ``active`` → old marked
+   ``stopped`` (``renewed_by`` links them) → old stopped at Google. New before
+   old: there is never a moment without a live channel. The app's handler then
+   gets a synthetic ``renewed`` notification for a catch-up sync.
+
+Renewing one channel (``renew_channel``) is a self-contained, idempotent unit:
+a crash after any step converges on the next run. Channels are renewed in
+parallel with a bound; a run that nears its time budget claims no more work.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from channelkit import config, logs
+from channelkit.channel import Channel, Notification
+from channelkit.errors import (
+    ChannelConflictError,
+    ChannelkitError,
+    GoogleApiError,
+    ResourceGoneError,
+    TransientApiError,
+)
+from channelkit.google_api import GoogleApi
+from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore, open_store
+from channelkit.subscribe import activate, error_text, stop_at_google
+
+log = logs.get_logger(__name__)
+
+RENEWED_STATE = "renewed"
+#: Synthetic notifications carry message number 0: Google's numbers start at 1.
+SYNTHETIC_MESSAGE_NUMBER = 0
+
+
+@dataclasses.dataclass
+class RenewalSummary:
+    """What one run did; ``to_json()`` is the renew function's answer."""
+
+    renewed: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    failed: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    stopped: list[str] = dataclasses.field(default_factory=list)
+    deferred: list[str] = dataclasses.field(default_factory=list)
+    duration_ms: int = 0
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def add(self, kind: str, item: Any) -> None:
+        with self._lock:
+            getattr(self, kind).append(item)
+
+    def to_json(self) -> dict[str, Any]:
+        kinds = ("renewed", "failed", "skipped", "stopped", "deferred")
+        result: dict[str, Any] = {kind: len(getattr(self, kind)) for kind in kinds}
+        result["details"] = {kind: list(getattr(self, kind)) for kind in kinds}
+        result["durationMs"] = self.duration_ms
+        return result
+
+
+@dataclasses.dataclass
+class Renewer:
+    """One renewal run's collaborators and settings (clock and owner injectable)."""
+
+    store: ChannelStore
+    google: GoogleApi
+    dispatcher: Any = None
+    clock: Callable[[], float] = time.time
+    renew_before: float | None = None
+    lease_seconds: float | None = None
+    owner: str = dataclasses.field(default_factory=lambda: f"renew-{uuid.uuid4().hex[:12]}")
+
+    def __post_init__(self) -> None:
+        self.renew_before = config.renew_before(self.renew_before)
+        self.lease_seconds = config.renew_lease(self.lease_seconds)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- the three phases -------------------------------------------------------
+
+    def sweep(self, summary: RenewalSummary) -> None:
+        """Abandon ``pending`` channels left by a crashed subscribe or renewal."""
+        stale_before = self.now_ms() - self.lease_seconds * 1000
+        for channel in self.store.list(status=PENDING):
+            created = _ms(channel.created_at)
+            if created is not None and created > stale_before:
+                continue  # a subscribe or renewal may still be working on it
+            if (channel.lease_until or 0) > self.now_ms():
+                continue
+            predecessor = self.store.find(channel.renews) if channel.renews else None
+            self.abandon(channel, predecessor, "abandoned: its watch never completed")
+            summary.add("failed", {"id": channel.id, "reason": "abandoned pending channel"})
+
+    def finish_stops(self, summary: RenewalSummary) -> None:
+        """Stop at Google the channels whose earlier stop failed."""
+        for channel in self.store.pending_stops():
+            if stop_at_google(channel, store=self.store, google=self.google) is None:
+                summary.add("stopped", channel.id)
+
+    def due(self) -> list[Channel]:
+        return self.store.due_for_renewal(self.now_ms() + int(self.renew_before * 1000))
+
+    # --- one channel --------------------------------------------------------------
+
+    def renew_channel(self, old: Channel, summary: RenewalSummary) -> None:
+        """Replace ``old`` by a successor; safe to repeat after a crash at any step."""
+        claimed = self.store.claim_lease(
+            old.id, self.owner, now_ms=self.now_ms(), lease_seconds=self.lease_seconds
+        )
+        if claimed is None:
+            summary.add("skipped", {"id": old.id, "reason": "claimed by another run or no longer active"})
+            return
+        try:
+            self._renew_claimed(claimed, summary)
+        finally:
+            self.store.release_lease(old.id, self.owner)
+
+    def _renew_claimed(self, old: Channel, summary: RenewalSummary) -> None:
+        successor = None
+        for candidate in self._successors(old):
+            if candidate.status == ACTIVE and successor is None:
+                successor = candidate  # a crashed run got this far: finish its work
+            else:
+                self.abandon(candidate, old, "abandoned: superseded by a later renewal")
+        if successor is None:
+            successor = self._new_successor(old)
+            try:
+                successor = activate(successor, store=self.store, google=self.google)
+            except ResourceGoneError as exc:
+                self.store.update(old.id, status=FAILED, last_error=error_text(exc))
+                summary.add("failed", {"id": old.id, "reason": f"watched resource is gone: {exc}"})
+                self._log("WARNING", "subscription failed: resource gone", old, outcome="failed")
+                return
+            except ChannelConflictError:
+                summary.add("skipped", {"id": old.id, "reason": "stopped during renewal"})
+                return
+            except GoogleApiError as exc:
+                if isinstance(exc, TransientApiError):
+                    self._stop_maybe_live(successor, old)
+                self.store.update(old.id, last_error=error_text(exc))
+                summary.add("skipped", {"id": old.id, "reason": f"retry next run: {exc}"})
+                self._log("WARNING", "renewal postponed", old, outcome="postponed", error=str(exc))
+                return
+        self._retire(old, successor, summary)
+
+    def _successors(self, old: Channel) -> list[Channel]:
+        if not old.subscription_id:
+            return []
+        return [
+            c
+            for c in self.store.list(subscription_id=old.subscription_id)
+            if c.renews == old.id and c.status in (PENDING, ACTIVE)
+        ]
+
+    def _new_successor(self, old: Channel) -> Channel:
+        now_ms = self.now_ms()
+        lifetime = None
+        created = _ms(old.created_at)
+        if old.expiration and created is not None and old.expiration > created:
+            lifetime = old.expiration - created  # ask for what Google granted last time
+        successor = old.copy(
+            id=str(uuid.uuid4()),
+            expiration=now_ms + lifetime if lifetime else None,
+            resource_id="",
+            resource_uri="",
+            status=PENDING,
+            created_at=datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.timezone.utc),
+            renews=old.id,
+            renewed_by=None,
+            lease_until=None,
+            lease_owner=None,
+            last_error=None,
+            stop_pending=None,
+        )
+        self.store.create(successor)
+        return successor
+
+    def _retire(self, old: Channel, successor: Channel, summary: RenewalSummary) -> None:
+        """The successor is live: mark the old channel stopped, stop it at Google, tell the app."""
+        try:
+            retired = self.store.update(
+                old.id,
+                expect_status=ACTIVE,
+                status=STOPPED,
+                renewed_by=successor.id,
+                stop_pending=True,
+                last_error=None,
+            )
+        except ChannelConflictError:
+            # Stopped by hand while we renewed: the subscription is over, successor included.
+            from channelkit.subscribe import stop
+
+            stop(successor.id, store=self.store, google=self.google)
+            summary.add("skipped", {"id": old.id, "reason": "stopped during renewal"})
+            return
+        summary.add("renewed", {"old": old.id, "new": successor.id})
+        if stop_at_google(retired, store=self.store, google=self.google) is None:
+            summary.add("stopped", old.id)
+        self._log("INFO", "channel renewed", successor, outcome="renewed", renews=old.id)
+        self._notify_renewed(successor)
+
+    def abandon(self, channel: Channel, predecessor: Channel | None, reason: str) -> None:
+        """Mark a never-completed channel ``failed`` and make sure Google forgets it."""
+        self.store.update(channel.id, status=FAILED, last_error=reason)
+        self._stop_maybe_live(channel, predecessor)
+
+    def _stop_maybe_live(self, channel: Channel, predecessor: Channel | None) -> None:
+        """Stop a channel that may have gone live at Google without our knowing its id.
+
+        Google's resource id is stable for a watched resource, so the
+        predecessor's stands in when the channel never learned its own.
+        """
+        resource_id = channel.resource_id or (predecessor.resource_id if predecessor else "")
+        if not resource_id:
+            return
+        marked = self.store.update(channel.id, resource_id=resource_id, stop_pending=True)
+        stop_at_google(marked, store=self.store, google=self.google)
+
+    def _notify_renewed(self, successor: Channel) -> None:
+        if self.dispatcher is None:
+            return
+        notification = Notification(
+            SYNTHETIC_MESSAGE_NUMBER,
+            RENEWED_STATE,
+            successor.resource_uri,
+            successor.resource_id,
+            channel_id=successor.id,
+            channel_expiration=successor.expires_at,
+        )
+        try:
+            # A Dispatcher, or any callable (notification, channel), as the webhook takes.
+            send = getattr(self.dispatcher, "dispatch", self.dispatcher)
+            send(notification, successor)
+        except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
+            self._log("ERROR", "renewed notification not delivered", successor,
+                      outcome="dispatch_failed", error=type(exc).__name__)
+
+    def _log(self, severity: str, message: str, channel: Channel, **fields: Any) -> None:
+        logs.event(log, severity, message, channelId=channel.id,
+                   subscriptionId=channel.subscription_id, **fields)
+
+
+def _ms(value: datetime.datetime | None) -> int | None:
+    return int(value.timestamp() * 1000) if value is not None else None
+
+
+def renew_due(
+    *,
+    store: ChannelStore | None = None,
+    google: GoogleApi | None = None,
+    dispatcher: Any = None,
+    clock: Callable[[], float] = time.time,
+    renew_before: float | None = None,
+    concurrency: int | None = None,
+    budget_seconds: float | None = None,
+    lease_seconds: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RenewalSummary:
+    """One renewal run: sweep, finish pending stops, renew what is due. Never raises for one channel."""
+    started = time.monotonic()
+    store = store or open_store()
+    google = google or GoogleApi()
+    renewer = Renewer(store, google, dispatcher, clock, renew_before, lease_seconds)
+    budget = config.renew_budget(budget_seconds)
+    summary = RenewalSummary()
+    renewer.sweep(summary)
+    renewer.finish_stops(summary)
+    due = renewer.due()
+    done = 0
+    done_lock = threading.Lock()
+
+    def work(channel: Channel) -> None:
+        nonlocal done
+        try:
+            if time.monotonic() - started > budget:
+                summary.add("deferred", channel.id)
+                return
+            renewer.renew_channel(channel, summary)
+        except ChannelkitError as exc:  # the store or Google failed for this one: next run
+            summary.add("skipped", {"id": channel.id, "reason": error_text(exc)})
+        finally:
+            with done_lock:
+                done += 1
+                if progress:
+                    progress(done, len(due))
+
+    workers = config.renew_concurrency(concurrency)
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="renew") as pool:
+        list(pool.map(work, due))
+    summary.duration_ms = int((time.monotonic() - started) * 1000)
+    logs.event(log, "INFO", "renewal run finished", outcome="done",
+               **{k: v for k, v in summary.to_json().items() if k != "details"})
+    return summary
+
+
+def run_cli(*, json_output: bool = False) -> int:
+    """``python -m channelkit renew``: one run, a progress line on a terminal, then the summary."""
+    from channelkit.dispatch import load_dispatcher
+
+    interactive = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if interactive:
+            print(f"\rrenewing {done}/{total}", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
+
+    summary = renew_due(dispatcher=load_dispatcher(), progress=progress)
+    data = summary.to_json()
+    if json_output:
+        print(json.dumps(data, indent=2))
+    else:
+        for item in summary.renewed:
+            print(f"renewed  {item['old']} -> {item['new']}")
+        for item in summary.failed:
+            print(f"failed   {item['id']}: {item['reason']}")
+        for item in summary.skipped:
+            print(f"skipped  {item['id']}: {item['reason']}")
+        for channel_id in summary.deferred:
+            print(f"deferred {channel_id} (time budget reached; next run)")
+        print(f"{data['renewed']} renewed, {data['failed']} failed, {data['skipped']} skipped, "
+              f"{data['stopped']} stopped, {data['deferred']} deferred")
+    return 0

@@ -1,0 +1,355 @@
+"""Renewal against the Firestore emulator and the simulator, on the simulator's clock.
+
+Time moves by advancing the simulator's clock; the renewer, the subscriber and
+the webhook harness all read that clock, so a test can cross days of
+expirations without sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+
+import pytest
+
+from channelkit import renewal
+from channelkit.errors import ChannelkitError
+from channelkit.google_api import GoogleApi
+from channelkit.renewal import renew_due
+from channelkit.store import open_store
+from channelkit.subscribe import subscribe
+from support.webhook_harness import RecordingHandler, WebhookServer
+
+HOUR = 3600
+DAY = 24 * HOUR
+LEASE = 600
+
+
+class Crash(BaseException):
+    """A process dying mid-step: not an error any code path catches."""
+
+
+@pytest.fixture
+def store(firestore_env):
+    s = open_store()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock(simulator):
+    return lambda: simulator.clock.now_ms() / 1000
+
+
+@pytest.fixture
+def google(simulator):
+    return GoogleApi(root=simulator.url, retries=0)
+
+
+@pytest.fixture
+def handler():
+    return RecordingHandler()
+
+
+@pytest.fixture
+def hook(store, handler, clock):
+    with WebhookServer(store, handler, clock, grace=60) as server:
+        yield server
+
+
+@pytest.fixture
+def run(store, google, handler, clock):
+    def run_once(**options):
+        options.setdefault("google", google)
+        options.setdefault("lease_seconds", LEASE)
+        return renew_due(store=store, dispatcher=handler, clock=clock, **options)
+
+    return run_once
+
+
+@pytest.fixture
+def watch(store, google, clock, hook):
+    def make(file_id="F1", ttl=DAY, address=None):
+        return subscribe("drive", "v3", "files.watch", address=address or hook.url,
+                         params={"fileId": file_id}, ttl=ttl, store=store, google=google,
+                         clock=clock)
+
+    return make
+
+
+def active_per_subscription(store):
+    counts = {}
+    for c in store.list(status="active"):
+        counts[c.subscription_id] = counts.get(c.subscription_id, 0) + 1
+    return counts
+
+
+def assert_converged(store, simulator):
+    """Exactly one active channel per live subscription; Google's live set equals ours."""
+    assert set(active_per_subscription(store).values()) <= {1}
+    live = {c.id for c in simulator.live_channels()}
+    ours = {c.id for c in store.list(status="active")}
+    assert live == ours, (live, ours)
+    assert not store.list(status="pending")
+
+
+def test_near_expiry_is_renewed_and_far_is_not(store, simulator, watch, run, handler):
+    near = watch("F1", ttl=HOUR)
+    far = watch("F2", ttl=DAY)
+    summary = run(renew_before=3 * HOUR)
+    assert summary.to_json()["renewed"] == 1
+    [pair] = summary.renewed
+    assert pair["old"] == near.id
+    new = store.get(pair["new"])
+    old = store.get(near.id)
+    assert (old.status, old.renewed_by, new.renews) == ("stopped", new.id, near.id)
+    assert new.status == "active" and new.subscription_id == near.subscription_id
+    assert (new.token, new.address, new.method_params) == (near.token, near.address, near.method_params)
+    assert new.resource_id == near.resource_id and new.expiration > near.expiration
+    assert store.get(far.id).status == "active"
+    assert {c.id for c in simulator.live_channels()} == {new.id, far.id}
+    assert_converged(store, simulator)
+    renewed = [(n, c) for n, c in handler.calls if n.state == "renewed"]
+    assert len(renewed) == 1 and renewed[0][1].id == new.id and renewed[0][0].channel_id == new.id
+
+
+def test_overlap_both_channels_accepted_then_old_gone_after_grace(store, simulator, watch, google,
+                                                                     run, hook, handler):
+    old = watch("F1", ttl=HOUR)
+    simulator.wait_for_deliveries(1, channel_id=old.id)
+
+    class ChangeBeforeStop(GoogleApi):
+        """While both channels are live at Google, the file changes once."""
+
+        def stop(self, api, version, channel_id, resource_id):
+            simulator.change("drive", "files", fileId="F1", state="update", changed=["content"])
+            simulator.wait_idle()
+            super().stop(api, version, channel_id, resource_id)
+
+    summary = run(google=ChangeBeforeStop(root=simulator.url, retries=0), renew_before=3 * HOUR)
+    new_id = summary.renewed[0]["new"]
+    updates = [(c, s) for c, n, s in hook.statuses if n > 1]
+    assert sorted(c for c, _ in updates) == sorted([old.id, new_id])
+    assert {s for _, s in updates} == {200}
+    assert sorted(n.channel_id for n in (n for n, _ in handler.calls) if n.state == "update") == \
+        sorted([old.id, new_id])
+
+    def deliver_on_old(number):
+        request = urllib.request.Request(hook.url, method="POST", data=b"", headers={
+            "X-Goog-Channel-ID": old.id, "X-Goog-Channel-Token": old.token,
+            "X-Goog-Message-Number": str(number), "X-Goog-Resource-ID": old.resource_id,
+            "X-Goog-Resource-State": "update", "X-Goog-Resource-URI": old.resource_uri})
+        try:
+            return urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    simulator.clock.advance(30)  # inside the 60 s grace: a late in-flight delivery is taken
+    assert deliver_on_old(500) == 200
+    simulator.clock.advance(60)  # past the grace
+    assert deliver_on_old(600) == 410
+
+
+def test_two_runs_started_together_renew_each_subscription_once(store, simulator, watch, run):
+    channels = [watch(f"F{i}", ttl=HOUR) for i in range(6)]
+    results = [None, None]
+    barrier = threading.Barrier(2)
+
+    def go(i):
+        barrier.wait()
+        results[i] = run(renew_before=3 * HOUR)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    renewed = [p["old"] for r in results for p in r.renewed]
+    assert sorted(renewed) == sorted(c.id for c in channels)
+    watch_calls = [c for c in simulator.calls if c.operation == "drive.files.watch" and c.status == 200]
+    assert len(watch_calls) == 12  # 6 subscribes + exactly 6 renewals
+    assert_converged(store, simulator)
+
+
+def test_watch_404_marks_the_subscription_failed_without_retry_loop(store, simulator, watch, run):
+    old = watch("F1", ttl=HOUR)
+    simulator.fail_next("watch", status=404, message="File not found: F1")
+    summary = run(renew_before=3 * HOUR)
+    assert summary.to_json()["failed"] == 1
+    failed = store.get(old.id)
+    assert failed.status == "failed" and "404" in failed.last_error
+    assert simulator.channel(old.id).live  # left to expire, not stopped
+    calls = len(simulator.calls)
+    assert run(renew_before=3 * HOUR).to_json()["renewed"] == 0
+    assert len(simulator.calls) == calls  # no retry loop
+    assert [c.id for c in simulator.live_channels()] == [old.id]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_watch_auth_failure_keeps_the_old_channel_and_retries_next_run(store, simulator, watch, run, status):
+    old = watch("F1", ttl=HOUR)
+    simulator.fail_next("watch", status=status)
+    summary = run(renew_before=3 * HOUR)
+    assert summary.to_json()["skipped"] == 1 and summary.to_json()["renewed"] == 0
+    kept = store.get(old.id)
+    assert kept.status == "active" and str(status) in kept.last_error
+    assert [c.id for c in simulator.live_channels()] == [old.id]
+    summary = run(renew_before=3 * HOUR)
+    assert summary.to_json()["renewed"] == 1
+    assert_converged(store, simulator)
+
+
+def test_transient_failure_is_retried_within_the_run(store, simulator, watch, run, google):
+    watch("F1", ttl=HOUR)
+    simulator.fail_next("watch", status=503, count=1)
+    summary = run(renew_before=3 * HOUR, google=GoogleApi(root=simulator.url, retries=2))
+    assert summary.to_json()["renewed"] == 1
+    assert_converged(store, simulator)
+
+
+def test_transient_failure_after_retries_is_left_for_the_next_run(store, simulator, watch, run):
+    old = watch("F1", ttl=HOUR)
+    simulator.fail_next("watch", status=500, count=1)
+    summary = run(renew_before=3 * HOUR)  # retries=0
+    assert summary.to_json()["renewed"] == 0 and summary.to_json()["skipped"] == 1
+    assert store.get(old.id).status == "active"
+    assert [c.id for c in simulator.live_channels()] == [old.id]
+    assert run(renew_before=3 * HOUR).to_json()["renewed"] == 1
+    assert_converged(store, simulator)
+
+
+def test_failed_stop_is_recorded_and_retried_next_run(store, simulator, watch, run):
+    old = watch("F1", ttl=2 * HOUR)
+    simulator.fail_next("stop", status=403)
+    summary = run(renew_before=3 * HOUR)
+    assert summary.to_json()["renewed"] == 1 and summary.to_json()["stopped"] == 0
+    kept = store.get(old.id)
+    assert kept.status == "stopped" and kept.stop_pending
+    assert old.id in {c.id for c in simulator.live_channels()}
+    summary = run(renew_before=HOUR)  # the successor (2 h) is not due: only the stop is left
+    assert summary.stopped == [old.id] and summary.renewed == []
+    assert not store.get(old.id).stop_pending
+    assert_converged(store, simulator)
+
+
+# --- crashes between steps ----------------------------------------------------------
+
+
+def crash_once(monkeypatch, obj, name, *, after=False):
+    """Make ``obj.name`` die once: before doing its work, or just after."""
+    real = getattr(obj, name)
+    state = {"armed": True}
+
+    def dying(*args, **kwargs):
+        if state["armed"] and not after:
+            state["armed"] = False
+            raise Crash(name)
+        result = real(*args, **kwargs)
+        if state["armed"]:
+            state["armed"] = False
+            raise Crash(name)
+        return result
+
+    monkeypatch.setattr(obj, name, dying)
+
+
+@pytest.mark.parametrize("step", [
+    "successor stored",      # died before watch
+    "watch done",            # watch went through at Google, nothing recorded
+    "successor active",      # died before retiring the old channel
+    "old marked stopped",    # died before stopping the old channel at Google
+])
+def test_a_crash_after_any_step_converges_on_the_next_run(store, simulator, watch, run, google,
+                                                          monkeypatch, step):
+    old = watch("F1", ttl=HOUR)
+    if step == "successor stored":
+        crash_once(monkeypatch, google, "watch")
+    elif step == "watch done":
+        crash_once(monkeypatch, google, "watch", after=True)
+    elif step == "successor active":
+        crash_once(monkeypatch, renewal.Renewer, "_retire")
+    else:
+        crash_once(monkeypatch, renewal, "stop_at_google")
+    with pytest.raises(Crash):
+        run(renew_before=3 * HOUR, concurrency=1)
+    monkeypatch.undo()
+    simulator.clock.advance(LEASE + 1)  # the crashed run's lease lapses
+    run(renew_before=3 * HOUR)
+    assert_converged(store, simulator)
+    [active] = store.list(status="active")
+    assert active.subscription_id == old.subscription_id and active.id != old.id
+    assert store.get(old.id).status == "stopped"
+    # Every channel Google ever had is recorded by us.
+    recorded = {c.id for c in store.list()}
+    assert {c.id for c in simulator.channels()} <= recorded
+
+
+def test_a_crashed_subscribe_is_swept(store, simulator, google, clock, hook, monkeypatch, run):
+    crash_once(monkeypatch, google, "watch", after=True)
+    with pytest.raises(Crash):
+        subscribe("drive", "v3", "files.watch", address=hook.url, params={"fileId": "F9"},
+                  store=store, google=google, clock=clock)
+    monkeypatch.undo()
+    [pending] = store.list(status="pending")
+    assert simulator.channel(pending.id).live
+    # Its sync reached the webhook, which taught the pending channel its resource id.
+    simulator.wait_for(lambda: store.get(pending.id).resource_id)
+    simulator.clock.advance(LEASE + 1)
+    summary = run()
+    assert summary.to_json()["failed"] == 1
+    assert store.get(pending.id).status == "failed"
+    assert simulator.live_channels() == []
+
+
+# --- scale and time ----------------------------------------------------------------
+
+
+def test_parallelism_is_bounded(store, simulator, watch, run):
+    for i in range(8):
+        watch(f"F{i}", ttl=HOUR)
+    simulator.latency = 0.05
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    class Counting(GoogleApi):
+        def watch(self, *args, **kwargs):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            try:
+                return super().watch(*args, **kwargs)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+    summary = run(renew_before=3 * HOUR, concurrency=3, google=Counting(root=simulator.url, retries=0))
+    assert summary.to_json()["renewed"] == 8
+    assert 1 < peak[0] <= 3
+
+
+def test_a_run_past_its_budget_defers_the_rest(store, simulator, watch, run):
+    for i in range(3):
+        watch(f"F{i}", ttl=HOUR)
+    summary = run(renew_before=3 * HOUR, budget_seconds=0)
+    assert summary.to_json()["deferred"] == 3 and summary.to_json()["renewed"] == 0
+    assert run(renew_before=3 * HOUR).to_json()["renewed"] == 3
+
+
+def test_a_subscription_stays_served_across_30_renewal_cycles(store, simulator, watch, run, handler, hook):
+    first = watch("F1", ttl=DAY)
+    simulator.wait_for_deliveries(1, channel_id=first.id)
+    sent = []
+    for cycle in range(30):
+        simulator.clock.advance(DAY - 2 * HOUR)  # inside the 3 h renewal window
+        summary = run(renew_before=3 * HOUR)
+        assert summary.to_json()["renewed"] == 1, (cycle, summary.to_json())
+        live = simulator.live_channels()
+        assert len(live) == 1, cycle
+        [active] = store.list(status="active")
+        assert live[0].id == active.id and active.subscription_id == first.subscription_id
+        queued = simulator.change("drive", "files", fileId="F1", state="update", changed=["content"])
+        sent.extend(queued.items())
+        simulator.wait_idle()
+    received = [(n.channel_id, n.message_number) for n, _ in handler.calls if n.state == "update"]
+    assert sorted(received) == sorted(sent) and len(received) == 30
+    assert handler.states().count("renewed") == 30
+    assert handler.states().count("sync") == 31
