@@ -353,3 +353,11 @@ def test_a_subscription_stays_served_across_30_renewal_cycles(store, simulator, 
     assert sorted(received) == sorted(sent) and len(received) == 30
     assert handler.states().count("renewed") == 30
     assert handler.states().count("sync") == 31
+
+
+def test_progress_is_reported_for_every_due_channel(store, simulator, watch, run):
+    for i in range(3):
+        watch(f"F{i}", ttl=HOUR)
+    seen = []
+    run(renew_before=3 * HOUR, concurrency=1, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]

@@ -1,0 +1,90 @@
+"""The renew function under functions-framework, and ``python -m channelkit renew``."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from functions_framework import create_app
+
+from channelkit.google_api import GoogleApi
+from channelkit.store import open_store
+from channelkit.subscribe import subscribe
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HOUR = 3600
+
+
+@pytest.fixture
+def env(firestore_env, simulator, monkeypatch):
+    monkeypatch.setenv("CHANNELKIT_API_ROOT", simulator.url)
+    monkeypatch.setenv("CHANNELKIT_API_RETRIES", "0")
+    monkeypatch.setenv("CHANNELKIT_RENEW_BEFORE", str(3 * HOUR))
+    return simulator
+
+
+@pytest.fixture
+def client(env):
+    sys.modules.pop("main", None)
+    app = create_app(target="renew", source=str(ROOT / "functions" / "renew.py"))
+    return app.test_client()
+
+
+def make_channels(simulator):
+    google = GoogleApi(root=simulator.url, retries=0)
+    near = subscribe("drive", "v3", "files.watch", address="https://hooks.example.com/w",
+                     params={"fileId": "A"}, ttl=HOUR, google=google)
+    far = subscribe("drive", "v3", "files.watch", address="https://hooks.example.com/w",
+                    params={"fileId": "B"}, ttl=20 * HOUR, google=google)
+    return near, far
+
+
+def test_renew_function_answers_a_json_summary(client, env):
+    near, far = make_channels(env)
+    response = client.post("/")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["renewed"], body["failed"], body["skipped"], body["stopped"]) == (1, 0, 0, 1)
+    [pair] = body["details"]["renewed"]
+    assert pair["old"] == near.id and body["details"]["stopped"] == [near.id]
+    assert open_store().get(pair["new"]).status == "active"
+    assert {c.id for c in env.live_channels()} == {pair["new"], far.id}
+    assert near.token not in response.get_data(as_text=True)
+
+
+def test_renew_function_refuses_other_methods(client, env):
+    assert client.put("/").status_code == 405
+
+
+def test_renew_function_answers_503_when_the_store_is_down(env, monkeypatch):
+    from channelkit.testing.emulators import free_port
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("CHANNELKIT_STORE_TIMEOUT", "0.5")
+    sys.modules.pop("main", None)
+    app = create_app(target="renew", source=str(ROOT / "functions" / "renew.py"))
+    response = app.test_client().post("/")
+    assert response.status_code == 503
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_cli_renew_prints_json(env):
+    near, _ = make_channels(env)
+    result = subprocess.run([sys.executable, "-m", "channelkit", "renew", "--json"],
+                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["renewed"] == 1 and summary["details"]["renewed"][0]["old"] == near.id
+
+
+def test_cli_renew_prints_a_readable_summary(env):
+    near, _ = make_channels(env)
+    result = subprocess.run([sys.executable, "-m", "channelkit", "renew"],
+                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"renewed  {near.id} -> " in result.stdout
+    assert "1 renewed, 0 failed, 0 skipped, 1 stopped, 0 deferred" in result.stdout
