@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# Deploy channelkit to Google Cloud: the webhook and renew Cloud Functions (2nd gen),
+# the Cloud Scheduler job that runs renewals, Firestore TTL, and an optional Pub/Sub topic.
+# Run ./deploy.sh --help for every setting. Safe to run again: it updates what exists.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PROG=${0##*/}
+
+usage() {
+  cat <<EOF
+Usage: $PROG [options]
+
+Deploys channelkit to a Google Cloud project with gcloud:
+  1. enables the APIs it needs (Cloud Functions, Cloud Run, Cloud Build, Artifact
+     Registry, Cloud Scheduler, Firestore, IAM; Pub/Sub when a topic is set);
+  2. creates the Firestore database (Native mode) if the project has none;
+  3. creates a runtime service account for both functions (read/write Firestore,
+     publish to the topic);
+  4. creates the Pub/Sub topic, when one is configured;
+  5. deploys the webhook function: 2nd gen, python312, HTTP, public (Google's
+     push delivery cannot authenticate; every request is checked against its
+     stored channel instead);
+  6. deploys the renew function: 2nd gen, python312, HTTP, NOT public;
+  7. creates a scheduler service account, lets it invoke the renew function
+     (and nothing else), and creates or updates a Cloud Scheduler job that
+     calls the renew function with an OIDC token for that account;
+  8. enables Firestore TTL on 'expireAt' for the channel collection group and
+     the 'messages' collection group (old records delete themselves);
+  9. prints the webhook URL to use as a channel address, and the next command.
+
+Each function is staged in its own build directory, as gcloud wants it:
+main.py (functions/webhook.py or functions/renew.py), the channelkit package
+(lib/channelkit) and requirements.txt. The repository is never modified.
+
+Options (each can also be set by the environment variable shown; a flag wins):
+  --project ID               CHANNELKIT_PROJECT      default: gcloud config get-value project
+  --region REGION            CHANNELKIT_REGION       default: gcloud config get-value functions/region,
+                                                     else us-central1
+  --webhook-name NAME        CHANNELKIT_WEBHOOK_NAME default: channelkit-webhook
+  --renew-name NAME          CHANNELKIT_RENEW_NAME   default: channelkit-renew
+  --job-name NAME            CHANNELKIT_JOB_NAME     default: channelkit-renew (Cloud Scheduler job)
+  --memory SIZE              CHANNELKIT_MEMORY       default: 256Mi (both functions)
+  --max-instances N          CHANNELKIT_MAX_INSTANCES default: 100 (webhook)
+  --renew-max-instances N    CHANNELKIT_RENEW_MAX_INSTANCES default: 2
+  --renew-timeout DURATION   CHANNELKIT_RENEW_TIMEOUT default: 540s (one renewal run)
+  --schedule CRON            CHANNELKIT_SCHEDULE     default: "0 * * * *" (hourly)
+  --time-zone TZ             CHANNELKIT_TIME_ZONE    default: Etc/UTC
+  --renew-before SECONDS     CHANNELKIT_RENEW_BEFORE default: 10800 (renew channels that expire
+                                                     within 3 hours; keep it well above the
+                                                     schedule's interval)
+  --handler MODULE:FUNCTION  CHANNELKIT_HANDLER      your handler, called for each notification
+                                                     (default: none, notifications are logged)
+  --handler-source PATH      CHANNELKIT_HANDLER_SOURCE  a file or directory holding the handler's
+                                                     module, copied next to main.py
+  --requirements FILE        CHANNELKIT_EXTRA_REQUIREMENTS  extra requirements for your handler,
+                                                     appended to requirements.txt
+  --pubsub-topic TOPIC       CHANNELKIT_PUBSUB_TOPIC a topic name or projects/P/topics/T: publish
+                                                     each notification there (created if missing)
+  --collection NAME          CHANNELKIT_COLLECTION   default: channels (Firestore collection)
+  --firestore-location LOC   CHANNELKIT_FIRESTORE_LOCATION  where to create the Firestore database
+                                                     if there is none (default: the region)
+  --runtime-sa NAME|EMAIL    CHANNELKIT_RUNTIME_SA   default: channelkit-runtime (created if missing)
+  --scheduler-sa NAME|EMAIL  CHANNELKIT_SCHEDULER_SA default: channelkit-scheduler (created if missing)
+  --env KEY=VALUE            more environment variables for both functions (repeatable)
+  --build-dir DIR            CHANNELKIT_BUILD_DIR    stage here and keep it (default: a temporary
+                                                     directory, removed at the end)
+  --dry-run                  print every gcloud command instead of running it (only the local
+                             gcloud configuration is read, for the defaults)
+  -h, --help                 this help
+
+Examples:
+  ./deploy.sh --project my-project --region europe-west1
+  CHANNELKIT_HANDLER=myapp.hooks:handle ./deploy.sh --handler-source ./myapp --pubsub-topic changes
+  ./deploy.sh --dry-run
+EOF
+}
+
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+say() { printf '==> %s\n' "$*" >&2; }
+
+# -- settings: flag, else environment, else default ---------------------------------------
+
+PROJECT=${CHANNELKIT_PROJECT:-}
+REGION=${CHANNELKIT_REGION:-}
+WEBHOOK_NAME=${CHANNELKIT_WEBHOOK_NAME:-channelkit-webhook}
+RENEW_NAME=${CHANNELKIT_RENEW_NAME:-channelkit-renew}
+JOB_NAME=${CHANNELKIT_JOB_NAME:-channelkit-renew}
+MEMORY=${CHANNELKIT_MEMORY:-256Mi}
+MAX_INSTANCES=${CHANNELKIT_MAX_INSTANCES:-100}
+RENEW_MAX_INSTANCES=${CHANNELKIT_RENEW_MAX_INSTANCES:-2}
+RENEW_TIMEOUT=${CHANNELKIT_RENEW_TIMEOUT:-540s}
+SCHEDULE=${CHANNELKIT_SCHEDULE:-0 * * * *}
+TIME_ZONE=${CHANNELKIT_TIME_ZONE:-Etc/UTC}
+RENEW_BEFORE=${CHANNELKIT_RENEW_BEFORE:-10800}
+HANDLER=${CHANNELKIT_HANDLER:-}
+HANDLER_SOURCE=${CHANNELKIT_HANDLER_SOURCE:-}
+EXTRA_REQUIREMENTS=${CHANNELKIT_EXTRA_REQUIREMENTS:-}
+TOPIC=${CHANNELKIT_PUBSUB_TOPIC:-}
+COLLECTION=${CHANNELKIT_COLLECTION:-channels}
+FIRESTORE_LOCATION=${CHANNELKIT_FIRESTORE_LOCATION:-}
+RUNTIME_SA=${CHANNELKIT_RUNTIME_SA:-channelkit-runtime}
+SCHEDULER_SA=${CHANNELKIT_SCHEDULER_SA:-channelkit-scheduler}
+BUILD_DIR=${CHANNELKIT_BUILD_DIR:-}
+EXTRA_ENV=()
+DRY_RUN=0
+
+need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value (see --help)"; }
+
+while [[ $# -gt 0 ]]; do
+  flag=$1
+  value=
+  if [[ $flag == --*=* ]]; then
+    value=${flag#*=}
+    flag=${flag%%=*}
+    set -- "$flag" "$value" "${@:2}"
+  fi
+  case $flag in
+    -h|--help) usage; exit 0 ;;
+    --dry-run) DRY_RUN=1; shift; continue ;;
+    --project|--region|--webhook-name|--renew-name|--job-name|--memory|--max-instances|\
+    --renew-max-instances|--renew-timeout|--schedule|--time-zone|--renew-before|--handler|\
+    --handler-source|--requirements|--pubsub-topic|--collection|--firestore-location|\
+    --runtime-sa|--scheduler-sa|--env|--build-dir)
+      need_value "$@" ;;
+    *) die "unknown option: $1 (see --help)" ;;
+  esac
+  case $flag in
+    --project) PROJECT=$2 ;;
+    --region) REGION=$2 ;;
+    --webhook-name) WEBHOOK_NAME=$2 ;;
+    --renew-name) RENEW_NAME=$2 ;;
+    --job-name) JOB_NAME=$2 ;;
+    --memory) MEMORY=$2 ;;
+    --max-instances) MAX_INSTANCES=$2 ;;
+    --renew-max-instances) RENEW_MAX_INSTANCES=$2 ;;
+    --renew-timeout) RENEW_TIMEOUT=$2 ;;
+    --schedule) SCHEDULE=$2 ;;
+    --time-zone) TIME_ZONE=$2 ;;
+    --renew-before) RENEW_BEFORE=$2 ;;
+    --handler) HANDLER=$2 ;;
+    --handler-source) HANDLER_SOURCE=$2 ;;
+    --requirements) EXTRA_REQUIREMENTS=$2 ;;
+    --pubsub-topic) TOPIC=$2 ;;
+    --collection) COLLECTION=$2 ;;
+    --firestore-location) FIRESTORE_LOCATION=$2 ;;
+    --runtime-sa) RUNTIME_SA=$2 ;;
+    --scheduler-sa) SCHEDULER_SA=$2 ;;
+    --env) EXTRA_ENV+=("$2") ;;
+    --build-dir) BUILD_DIR=$2 ;;
+  esac
+  shift 2
+done
+
+command -v gcloud >/dev/null || die "gcloud is not on PATH: install the Google Cloud SDK"
+
+if [[ -z $PROJECT ]]; then
+  PROJECT=$(gcloud config get-value project 2>/dev/null || true)
+fi
+[[ -n $PROJECT ]] || die "no project: pass --project or run 'gcloud config set project ID'"
+if [[ -z $REGION ]]; then
+  REGION=$(gcloud config get-value functions/region 2>/dev/null || true)
+  REGION=${REGION:-us-central1}
+fi
+FIRESTORE_LOCATION=${FIRESTORE_LOCATION:-$REGION}
+
+# -- validation: fail before touching the project ------------------------------------------
+
+[[ $PROJECT =~ ^[a-z][a-z0-9:.-]*[a-z0-9]$ ]] || die "invalid project id: $PROJECT"
+[[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "invalid region: $REGION"
+for name in "$WEBHOOK_NAME" "$RENEW_NAME"; do
+  [[ $name =~ ^[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] \
+    || die "invalid function name '$name': lowercase letters, digits and '-', up to 63"
+done
+[[ $WEBHOOK_NAME != "$RENEW_NAME" ]] || die "the webhook and renew functions need different names"
+[[ $JOB_NAME =~ ^[A-Za-z0-9_-]{1,500}$ ]] || die "invalid scheduler job name: $JOB_NAME"
+[[ $MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--max-instances must be a positive integer"
+[[ $RENEW_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--renew-max-instances must be a positive integer"
+[[ $RENEW_BEFORE =~ ^[0-9]+$ ]] || die "--renew-before must be a number of seconds"
+[[ $RENEW_TIMEOUT =~ ^[0-9]+s$ ]] || die "--renew-timeout must be seconds, like 540s"
+[[ $(wc -w <<<"$SCHEDULE") -eq 5 ]] || die "--schedule must be a cron expression of 5 fields"
+[[ $COLLECTION =~ ^[A-Za-z0-9_-]+$ ]] || die "invalid collection: $COLLECTION"
+if [[ -n $HANDLER ]]; then
+  [[ $HANDLER =~ ^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$ ]] \
+    || die "--handler must be package.module:function, got '$HANDLER'"
+fi
+if [[ -n $HANDLER_SOURCE && ! -e $HANDLER_SOURCE ]]; then
+  die "--handler-source not found: $HANDLER_SOURCE"
+fi
+if [[ -n $EXTRA_REQUIREMENTS && ! -f $EXTRA_REQUIREMENTS ]]; then
+  die "--requirements file not found: $EXTRA_REQUIREMENTS"
+fi
+if [[ -n $TOPIC ]]; then
+  if [[ $TOPIC != projects/* ]]; then
+    TOPIC="projects/$PROJECT/topics/$TOPIC"
+  fi
+  [[ $TOPIC =~ ^projects/[^/]+/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ ]] \
+    || die "invalid Pub/Sub topic: $TOPIC"
+fi
+for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
+  [[ $pair =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || die "--env wants KEY=VALUE, got '$pair'"
+done
+
+# A name alone becomes an account of this project.
+sa_email() {
+  if [[ $1 == *@* ]]; then printf '%s' "$1"; else printf '%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; fi
+}
+RUNTIME_SA_EMAIL=$(sa_email "$RUNTIME_SA")
+SCHEDULER_SA_EMAIL=$(sa_email "$SCHEDULER_SA")
+[[ $RUNTIME_SA_EMAIL != "$SCHEDULER_SA_EMAIL" ]] \
+  || die "the scheduler needs its own service account (it may invoke the renew function only)"
+
+# -- running gcloud ---------------------------------------------------------------------------
+
+GCLOUD=(gcloud "--project=$PROJECT" --quiet)
+
+# show ARGS...: the command line, quoted so that it can be pasted into a shell.
+show() {
+  local arg line=''
+  for arg in "$@"; do
+    if [[ ! $arg =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
+      arg="'${arg//\'/\'\\\'\'}'"
+    fi
+    line+=${line:+ }$arg
+  done
+  if [[ $DRY_RUN == 1 ]]; then printf '%s\n' "$line"; else printf '+ %s\n' "$line" >&2; fi
+}
+
+# run ARGS...: gcloud ARGS (printed; not run on --dry-run). Its output goes to stderr:
+# stdout is kept for the summary at the end.
+run() {
+  show "${GCLOUD[@]}" "$@"
+  [[ $DRY_RUN == 1 ]] || "${GCLOUD[@]}" "$@" >&2
+}
+
+# query ARGS...: gcloud ARGS, a read whose answer the script needs (never on --dry-run).
+query() {
+  "${GCLOUD[@]}" "$@"
+}
+
+# exists DESCRIBE-ARGS...: 0 when the resource exists, 1 when gcloud says it does not;
+# any other failure (auth, permission, network) stops the script with gcloud's message.
+# On --dry-run it prints the check and answers "does not exist", so the create is shown.
+exists() {
+  local err
+  if [[ $DRY_RUN == 1 ]]; then
+    show "${GCLOUD[@]}" "$@" --format=none
+    printf '# (the next command runs only if the check above finds nothing)\n'
+    return 1
+  fi
+  if err=$("${GCLOUD[@]}" "$@" --format=none 2>&1 >/dev/null); then
+    return 0
+  fi
+  if grep -qiE 'NOT_FOUND|not found|does not exist|404' <<<"$err"; then
+    return 1
+  fi
+  printf '%s\n' "$err" >&2
+  die "could not check: gcloud $*"
+}
+
+# retry ARGS...: run, retried a few times (IAM takes a moment to know a new account).
+retry() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if run "$@"; then return 0; fi
+    [[ $attempt == 5 ]] && break
+    say "retrying in $((attempt * 5))s (a new service account can take a moment to appear)"
+    sleep $((attempt * 5))
+  done
+  die "failed: gcloud $*"
+}
+
+ensure_service_account() {  # ensure_service_account EMAIL DISPLAY-NAME
+  local email=$1 display=$2
+  if exists iam service-accounts describe "$email"; then
+    say "service account $email exists"
+  else
+    [[ $email == *"@$PROJECT.iam.gserviceaccount.com" ]] \
+      || die "service account $email does not exist and is not of project $PROJECT: create it first"
+    run iam service-accounts create "${email%%@*}" "--display-name=$display"
+  fi
+}
+
+# -- staging: one build directory per function, the repository left as it is -------------
+
+if [[ -z $BUILD_DIR ]]; then
+  BUILD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/channelkit-deploy.XXXXXX")
+  trap 'rm -rf -- "$BUILD_DIR"' EXIT
+fi
+mkdir -p -- "$BUILD_DIR"
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+
+# channelkit.testing (the simulator) is shipped only if something deployed imports it.
+needs_testing() {
+  grep -rlqE '^[[:space:]]*(from|import)[[:space:]]+channelkit\.testing|from[[:space:]]+channelkit[[:space:]]+import[[:space:]].*testing' \
+    --include='*.py' --exclude-dir=testing "$ROOT/lib/channelkit" "$ROOT/functions"
+}
+
+stage() {  # stage ENTRY-FILE DIR: main.py + channelkit + requirements.txt
+  local entry=$1 dir=$2 helper
+  if [[ -e $dir ]]; then
+    [[ -f $dir/.channelkit-staged ]] || die "$dir exists and was not staged by $PROG: choose another --build-dir"
+    rm -rf -- "$dir"
+  fi
+  mkdir -p -- "$dir"
+  : >"$dir/.channelkit-staged"
+  cp -- "$ROOT/functions/$entry" "$dir/main.py"
+  # Helper modules beside the entry points (if any) travel with them.
+  for helper in "$ROOT"/functions/*.py; do
+    case ${helper##*/} in webhook.py|renew.py) ;; *) cp -- "$helper" "$dir/" ;; esac
+  done
+  local excludes=(--exclude=__pycache__ --exclude='*.pyc')
+  if ! needs_testing; then
+    excludes+=(--exclude=channelkit/testing)
+  fi
+  tar -C "$ROOT/lib" -cf - "${excludes[@]}" channelkit | tar -C "$dir" -xf -
+  cp -- "$ROOT/requirements.txt" "$dir/requirements.txt"
+  if [[ -n $EXTRA_REQUIREMENTS ]]; then
+    { printf '\n# from %s\n' "$EXTRA_REQUIREMENTS"; cat -- "$EXTRA_REQUIREMENTS"; } >>"$dir/requirements.txt"
+  fi
+  if [[ -n $HANDLER_SOURCE ]]; then
+    cp -R -- "$HANDLER_SOURCE" "$dir/"
+  fi
+  printf '%s\n' '.gcloudignore' '.channelkit-staged' '__pycache__/' '*.pyc' >"$dir/.gcloudignore"
+}
+
+WEBHOOK_SRC=$BUILD_DIR/webhook
+RENEW_SRC=$BUILD_DIR/renew
+say "staging the functions in $BUILD_DIR"
+stage webhook.py "$WEBHOOK_SRC"
+stage renew.py "$RENEW_SRC"
+if [[ -n $HANDLER ]]; then
+  top=${HANDLER%%[.:]*}
+  if [[ $top != channelkit && ! -e $WEBHOOK_SRC/$top.py && ! -d $WEBHOOK_SRC/$top ]]; then
+    say "warning: the handler's package '$top' is not in the staged source: pass --handler-source," \
+      "unless --requirements installs it"
+  fi
+fi
+
+# -- environment of the functions -------------------------------------------------------------
+
+join_env() {  # join_env KEY=VALUE...: the value of --set-env-vars
+  local out='' pair
+  for pair in "$@"; do
+    [[ $pair != *,* ]] || die "environment values may not contain ',': $pair"
+    out+=${out:+,}$pair
+  done
+  printf '%s' "$out"
+}
+COMMON_ENV=("GOOGLE_CLOUD_PROJECT=$PROJECT" "CHANNELKIT_COLLECTION=$COLLECTION")
+[[ -z $HANDLER ]] || COMMON_ENV+=("CHANNELKIT_HANDLER=$HANDLER")
+[[ -z $TOPIC ]] || COMMON_ENV+=("CHANNELKIT_PUBSUB_TOPIC=$TOPIC")
+COMMON_ENV+=("${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}")
+WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}")
+RENEW_ENV=$(join_env "${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
+
+if [[ $DRY_RUN == 1 ]]; then
+  printf '# dry run: project %s, region %s; staged sources in %s\n' "$PROJECT" "$REGION" "$BUILD_DIR"
+fi
+
+# -- 1. APIs ------------------------------------------------------------------------------------
+
+SERVICES=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
+  artifactregistry.googleapis.com cloudscheduler.googleapis.com firestore.googleapis.com
+  iam.googleapis.com)
+[[ -z $TOPIC ]] || SERVICES+=(pubsub.googleapis.com)
+say "enabling APIs"
+run services enable "${SERVICES[@]}"
+
+# -- 2. Firestore database ----------------------------------------------------------------------
+
+say "Firestore database"
+if exists firestore databases describe '--database=(default)'; then
+  DB_TYPE=$(query firestore databases describe '--database=(default)' '--format=value(type)')
+  if [[ $DRY_RUN == 0 && $DB_TYPE != FIRESTORE_NATIVE ]]; then
+    die "the project's (default) database is in ${DB_TYPE:-an unknown} mode; channelkit needs Firestore Native mode"
+  fi
+else
+  run firestore databases create '--database=(default)' "--location=$FIRESTORE_LOCATION" --type=firestore-native
+fi
+
+# -- 3. runtime identity ------------------------------------------------------------------------
+
+say "runtime service account"
+ensure_service_account "$RUNTIME_SA_EMAIL" "channelkit functions (runtime)"
+retry projects add-iam-policy-binding "$PROJECT" "--member=serviceAccount:$RUNTIME_SA_EMAIL" \
+  --role=roles/datastore.user --condition=None --format=none
+
+# -- 4. Pub/Sub topic ---------------------------------------------------------------------------
+
+if [[ -n $TOPIC ]]; then
+  say "Pub/Sub topic $TOPIC"
+  if exists pubsub topics describe "$TOPIC"; then
+    say "topic exists"
+  else
+    run pubsub topics create "$TOPIC"
+  fi
+  retry pubsub topics add-iam-policy-binding "$TOPIC" "--member=serviceAccount:$RUNTIME_SA_EMAIL" \
+    --role=roles/pubsub.publisher --format=none
+fi
+
+# -- 5, 6. the functions ------------------------------------------------------------------------
+
+say "deploying the webhook function $WEBHOOK_NAME"
+run functions deploy "$WEBHOOK_NAME" --gen2 --runtime=python312 "--region=$REGION" \
+  "--source=$WEBHOOK_SRC" --entry-point=webhook --trigger-http --allow-unauthenticated \
+  "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" "--max-instances=$MAX_INSTANCES" \
+  --timeout=60s "--set-env-vars=$WEBHOOK_ENV"
+
+say "deploying the renew function $RENEW_NAME"
+run functions deploy "$RENEW_NAME" --gen2 --runtime=python312 "--region=$REGION" \
+  "--source=$RENEW_SRC" --entry-point=renew --trigger-http --no-allow-unauthenticated \
+  "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" \
+  "--max-instances=$RENEW_MAX_INSTANCES" "--timeout=$RENEW_TIMEOUT" "--set-env-vars=$RENEW_ENV"
+
+function_url() {  # function_url NAME: the function's HTTPS URL (its Cloud Run service URL)
+  local url
+  url=$("${GCLOUD[@]}" functions describe "$1" --gen2 "--region=$REGION" '--format=value(serviceConfig.uri)')
+  [[ $url == https://* ]] || die "no URL for function $1 (got '$url')"
+  printf '%s' "$url"
+}
+if [[ $DRY_RUN == 1 ]]; then
+  for name in "$WEBHOOK_NAME" "$RENEW_NAME"; do
+    show "${GCLOUD[@]}" functions describe "$name" --gen2 "--region=$REGION" '--format=value(serviceConfig.uri)'
+  done
+  WEBHOOK_URL="https://$WEBHOOK_NAME-URL.a.run.app"
+  RENEW_URL="https://$RENEW_NAME-URL.a.run.app"
+else
+  WEBHOOK_URL=$(function_url "$WEBHOOK_NAME")
+  RENEW_URL=$(function_url "$RENEW_NAME")
+fi
+
+# -- 7. the scheduler: its own identity, invoker on the renew function only -----------------------
+
+say "scheduler service account"
+ensure_service_account "$SCHEDULER_SA_EMAIL" "channelkit scheduler (invokes $RENEW_NAME)"
+retry functions add-invoker-policy-binding "$RENEW_NAME" "--region=$REGION" \
+  "--member=serviceAccount:$SCHEDULER_SA_EMAIL"
+
+JOB_FLAGS=("--location=$REGION" "--schedule=$SCHEDULE" "--time-zone=$TIME_ZONE" "--uri=$RENEW_URL"
+  --http-method=POST "--oidc-service-account-email=$SCHEDULER_SA_EMAIL"
+  "--oidc-token-audience=$RENEW_URL" "--attempt-deadline=$RENEW_TIMEOUT"
+  "--description=channelkit: renew watch channels before they expire")
+say "Cloud Scheduler job $JOB_NAME ($SCHEDULE, $TIME_ZONE)"
+if exists scheduler jobs describe "$JOB_NAME" "--location=$REGION"; then
+  run scheduler jobs update http "$JOB_NAME" "${JOB_FLAGS[@]}"
+else
+  run scheduler jobs create http "$JOB_NAME" "${JOB_FLAGS[@]}"
+fi
+
+# -- 8. Firestore TTL -------------------------------------------------------------------------------
+
+for group in "$COLLECTION" messages; do
+  say "Firestore TTL on $group.expireAt"
+  ttl_check=(firestore indexes fields describe expireAt "--collection-group=$group"
+    '--database=(default)' '--format=value(ttlConfig.state)')
+  if [[ $DRY_RUN == 1 ]]; then
+    show "${GCLOUD[@]}" "${ttl_check[@]}"
+    printf '# (the next command runs unless the check above says ACTIVE or CREATING)\n'
+    state=
+  else
+    state=$(query "${ttl_check[@]}")
+  fi
+  case $state in
+    ACTIVE|CREATING) say "TTL already ${state,,} on $group.expireAt" ;;
+    *) run firestore fields ttls update expireAt "--collection-group=$group" '--database=(default)' \
+         --enable-ttl --async ;;
+  esac
+done
+
+# -- 9. what next -------------------------------------------------------------------------------------
+
+if [[ $DRY_RUN == 1 ]]; then
+  printf '# dry run: nothing was run\n'
+  exit 0
+fi
+cat <<EOF
+
+channelkit is deployed to $PROJECT ($REGION).
+
+Webhook URL (the address of your watch channels):
+  $WEBHOOK_URL
+
+Renewal: Cloud Scheduler job '$JOB_NAME' calls $RENEW_URL
+  on '$SCHEDULE' ($TIME_ZONE) as $SCHEDULER_SA_EMAIL; channels expiring within
+  ${RENEW_BEFORE}s are renewed. Both functions run as $RUNTIME_SA_EMAIL.
+
+Next: create a watch (here, on a Drive file), with credentials that can read it:
+  GOOGLE_CLOUD_PROJECT=$PROJECT python -m channelkit watch drive v3 files.watch \\
+      --param fileId=FILE_ID --address $WEBHOOK_URL
+EOF
