@@ -159,6 +159,14 @@ class FunctionsFrameworkServer:
             return status == 405
 
         wait_until(answered, timeout, 0.1, "the webhook server to answer")
+        # Build the store and make a first Firestore read (slow on a cold emulator).
+        warm = {
+            "X-Goog-Channel-ID": "warm-up", "X-Goog-Message-Number": "1",
+            "X-Goog-Resource-ID": "r", "X-Goog-Resource-State": "sync",
+            "X-Goog-Resource-URI": "https://www.googleapis.com/x",
+        }
+        wait_until(lambda: http_post(self.url, warm, b"", timeout=30)[0] == 404, timeout, 0.2,
+                   "the webhook server to reach Firestore")
 
     def stop(self) -> None:
         if self.process.poll() is None:
