@@ -129,23 +129,25 @@ def _take_body(request, limit: int) -> bytes:
 def _refuse(exc: ChannelkitError, request, started: float):
     """Answer (and log) an error raised before the receiver ran."""
     status, outcome = status_for(exc), outcome_for(exc)
-    if isinstance(exc, HandlerConfigError):
-        pass  # channelkit.dispatch logged it once, loudly
-    elif isinstance(exc, ConfigError):
-        if str(exc) not in _reported:  # once per instance, loudly; later requests stay quiet
+    # A bad setting is reported once per instance, loudly (channelkit.dispatch does it for
+    # CHANNELKIT_HANDLER); each refused request still gets its own ordinary line.
+    if isinstance(exc, ConfigError) and not isinstance(exc, HandlerConfigError):
+        with _receiver_lock:
+            first = str(exc) not in _reported
             _reported.add(str(exc))
-            logs.event(log, "CRITICAL", f"webhook misconfigured: {exc}", outcome=outcome, status=status)
-    else:
-        logs.event(
-            log,
-            "WARNING" if status >= 500 else "INFO",
-            f"request refused: {outcome}",
-            outcome=outcome,
-            status=status,
-            method=str(request.method)[:16],
-            reason=str(exc)[:300],
-            latencyMs=_ms(started),
-        )
+        if first:
+            logs.event(log, "CRITICAL", f"webhook misconfigured, answering 503 until fixed: {exc}",
+                       outcome=outcome, status=status)
+    logs.event(
+        log,
+        "WARNING" if status >= 500 else "INFO",
+        f"request refused: {outcome}",
+        outcome=outcome,
+        status=status,
+        method=str(request.method)[:16],
+        reason=str(exc)[:300],
+        latencyMs=_ms(started),
+    )
     return _answer(status)
 
 

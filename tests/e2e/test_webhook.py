@@ -169,11 +169,15 @@ def test_a_misconfigured_handler_is_503_with_one_loud_log_line(make_app, store, 
     assert store.claim_message(channel.id, 1, now_ms=0, timeout_seconds=1).claimed
 
 
-def test_a_bad_setting_is_503_never_500(make_app, store, recording):
+def test_a_bad_setting_is_503_never_500_and_reported_once(make_app, store, recording, capsys):
     client = make_app(CHANNELKIT_MAX_BODY="lots", CHANNELKIT_HANDLER=None)
     channel = new_channel()
     store.create(channel)
-    assert post(client, notification_headers(channel, 1)).status_code == 503
+    assert [post(client, notification_headers(channel, n)).status_code for n in (1, 2)] == [503, 503]
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+    assert [l["severity"] for l in lines].count("CRITICAL") == 1
+    assert "CHANNELKIT_MAX_BODY" in next(l for l in lines if l["severity"] == "CRITICAL")["message"]
+    assert [l["outcome"] for l in lines if l["severity"] != "CRITICAL"] == ["config_error"] * 2
 
 
 def test_corrupt_stored_data_is_503_without_a_traceback(client, store, recording, capsys):
