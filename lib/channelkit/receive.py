@@ -31,8 +31,10 @@ that finds the message done is a duplicate (200, nothing called); one that
 finds it in progress answers 503 (``MessageInProgressError``) so Google retries
 later. A claimed message is dispatched and marked done; if the dispatch fails,
 the claim is released (so Google's retry is processed) and the dispatch error
-raised (503). Any store failure raises ``StoreUnavailable`` (503) before a claim
-exists, or after the claim was released.
+raised (503). A store failure raises ``StoreUnavailable`` (503) before a claim
+exists or after it was released, so Google's retry is processed. Once the
+handler has succeeded the verdict is ``accepted`` even if the claim cannot be
+marked done (logged): a 503 then would invite a second call.
 
 Channel lookups are cached per process for ``CHANNELKIT_CACHE_TTL`` seconds,
 so a stop or a renewal takes effect within that time. A cached channel is never

@@ -1,0 +1,54 @@
+"""channelkit.logs: one JSON object per line, as Cloud Logging reads them, never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channelkit import logs
+
+
+def emit(capsys, *args, **fields):
+    logs.configure()
+    logs.event(logs.get_logger("test"), *args, **fields)
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_a_line_has_severity_message_and_the_fields(capsys):
+    [line] = emit(capsys, "WARNING", "hello", channelId="c-1", messageNumber=3, skipped=None)
+    assert line["severity"] == "WARNING" and line["message"] == "hello"
+    assert line["channelId"] == "c-1" and line["messageNumber"] == 3
+    assert "skipped" not in line and line["logger"] == "channelkit.test" and line["time"]
+
+
+def test_fields_named_like_secrets_are_dropped_even_nested(capsys):
+    [line] = emit(capsys, "INFO", "x", token="t0k", channelToken="t0k", password="p",
+                  notification={"channelId": "c", "token": "t0k", "Authorization": "Bearer x"})
+    text = json.dumps(line)
+    assert "t0k" not in text and "Bearer" not in text and '"p"' not in text
+    assert line["notification"] == {"channelId": "c"}
+
+
+def test_an_exception_goes_into_stack_trace(capsys):
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        [line] = emit(capsys, "ERROR", "failed", exc_info=True)
+    assert line["severity"] == "ERROR" and "ValueError: boom" in line["stack_trace"]
+
+
+def test_configure_is_idempotent_and_levels_filter(capsys):
+    logs.configure()
+    logger = logs.configure()
+    ours = [h for h in logger.handlers if isinstance(h.formatter, logs.JsonFormatter)]
+    assert len(ours) == 1, logger.handlers
+    logger.setLevel(logging.WARNING)
+    try:
+        assert emit_quiet(capsys) == []
+    finally:
+        logs.configure(logging.INFO)
+
+
+def emit_quiet(capsys):
+    logs.event(logs.get_logger("test"), "INFO", "not shown")
+    return capsys.readouterr().out.splitlines()
