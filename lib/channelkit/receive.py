@@ -98,7 +98,6 @@ ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 
 Clock = Callable[[], float]
-Dispatch = Callable[[Notification, Channel], Any]
 
 #: Typed error -> (HTTP status, log outcome), DESIGN.md §3. The first matching class wins.
 STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
