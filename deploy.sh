@@ -283,7 +283,9 @@ ensure_service_account() {  # ensure_service_account EMAIL DISPLAY-NAME
 
 # -- staging: one build directory per function, the repository left as it is -------------
 
+KEEP_BUILD=1
 if [[ -z $BUILD_DIR ]]; then
+  KEEP_BUILD=0
   BUILD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/channelkit-deploy.XXXXXX")
   trap 'rm -rf -- "$BUILD_DIR"' EXIT
 fi
@@ -319,7 +321,7 @@ stage() {  # stage ENTRY-FILE DIR: main.py + channelkit + requirements.txt
     { printf '\n# from %s\n' "$EXTRA_REQUIREMENTS"; cat -- "$EXTRA_REQUIREMENTS"; } >>"$dir/requirements.txt"
   fi
   if [[ -n $HANDLER_SOURCE ]]; then
-    cp -R -- "$HANDLER_SOURCE" "$dir/"
+    cp -R -- "${HANDLER_SOURCE%/}" "$dir/"  # the directory itself, not its contents
   fi
   printf '%s\n' '.gcloudignore' '.channelkit-staged' '__pycache__/' '*.pyc' >"$dir/.gcloudignore"
 }
@@ -355,7 +357,8 @@ WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}")
 RENEW_ENV=$(join_env "${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
 
 if [[ $DRY_RUN == 1 ]]; then
-  printf '# dry run: project %s, region %s; staged sources in %s\n' "$PROJECT" "$REGION" "$BUILD_DIR"
+  printf '# dry run: project %s, region %s; sources staged in %s%s\n' "$PROJECT" "$REGION" "$BUILD_DIR" \
+    "$([[ $KEEP_BUILD == 1 ]] || echo ' (removed at exit; keep them with --build-dir)')"
 fi
 
 # -- 1. APIs ------------------------------------------------------------------------------------
@@ -462,7 +465,7 @@ for group in "$COLLECTION" messages; do
     state=$(query "${ttl_check[@]}")
   fi
   case $state in
-    ACTIVE|CREATING) say "TTL already ${state,,} on $group.expireAt" ;;
+    ACTIVE|CREATING) say "TTL already $state on $group.expireAt" ;;
     *) run firestore fields ttls update expireAt "--collection-group=$group" '--database=(default)' \
          --enable-ttl --async ;;
   esac
