@@ -362,7 +362,7 @@ class Channel:
         )
 
 
-def _header_map(headers: Any) -> dict[str, str]:
+def header_map(headers: Any) -> dict[str, str]:
     """Upper-cased header names -> values; accepts dicts, Werkzeug headers, lists of pairs."""
     items = headers.items() if hasattr(headers, "items") else headers
     result: dict[str, str] = {}
@@ -430,7 +430,7 @@ def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"")
     is not a positive integer, a token that is absent or wrong when the channel
     has one, or a resource id that differs from the channel's known one.
     """
-    upper = _header_map(headers)
+    upper = header_map(headers)
     for name in REQUIRED_HEADERS:
         _required(upper, name)
     channel_id = upper[X_GOOG_CHANNEL_ID].strip()

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -58,6 +57,7 @@ from channelkit.channel import (
     X_GOOG_RESOURCE_STATE,
     Channel,
     Notification,
+    header_map,
     notification_from_headers,
     parse_message_number,
     to_millis,
@@ -117,8 +117,6 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
 #: Anything else (a bug, an unexpected library error): 503, since it may be transient.
 FALLBACK_STATUS, FALLBACK_OUTCOME = 503, "error"
 
-#: Firestore cannot hold these document ids, so no stored channel can have them.
-_RESERVED_ID = re.compile(r"__.*__")
 
 
 def status_for(error: BaseException) -> int:
@@ -156,16 +154,6 @@ class Verdict:
 
 
 # --- body -------------------------------------------------------------------
-
-
-def _header_map(headers: Any) -> dict[str, str]:
-    items = headers.items() if hasattr(headers, "items") else headers
-    result: dict[str, str] = {}
-    for name, value in items:
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        result[str(name).upper()] = str(value)
-    return result
 
 
 def read_body(body: Any, limit: int, content_length: Any = None) -> bytes:
@@ -279,12 +267,10 @@ log = logs.get_logger(__name__)
 
 
 def _storable_channel_id(channel_id: str) -> bool:
-    """Could a channel with this id exist? Google's rule, minus what Firestore cannot name."""
+    """Could a channel with this id exist? Only ids Google accepts are ever stored."""
     try:
         validate_channel_id(channel_id)
     except ValueError:
-        return False
-    if "/" in channel_id or _RESERVED_ID.fullmatch(channel_id):
         return False
     return True
 
@@ -359,7 +345,7 @@ class Receiver:
     def _receive(self, method: str, headers: Any, body: Any, context: dict) -> Verdict:
         if str(method).upper() != "POST":
             raise MethodNotAllowedError(f"method {method} not allowed; notifications are POSTed")
-        upper = _header_map(headers)
+        upper = header_map(headers)
         data = read_body(body, config.max_body(self._max_body), upper.get("CONTENT-LENGTH"))
 
         channel_id = (upper.get(X_GOOG_CHANNEL_ID) or "").strip()

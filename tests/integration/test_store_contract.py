@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import threading
-import time
 import uuid
 
 import pytest
@@ -17,7 +16,6 @@ from channelkit.errors import (
     ChannelConflictError,
     ChannelExistsError,
     ChannelNotFoundError,
-    StoreUnavailable,
 )
 from channelkit.store import ClaimOutcome, open_store
 
@@ -276,3 +274,14 @@ def test_channel_records_carry_a_ttl_field_long_after_expiry(store):
     record, _ = store._read(c.id)
     expiry = datetime.datetime.fromtimestamp(NOW / 1000, tz=UTC)
     assert record["expireAt"] >= expiry + datetime.timedelta(days=1)
+
+
+@pytest.mark.parametrize("channel_id", ["a/b+c=d", "__reserved__", "_x_", "/lead", "x" * 64])
+def test_every_channel_id_google_accepts_can_be_stored(store, channel_id):
+    c = make().copy(id=channel_id)
+    store.create(c)
+    assert store.get(channel_id) == c
+    assert store.update(channel_id, status="stopped").status == "stopped"
+    claim = store.claim_message(channel_id, 1, now_ms=NOW, timeout_seconds=60)
+    assert claim.claimed and store.finish_message(claim, now_ms=NOW)
+    assert [x.id for x in store.list()] == [channel_id]

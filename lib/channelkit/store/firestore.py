@@ -35,6 +35,20 @@ _TRANSIENT_READ = gretry.if_exception_type(
 _TRANSIENT_WRITE = gretry.if_exception_type(gexc.ServiceUnavailable)
 
 
+def document_id(channel_id: str) -> str:
+    """A Firestore document id for any channel id Google accepts.
+
+    Google allows ``/`` in channel ids and ids shaped ``__x__``; Firestore
+    allows neither in a document id. ``%`` is not in Google's alphabet, so
+    percent-escaping those two cases is unambiguous; every other id is kept
+    as it is (uuid4 ids, the ones channelkit makes, are never changed).
+    """
+    doc_id = channel_id.replace("%", "%25").replace("/", "%2F")
+    if doc_id.startswith("__"):
+        doc_id = "%5F" + doc_id[1:]
+    return doc_id
+
+
 class FirestoreStore(ChannelStore):
     """``ChannelStore`` on a Firestore collection (``CHANNELKIT_COLLECTION``)."""
 
@@ -91,7 +105,7 @@ class FirestoreStore(ChannelStore):
     def _insert(self, channel_id: str, record: Record) -> None:
         with self._errors():
             try:
-                self._channels.document(channel_id).create(record, **self._write_kw)
+                self._channels.document(document_id(channel_id)).create(record, **self._write_kw)
             except gexc.AlreadyExists as exc:
                 raise ChannelExistsError(f"channel {channel_id!r} already exists") from exc
             except gexc.Conflict as exc:
@@ -99,7 +113,7 @@ class FirestoreStore(ChannelStore):
 
     def _read(self, channel_id: str) -> tuple[Record, Version] | None:
         with self._errors():
-            snapshot = self._channels.document(channel_id).get(**self._read_kw)
+            snapshot = self._channels.document(document_id(channel_id)).get(**self._read_kw)
         if not snapshot.exists:
             return None
         return snapshot.to_dict(), snapshot.update_time
@@ -113,7 +127,7 @@ class FirestoreStore(ChannelStore):
                 changes[name] = DELETE_FIELD
         with self._errors():
             try:
-                ref = self._channels.document(channel_id)
+                ref = self._channels.document(document_id(channel_id))
                 ref.update(changes, option=self._precondition(version), **self._write_kw)
             except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
                 return False
@@ -135,7 +149,7 @@ class FirestoreStore(ChannelStore):
     # --- messages -------------------------------------------------------------
 
     def _message(self, channel_id: str, number: int):
-        return self._channels.document(channel_id).collection(MESSAGES).document(str(number))
+        return self._channels.document(document_id(channel_id)).collection(MESSAGES).document(str(number))
 
     def _insert_message(self, channel_id: str, number: int, record: Record) -> Version | None:
         with self._errors():
