@@ -75,7 +75,7 @@ def bench_receiving(n: int = 300) -> dict:
 
 def main() -> int:
     parsing = bench_parsing()
-    print(f"parse+validate one notification (median of 7 x 20k):")
+    print("parse+validate one notification (median of 7 x 20k):")
     print(f"  googleapiclient {parsing['googleapiclient']:.2f} us, channelkit {parsing['channelkit']:.2f} us, "
           f"ratio channelkit/googleapiclient = {parsing['channelkit'] / parsing['googleapiclient']:.2f}")
     emulator = None

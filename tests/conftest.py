@@ -63,6 +63,23 @@ def pubsub_host(request) -> str:
 
 
 @pytest.fixture
+def private_emulator(monkeypatch):
+    """A Firestore emulator of this test's own, to stop and restart (outage tests).
+
+    The shared session emulator keeps running for every other test.
+    """
+    emulator = Emulator("firestore")
+    try:
+        emulator.start()
+    except EmulatorError as exc:
+        _unavailable(f"firestore emulator unavailable: {exc}")
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host_port)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
 def firestore_env(firestore_host, monkeypatch) -> str:
     """Point this test at the emulator, with an empty database."""
     reset_firestore(firestore_host, PROJECT)

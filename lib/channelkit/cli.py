@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from channelkit import config
 from channelkit.channel import Channel
 from channelkit.errors import ChannelkitError, ConfigError, InvalidRequestError, UnknownApiError
 

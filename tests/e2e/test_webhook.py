@@ -7,13 +7,11 @@ retry, a misconfigured handler, and a Firestore outage with recovery.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
 
 from channelkit.store import ClaimOutcome, open_store
-from channelkit.testing.emulators import Emulator, EmulatorError
 
 from support.webhook_testing import new_channel, notification_headers, wait_until
 
@@ -219,20 +217,6 @@ def test_no_token_ever_appears_in_responses_or_logs(client, store, recording, ca
 # --- Firestore outage -------------------------------------------------------------------------
 
 BOUND = 1.0  # CHANNELKIT_STORE_TIMEOUT during the outage test
-
-
-@pytest.fixture
-def private_emulator(monkeypatch):
-    emulator = Emulator("firestore")
-    try:
-        emulator.start()
-    except EmulatorError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"emulator required under CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host_port)
-    yield emulator
-    emulator.stop()
 
 
 def test_a_firestore_outage_is_503_within_the_bound_then_recovers_losing_nothing(

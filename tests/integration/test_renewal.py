@@ -13,7 +13,6 @@ import urllib.request
 import pytest
 
 from channelkit import renewal
-from channelkit.errors import ChannelkitError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal import renew_due
 from channelkit.store import open_store

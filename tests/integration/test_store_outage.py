@@ -6,7 +6,6 @@ running for the other tests), then restarts it on the same port.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -14,23 +13,8 @@ import pytest
 from channelkit.channel import Channel
 from channelkit.errors import StoreUnavailable
 from channelkit.store import open_store
-from channelkit.testing.emulators import Emulator, EmulatorError
 
 BOUND = 1.0  # seconds: CHANNELKIT_STORE_TIMEOUT for these tests
-
-
-@pytest.fixture
-def private_emulator(monkeypatch):
-    emulator = Emulator("firestore")
-    try:
-        emulator.start()
-    except EmulatorError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"emulator required under CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host_port)
-    yield emulator
-    emulator.stop()
 
 
 def channel(cid="c-1"):

@@ -1,10 +1,9 @@
 """Subscribe and stop flows: Firestore emulator as the store, the simulator as Google."""
 
-import threading
 
 import pytest
 
-from channelkit.errors import AuthError, ConfigError, ResourceGoneError, UnknownApiError
+from channelkit.errors import AuthError, ConfigError, UnknownApiError
 from channelkit.google_api import GoogleApi
 from channelkit.store import open_store
 from channelkit.subscribe import stop, subscribe
