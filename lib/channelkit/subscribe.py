@@ -166,8 +166,9 @@ def stop(
 ) -> list[ch.Channel]:
     """Stop a subscription: this channel and every other live channel of its subscription.
 
-    Each is first marked ``stopped`` (the webhook then refuses it after the
-    grace, and renewal leaves it alone), then stopped at Google; 404 means
+    Each is first marked ``stopped`` (the webhook refuses it as soon as its
+    short per-instance cache lapses, and renewal leaves it alone), then
+    stopped at Google; 404 means
     already gone. If Google refuses, the channel keeps ``stop_pending`` for
     the next renewal run and the first error is raised after all are tried.
     Raises ChannelNotFoundError for an unknown id.
