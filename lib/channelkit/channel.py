@@ -249,6 +249,7 @@ SUBSCRIPTION_FIELDS = (
     "lease_owner",
     "last_error",
     "stop_pending",
+    "stopped_at",
 )
 
 

@@ -65,7 +65,6 @@ from channelkit.channel import (
 )
 from channelkit.errors import (
     BodyTooLargeError,
-    ChannelConflictError,
     ChannelGoneError,
     ChannelkitError,
     ChannelNotFoundError,
@@ -359,7 +358,14 @@ class Receiver:
             raise ChannelNotFoundError("unknown channel")
 
         now_ms = self._now_ms()
-        channel, notification = self._judge(channel_id, upper, data, now_ms)
+        try:
+            channel, notification = self._judge(channel_id, upper, data, now_ms)
+        except ChannelGoneError:
+            try:
+                self._learn_failed_resource(channel_id, upper, data)
+            except ChannelkitError:
+                pass  # best effort: the answer is 410 either way
+            raise
         context["subscriptionId"] = channel.subscription_id
         if channel.status == PENDING and not channel.resource_id:
             channel, notification = self._learn_resource(channel, upper, data, now_ms)
@@ -412,12 +418,14 @@ class Receiver:
     def _stopped_within_grace(self, channel: Channel, now_ms: int, grace_ms: float) -> bool:
         """A channel replaced by a renewal takes in-flight deliveries for the grace period.
 
-        The grace runs from the creation of its successor (``renewed_by``): the
-        old channel is stopped only after the successor is live. A channel
+        The grace runs from the moment renewal retired it (``stopped_at``; for
+        records without it, from the creation of its successor). A channel
         stopped by hand, or without a known successor, has no grace.
         """
         if not channel.renewed_by or grace_ms <= 0:
             return False
+        if channel.stopped_at:
+            return now_ms <= channel.stopped_at + grace_ms
         successor = self.cache.get(channel.renewed_by) if self.cache is not None else None
         if successor is None:
             successor = self.store.find(channel.renewed_by)
@@ -431,21 +439,32 @@ class Receiver:
     def _learn_resource(
         self, channel: Channel, headers: Mapping[str, str], body: bytes, now_ms: int
     ) -> tuple[Channel, Notification]:
-        """Record a pending channel's resource id from its first valid notification."""
+        """Record a pending channel's resource id from its first valid notification.
+
+        The store sets it only if none is recorded yet and returns what is
+        stored, so a second, different id is judged (and refused) against the
+        first one.
+        """
         notification = notification_from_headers(channel, headers, body)
-        changes = {"resource_id": notification.resource_id}
-        if not channel.resource_uri and notification.resource_uri:
-            changes["resource_uri"] = notification.resource_uri
-        try:
-            learned = self.store.update(channel.id, expect_status=PENDING, **changes)
-        except ChannelConflictError:
-            # No longer pending (activated, stopped ...): judge on what is stored now.
-            learned = self._fetch(channel.id)
-            return learned, self._check(learned, headers, body, now_ms)
+        learned = self.store.record_resource(
+            channel.id, notification.resource_id, notification.resource_uri or None
+        )
         if self.cache is not None:
             self.cache.put(learned)
-        # Another first notification may have recorded a different id just before.
         return learned, self._check(learned, headers, body, now_ms)
+
+    def _learn_failed_resource(self, channel_id: str, headers: Mapping[str, str], body: bytes) -> None:
+        """A failed channel that Google made after all: remember its resource id for a stop.
+
+        Its watch failed (say, timed out) yet a valid notification arrives, so
+        it is live at Google. The answer stays 410; the store marks it
+        ``stop_pending`` and the next renewal run stops it. Best effort.
+        """
+        channel = self.store.find(channel_id)
+        if channel is None or channel.status != FAILED or channel.resource_id:
+            return
+        notification = notification_from_headers(channel, headers, body)
+        self.store.record_resource(channel.id, notification.resource_id)
 
     # --- exactly once -------------------------------------------------------------------
 

@@ -285,3 +285,23 @@ def test_every_channel_id_google_accepts_can_be_stored(store, channel_id):
     claim = store.claim_message(channel_id, 1, now_ms=NOW, timeout_seconds=60)
     assert claim.claimed and store.finish_message(claim, now_ms=NOW)
     assert [x.id for x in store.list()] == [channel_id]
+
+
+def test_record_resource_sets_the_first_id_only(store):
+    c = make(status="pending")
+    store.create(c)
+    first = store.record_resource(c.id, "res-A", "https://r/A")
+    assert (first.resource_id, first.resource_uri) == ("res-A", "https://r/A")
+    second = store.record_resource(c.id, "res-B", "https://r/B")
+    assert (second.resource_id, second.resource_uri) == ("res-A", "https://r/A")
+    assert store.get(c.id).resource_id == "res-A"
+
+
+def test_record_resource_on_a_failed_channel_marks_it_for_a_stop(store):
+    failed, active = make(status="failed"), make(status="active")
+    store.create(failed)
+    store.create(active)
+    learned = store.record_resource(failed.id, "res-F")
+    assert learned.resource_id == "res-F" and learned.stop_pending
+    assert [c.id for c in store.pending_stops()] == [failed.id]
+    assert store.record_resource(active.id, "res-X").resource_id == ""  # only pending/failed learn

@@ -324,13 +324,13 @@ def test_a_pending_channel_learns_its_resource_id_from_the_first_notification(
 
 def test_a_pending_channel_activated_meanwhile_is_judged_on_what_is_stored(tmp_path, recorder, clock):
     class RacingStore(SQLiteStore):
-        """Activates the channel (as subscribe would) just before the receiver's update."""
+        """Activates the channel (as subscribe would) just before the receiver records its id."""
 
-        def update(self, channel_id, *, expect_status=None, **fields):
-            if expect_status == "pending" and not getattr(self, "raced", False):
+        def record_resource(self, channel_id, resource_id, resource_uri=None):
+            if not getattr(self, "raced", False):
                 self.raced = True
                 super().update(channel_id, status="active", resource_id=self.google_says)
-            return super().update(channel_id, expect_status=expect_status, **fields)
+            return super().record_resource(channel_id, resource_id, resource_uri)
 
     store = RacingStore(str(tmp_path / "race.db"))
     make_channel(store, status="pending", resource_id="", expiration=None)
@@ -427,9 +427,9 @@ class FlakyStore(SQLiteStore):
         self._maybe_fail("release_message")
         return super().release_message(*args, **kwargs)
 
-    def update(self, *args, **kwargs):
-        self._maybe_fail("update")
-        return super().update(*args, **kwargs)
+    def record_resource(self, *args, **kwargs):
+        self._maybe_fail("record_resource")
+        return super().record_resource(*args, **kwargs)
 
 
 @pytest.fixture
@@ -440,12 +440,13 @@ def flaky(tmp_path):
     s.close()
 
 
-@pytest.mark.parametrize("operation", ["find", "claim_message", "update"])
+@pytest.mark.parametrize("operation", ["find", "claim_message", "record_resource"])
 def test_a_store_outage_is_503_and_leaves_nothing_that_swallows_the_retry(
     flaky, recorder, clock, operation
 ):
-    make_channel(flaky, status="pending" if operation == "update" else "active",
-                 resource_id="" if operation == "update" else RESOURCE)
+    learning = operation == "record_resource"
+    make_channel(flaky, status="pending" if learning else "active",
+                 resource_id="" if learning else RESOURCE)
     receiver = Receiver(store=flaky, dispatcher=recorder, clock=clock, cache=None)
     flaky.failing = {operation}
     with pytest.raises(StoreUnavailable) as info:
@@ -617,3 +618,24 @@ def test_each_request_is_one_structured_line_without_the_token(store, receiver, 
     assert lines[1]["state"] == "sync" and lines[1]["subscriptionId"] == "sub-1"
     assert lines[0]["severity"] == "ERROR" and "RuntimeError" in lines[0]["stack_trace"]
     assert TOKEN not in json.dumps(lines)
+
+
+def test_a_second_different_resource_id_for_a_pending_channel_is_refused(store, recorder, clock):
+    make_channel(store, status="pending", resource_id="", expiration=None)
+    stale = Receiver(store=store, dispatcher=recorder, clock=clock)
+    stale.cache.put(store.get("chan-1"))  # this instance saw the channel before it learned its id
+    other = Receiver(store=store, dispatcher=recorder, clock=clock)
+    other.receive("POST", headers(number=1, state="sync", resource="res-REAL"), b"")
+    with pytest.raises(ResourceMismatchError):
+        stale.receive("POST", headers(number=2, resource="res-OTHER"), b"")
+    assert store.get("chan-1").resource_id == "res-REAL" and recorder.numbers == [1]
+
+
+def test_a_notification_for_a_failed_channel_teaches_its_resource_for_a_stop(store, recorder, clock):
+    make_channel(store, status="failed", resource_id="", expiration=None)
+    receiver = Receiver(store=store, dispatcher=recorder, clock=clock)
+    with pytest.raises(ChannelGoneError):
+        receiver.receive("POST", headers(number=1, state="sync", resource="res-LIVE"), b"")
+    stored = store.get("chan-1")
+    assert (stored.resource_id, stored.stop_pending, stored.status) == ("res-LIVE", True, "failed")
+    assert not recorder.calls

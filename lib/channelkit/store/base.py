@@ -30,7 +30,7 @@ from channelkit.errors import (
     StoreUnavailable,
 )
 from channelkit.store import records
-from channelkit.store.records import ACTIVE
+from channelkit.store.records import ACTIVE, FAILED, PENDING
 
 #: How often a compare-and-set loop re-reads after losing a race before giving up.
 MAX_CAS_ATTEMPTS = 20
@@ -186,6 +186,31 @@ class ChannelStore(abc.ABC):
         """Active channels expiring at or before ``before_ms``, soonest first."""
         found = self._query([("renewAt", "<=", int(before_ms))], order_by="renewAt", limit=limit)
         return [records.from_record(r) for r in found]
+
+    def record_resource(
+        self, channel_id: str, resource_id: str, resource_uri: str | None = None
+    ) -> Channel:
+        """Teach a channel its resource id from its first valid notification, once.
+
+        Only a ``pending`` channel (its watch has not returned yet) or a
+        ``failed`` one (its watch failed, yet Google made the channel: it is
+        marked ``stop_pending`` so that renewal stops it at Google) that has no
+        resource id yet is changed. Returns the channel as stored, so that the
+        caller judges the notification against the id that won.
+        """
+
+        def change(current: Channel) -> Channel | None:
+            if current.resource_id or current.status not in (PENDING, FAILED):
+                return None
+            fields: dict[str, Any] = {"resource_id": resource_id}
+            if resource_uri and not current.resource_uri:
+                fields["resource_uri"] = resource_uri
+            if current.status == FAILED:
+                fields["stop_pending"] = True
+            return current.copy(**fields)
+
+        written = self._cas_update(channel_id, change)
+        return written if written is not None else self.get(channel_id)
 
     def pending_stops(self, *, limit: int | None = None) -> list[Channel]:
         """Channels that still have to be stopped at Google (``stop_pending``)."""

@@ -42,6 +42,7 @@ FIELDS = {
     "last_error": "lastError",
     "stop_pending": "stopPending",
     "lease_owner": "leaseOwner",
+    "stopped_at": "stoppedAt",
 }
 assert set(FIELDS) == {
     "id", "type", "token", "address", "expiration", "params", "resource_id", "resource_uri",
