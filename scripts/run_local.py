@@ -21,6 +21,7 @@ import os
 import pathlib
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,12 @@ def http(method: str, url: str, headers: dict | None = None, body: bytes = b"", 
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, exc.read()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05):
@@ -205,12 +212,21 @@ class LocalRun:
         return {"CHANNELKIT_STORE": f"sqlite:///{path}"}
 
     def stop(self) -> None:
+        ports = [f.port for f in self.functions]
         for function in reversed(self.functions):
             function.stop()
         if self.simulator is not None:
+            ports.append(self.simulator.port)
             self.simulator.stop()
         if self.emulator is not None:
+            ports.append(self.emulator.port)
             self.emulator.stop()  # the whole process group: the Java child too
+        # A killed process lets go of its port a moment later: say "stopped" once it has.
+        try:
+            wait_for(lambda: not [p for p in ports if _listening(p)], "the ports to close", 15, 0.1)
+        except RuntimeError:
+            still = [p for p in ports if _listening(p)]
+            print(f"warning: something still listens on {still}", file=sys.stderr, flush=True)
 
     # -- what to tell the user ----------------------------------------------------------------
 
@@ -399,8 +415,12 @@ def main(argv=None) -> int:
             print("\nThe demo is complete; stopping everything.", flush=True)
             return 0
         run.banner()
+        # Until SIGINT or SIGTERM raises Stop. Not signal.pause(): the signal may land on
+        # another thread, and Python runs the handler in the main thread only once it
+        # returns to Python code; a short timed wait guarantees that it does.
+        idle = threading.Event()
         while True:
-            signal.pause()  # until SIGINT or SIGTERM raises Stop
+            idle.wait(0.25)
         return 0
     except Stop as stop:
         print(f"\n{stop}: stopping everything…", flush=True)
