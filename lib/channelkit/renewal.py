@@ -97,24 +97,26 @@ class Renewer:
 
     # --- the three phases -------------------------------------------------------
 
-    def sweep(self, summary: RenewalSummary) -> None:
-        """Abandon ``pending`` channels left by a crashed subscribe or renewal."""
-        stale_before = self.now_ms() - self.lease_seconds * 1000
-        for channel in self.store.list(status=PENDING):
-            created = _ms(channel.created_at)
-            if created is not None and created > stale_before:
-                continue  # a subscribe or renewal may still be working on it
-            if (channel.lease_until or 0) > self.now_ms():
-                continue
-            predecessor = self.store.find(channel.renews) if channel.renews else None
-            self.abandon(channel, predecessor, "abandoned: its watch never completed")
+    def stale_pending(self) -> list[Channel]:
+        """``pending`` channels older than the lease: a crashed subscribe or renewal left them."""
+        now_ms = self.now_ms()
+        stale_before = now_ms - self.lease_seconds * 1000
+        return [
+            c
+            for c in self.store.list(status=PENDING)
+            if (_ms(c.created_at) or 0) <= stale_before and (c.lease_until or 0) <= now_ms
+        ]
+
+    def sweep_channel(self, channel: Channel, summary: RenewalSummary) -> None:
+        """Abandon one stale pending channel (unless it was activated meanwhile)."""
+        predecessor = self.store.find(channel.renews) if channel.renews else None
+        if self.abandon(channel, predecessor, "abandoned: its watch never completed"):
             summary.add("failed", {"id": channel.id, "reason": "abandoned pending channel"})
 
-    def finish_stops(self, summary: RenewalSummary) -> None:
-        """Stop at Google the channels whose earlier stop failed."""
-        for channel in self.store.pending_stops():
-            if stop_at_google(channel, store=self.store, google=self.google) is None:
-                summary.add("stopped", channel.id)
+    def finish_stop(self, channel: Channel, summary: RenewalSummary) -> None:
+        """Stop at Google a channel whose earlier stop failed."""
+        if stop_at_google(channel, store=self.store, google=self.google) is None:
+            summary.add("stopped", channel.id)
 
     def due(self) -> list[Channel]:
         return self.store.due_for_renewal(self.now_ms() + int(self.renew_before * 1000))
@@ -137,10 +139,16 @@ class Renewer:
     def _renew_claimed(self, old: Channel, summary: RenewalSummary) -> None:
         successor = None
         for candidate in self._successors(old):
-            if candidate.status == ACTIVE and successor is None:
-                successor = candidate  # a crashed run got this far: finish its work
+            if candidate.status == PENDING:
+                if self.abandon(candidate, old, "abandoned: superseded by a later renewal"):
+                    continue
+                candidate = self.store.get(candidate.id)  # activated meanwhile
+            if candidate.status != ACTIVE:
+                continue
+            if successor is None:
+                successor = candidate  # a crashed or slow run got this far: finish its work
             else:
-                self.abandon(candidate, old, "abandoned: superseded by a later renewal")
+                self.abandon(candidate, old, "abandoned: a second successor", expect=ACTIVE)
         if successor is None:
             successor = self._new_successor(old)
             try:
@@ -202,15 +210,12 @@ class Renewer:
                 expect_status=ACTIVE,
                 status=STOPPED,
                 renewed_by=successor.id,
+                stopped_at=self.now_ms(),
                 stop_pending=True,
                 last_error=None,
             )
         except ChannelConflictError:
-            # Stopped by hand while we renewed: the subscription is over, successor included.
-            from channelkit.subscribe import stop
-
-            stop(successor.id, store=self.store, google=self.google)
-            summary.add("skipped", {"id": old.id, "reason": "stopped during renewal"})
+            self._retire_conflict(old.id, successor, summary)
             return
         summary.add("renewed", {"old": old.id, "new": successor.id})
         if stop_at_google(retired, store=self.store, google=self.google) is None:
@@ -218,10 +223,42 @@ class Renewer:
         self._log("INFO", "channel renewed", successor, outcome="renewed", renews=old.id)
         self._notify_renewed(successor)
 
-    def abandon(self, channel: Channel, predecessor: Channel | None, reason: str) -> None:
-        """Mark a never-completed channel ``failed`` and make sure Google forgets it."""
-        self.store.update(channel.id, status=FAILED, last_error=reason)
-        self._stop_maybe_live(channel, predecessor)
+    def _retire_conflict(self, old_id: str, successor: Channel, summary: RenewalSummary) -> None:
+        """The old channel left ``active`` while we renewed it: find out why, on what is stored."""
+        current = self.store.get(old_id)
+        if current.renewed_by == successor.id:
+            summary.add("skipped", {"id": old_id, "reason": "renewed by another run"})
+        elif current.renewed_by:
+            # Another run retired it to its own successor: ours is one too many.
+            self.abandon(successor, current, "abandoned: another run renewed first", expect=ACTIVE)
+            summary.add("skipped", {"id": old_id, "reason": "renewed by another run"})
+        elif current.status == STOPPED:
+            # Stopped by hand while we renewed: the subscription is over, successor included.
+            from channelkit.subscribe import stop
+
+            stop(successor.id, store=self.store, google=self.google)
+            summary.add("skipped", {"id": old_id, "reason": "stopped during renewal"})
+        else:
+            self.abandon(successor, current, f"abandoned: predecessor became {current.status}",
+                         expect=ACTIVE)
+            summary.add("skipped", {"id": old_id, "reason": f"channel became {current.status}"})
+
+    def abandon(
+        self, channel: Channel, predecessor: Channel | None, reason: str, *, expect: str = PENDING
+    ) -> bool:
+        """Mark a channel ``failed`` and make sure Google forgets it.
+
+        Only if it is still ``expect`` (by default ``pending``): False when it
+        moved on meanwhile (say, a slow run activated it), and nothing is done.
+        """
+        try:
+            current = self.store.update(
+                channel.id, expect_status=expect, status=FAILED, last_error=reason
+            )
+        except ChannelConflictError:
+            return False
+        self._stop_maybe_live(current, predecessor)
+        return True
 
     def _stop_maybe_live(self, channel: Channel, predecessor: Channel | None) -> None:
         """Stop a channel that may have gone live at Google without our knowing its id.
@@ -282,30 +319,34 @@ def renew_due(
     renewer = Renewer(store, google, dispatcher, clock, renew_before, lease_seconds)
     budget = config.renew_budget(budget_seconds)
     summary = RenewalSummary()
-    renewer.sweep(summary)
-    renewer.finish_stops(summary)
-    due = renewer.due()
-    done = 0
-    done_lock = threading.Lock()
+    # Renewals first: a slow Google stop must never cost a subscription its channel.
+    tasks = [(renewer.renew_channel, c) for c in renewer.due()]
+    renewals = len(tasks)
+    tasks += [(renewer.finish_stop, c) for c in store.pending_stops()]
+    tasks += [(renewer.sweep_channel, c) for c in renewer.stale_pending()]
+    renewed_count = 0
+    count_lock = threading.Lock()
 
-    def work(channel: Channel) -> None:
-        nonlocal done
+    def work(task) -> None:
+        nonlocal renewed_count
+        unit, channel = task
         try:
             if time.monotonic() - started > budget:
                 summary.add("deferred", channel.id)
                 return
-            renewer.renew_channel(channel, summary)
+            unit(channel, summary)
         except ChannelkitError as exc:  # the store or Google failed for this one: next run
             summary.add("skipped", {"id": channel.id, "reason": error_text(exc)})
         finally:
-            with done_lock:
-                done += 1
-                if progress:
-                    progress(done, len(due))
+            if unit == renewer.renew_channel:
+                with count_lock:
+                    renewed_count += 1
+                    if progress:
+                        progress(renewed_count, renewals)
 
     workers = config.renew_concurrency(concurrency)
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="renew") as pool:
-        list(pool.map(work, due))
+        list(pool.map(work, tasks))
     summary.duration_ms = int((time.monotonic() - started) * 1000)
     logs.event(log, "INFO", "renewal run finished", outcome="done",
                **{k: v for k, v in summary.to_json().items() if k != "details"})

@@ -27,6 +27,9 @@ from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore, ope
 
 Clock = Callable[[], float]
 
+#: Lifetime assumed for a channel whose watch response has no expiration (Google's usual default).
+ASSUMED_LIFETIME = 3600
+
 
 def check_address(address: str) -> str:
     """Google delivers only to HTTPS; plain http is allowed for loopback hosts (local runs)."""
@@ -108,6 +111,10 @@ def activate(new: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.C
         raise
     learned = new.copy()
     learned.update(response)
+    if not learned.expiration:
+        # Google answered without an expiration: assume its usual default, so that
+        # renewal still finds the channel before it dies.
+        learned.expiration = int((time.time() + ASSUMED_LIFETIME) * 1000)
     try:
         return store.update(
             new.id,
@@ -187,6 +194,7 @@ def stop(
         marked = store.update(
             channel.id,
             status=STOPPED,
+            stopped_at=int(time.time() * 1000),
             stop_pending=True if channel.resource_id else None,
             lease_until=None,
             lease_owner=None,

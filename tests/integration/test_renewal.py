@@ -360,3 +360,70 @@ def test_progress_is_reported_for_every_due_channel(store, simulator, watch, run
     seen = []
     run(renew_before=3 * HOUR, concurrency=1, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+# --- a run that stalls past its lease while another renews ------------------------------
+
+
+def test_a_stalled_run_finishing_after_another_keeps_one_active_channel(
+        store, simulator, watch, run, monkeypatch):
+    """A activates its successor, stalls past its lease; B retires the old channel to it."""
+    old = watch("F1", ttl=4 * HOUR)
+    simulator.clock.advance(2 * HOUR)  # due now; a successor (4 h) will not be
+    real_retire = renewal.Renewer._retire
+    other = {}
+
+    def stalled_retire(self, old_channel, successor, summary):
+        if not other:
+            other["started"] = True  # B itself retires normally
+            simulator.clock.advance(LEASE + 1)  # A's lease lapses while it stalls
+            other["summary"] = run(renew_before=3 * HOUR)
+        return real_retire(self, old_channel, successor, summary)
+
+    monkeypatch.setattr(renewal.Renewer, "_retire", stalled_retire)
+    first = run(renew_before=3 * HOUR)
+    assert [p["old"] for p in other["summary"].renewed] == [old.id]
+    assert first.renewed == [] and first.skipped[0]["reason"] == "renewed by another run"
+    assert_converged(store, simulator)
+    assert store.get(old.id).renewed_by == other["summary"].renewed[0]["new"]
+
+
+def test_a_slow_watch_overtaken_by_another_run_keeps_one_active_channel(
+        store, simulator, watch, run, google, monkeypatch):
+    """A's watch is slow; B abandons A's pending successor, renews, and A backs off."""
+    old = watch("F1", ttl=4 * HOUR)
+    simulator.clock.advance(2 * HOUR)  # due now; a successor (4 h) will not be
+    real_watch = google.watch
+    other = {}
+
+    def slow_watch(*args, **kwargs):
+        response = real_watch(*args, **kwargs)
+        if not other:
+            simulator.clock.advance(LEASE + 1)
+            monkeypatch.setattr(google, "watch", real_watch)
+            other["summary"] = run(renew_before=3 * HOUR)
+        return response
+
+    monkeypatch.setattr(google, "watch", slow_watch)
+    first = run(renew_before=3 * HOUR)
+    assert [p["old"] for p in other["summary"].renewed] == [old.id]
+    assert first.renewed == []
+    assert_converged(store, simulator)
+
+
+def test_renewals_come_before_retried_stops_and_the_sweep(store, simulator, watch, run, google):
+    """A Google stop that keeps failing can never starve the renewal of live subscriptions."""
+    from channelkit.subscribe import stop
+
+    leftover = watch("F0", ttl=DAY)
+    simulator.fail_next("stop", status=403)
+    with pytest.raises(Exception):
+        stop(leftover.id, store=store, google=google)
+    assert store.get(leftover.id).stop_pending
+    due = watch("F1", ttl=HOUR)
+    calls_before = len(simulator.calls)
+    summary = run(renew_before=3 * HOUR, concurrency=1)
+    ops = [c.operation for c in simulator.calls[calls_before:]]
+    assert ops[0] == "drive.files.watch"  # the renewal went first
+    assert "drive.channels.stop" in ops
+    assert summary.renewed[0]["old"] == due.id and leftover.id in summary.stopped
