@@ -18,10 +18,9 @@ import json
 import threading
 
 from channelkit import logs
-from channelkit.dispatch import load_dispatcher
 from channelkit.errors import ChannelkitError
 from channelkit.google_api import GoogleApi
-from channelkit.renewal import renew_due
+from channelkit.renewal import renew_due, renewal_dispatcher
 from channelkit.store import open_store
 
 logs.configure()
@@ -36,7 +35,7 @@ def _collaborators() -> dict:
     """Store, Google client and dispatcher, built at the first request and kept."""
     with _lock:
         if not _parts:
-            _parts.update(store=open_store(), google=GoogleApi(), dispatcher=load_dispatcher())
+            _parts.update(store=open_store(), google=GoogleApi(), dispatcher=renewal_dispatcher())
         return dict(_parts)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from channelkit.channel import Channel
 from channelkit.errors import ChannelkitError, ConfigError, InvalidRequestError, UnknownApiError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_TTL = 366 * 86_400  # no Google channel lives longer; the API clamps far less
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,8 +40,10 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    if value > MAX_TTL:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_TTL} seconds: {text!r}")
     return value
 
 
@@ -177,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, UnknownApiError, InvalidRequestError) as exc:
+    except (ConfigError, UnknownApiError, InvalidRequestError, ValueError, OverflowError) as exc:
         print(f"channelkit: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except ChannelkitError as exc:

@@ -353,10 +353,25 @@ def renew_due(
     return summary
 
 
-def run_cli(*, json_output: bool = False) -> int:
-    """``python -m channelkit renew``: one run, a progress line on a terminal, then the summary."""
+def renewal_dispatcher() -> Any:
+    """The app's dispatcher for ``renewed`` notifications, or None if it is misconfigured.
+
+    Renewal must go on when the handler cannot be imported or the topic is
+    malformed: a broken handler must not also let every channel expire. The
+    handler is imported when the first ``renewed`` notification is sent.
+    """
     from channelkit.dispatch import load_dispatcher
 
+    try:
+        return load_dispatcher(prepare=False)
+    except ChannelkitError as exc:
+        logs.event(log, "CRITICAL", f"renewed notifications are not delivered: {exc}",
+                   outcome="dispatch_config_error")
+        return None
+
+
+def run_cli(*, json_output: bool = False) -> int:
+    """``python -m channelkit renew``: one run, a progress line on a terminal, then the summary."""
     interactive = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
@@ -364,7 +379,7 @@ def run_cli(*, json_output: bool = False) -> int:
             print(f"\rrenewing {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)
 
-    summary = renew_due(dispatcher=load_dispatcher(), progress=progress)
+    summary = renew_due(dispatcher=renewal_dispatcher(), progress=progress)
     data = summary.to_json()
     if json_output:
         print(json.dumps(data, indent=2))

@@ -95,6 +95,10 @@ def test_stop_ends_the_channel(cli, simulator):
     (["watch", "drive", "v3", "files.watch", "--param", "fileId=F"], 2, "--address"),
     (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--param", "nokey"], 2, "K=V"),
     (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "-5"], 2, "positive"),
+    (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--param", "fileId=F",
+      "--token", "t" * 300], 2, "token"),
+    (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "inf"], 2, "positive"),
+    (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "1e300"], 2, "at most"),
     (["stop", "no-such-channel"], 1, "no channel"),
     (["frobnicate"], 2, "invalid choice"),
 ])

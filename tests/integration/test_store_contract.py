@@ -305,3 +305,20 @@ def test_record_resource_on_a_failed_channel_marks_it_for_a_stop(store):
     assert learned.resource_id == "res-F" and learned.stop_pending
     assert [c.id for c in store.pending_stops()] == [failed.id]
     assert store.record_resource(active.id, "res-X").resource_id == ""  # only pending/failed learn
+
+
+def test_a_claim_whose_lost_first_write_had_landed_is_still_ours(store, monkeypatch):
+    c = make()
+    store.create(c)
+    real = store._insert_message
+
+    def landed_then_retried(channel_id, number, record):
+        real(channel_id, number, record)  # the first attempt landed; its answer was lost
+        return real(channel_id, number, record)  # the retry finds it: "already exists"
+
+    monkeypatch.setattr(store, "_insert_message", landed_then_retried)
+    claim = store.claim_message(c.id, 4, now_ms=NOW, timeout_seconds=60)
+    assert claim.outcome is ClaimOutcome.CLAIMED
+    monkeypatch.undo()
+    assert store.claim_message(c.id, 4, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
+    assert store.finish_message(claim, now_ms=NOW)

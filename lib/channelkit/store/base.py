@@ -18,6 +18,7 @@ import abc
 import dataclasses
 import datetime
 import enum
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -292,6 +293,7 @@ class ChannelStore(abc.ABC):
         delivery holds it; a claim older than ``timeout_seconds`` is taken over.
         """
         record = self._message_record("in_progress", now_ms)
+        record["claimId"] = uuid.uuid4().hex
         for _ in range(MAX_CAS_ATTEMPTS):
             version = self._insert_message(channel_id, number, record)
             if version is not None:
@@ -300,6 +302,9 @@ class ChannelStore(abc.ABC):
             if found is None:
                 continue  # released between our insert and read: try again
             existing, version = found
+            if existing.get("claimId") == record["claimId"] and existing.get("status") != "done":
+                # A retried create whose first attempt had landed: the claim is ours.
+                return MessageClaim(channel_id, number, ClaimOutcome.CLAIMED, version)
             if existing.get("status") == "done":
                 return MessageClaim(channel_id, number, ClaimOutcome.DONE)
             claimed_at = existing.get("claimedAt")
