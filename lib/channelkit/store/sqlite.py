@@ -96,9 +96,19 @@ class SQLiteStore(ChannelStore):
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite store failed: {exc}") from exc
 
-    def _execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run a write; the number of rows it changed."""
         with self._lock, self._errors():
-            return self._db.execute(sql, tuple(params))
+            return self._db.execute(sql, tuple(params)).rowcount
+
+    def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        """Run a read and take every row while holding the lock.
+
+        The connection is shared by threads: a row left to fetch later could be
+        reset by another thread's statement (sqlite3 reuses cached statements).
+        """
+        with self._lock, self._errors():
+            return self._db.execute(sql, tuple(params)).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -116,17 +126,15 @@ class SQLiteStore(ChannelStore):
             raise ChannelExistsError(f"channel {channel_id!r} already exists") from exc
 
     def _read(self, channel_id: str) -> tuple[Record, Version] | None:
-        row = self._execute(
-            "SELECT data, version FROM channels WHERE id = ?", (channel_id,)
-        ).fetchone()
-        return (_decode(row[0]), row[1]) if row else None
+        rows = self._fetch("SELECT data, version FROM channels WHERE id = ?", (channel_id,))
+        return (_decode(rows[0][0]), rows[0][1]) if rows else None
 
     def _compare_and_set(self, channel_id, record, version, previous) -> bool:
-        cursor = self._execute(
+        changed = self._execute(
             "UPDATE channels SET data = ?, version = ? WHERE id = ? AND version = ?",
             (_encode(record), uuid.uuid4().hex, channel_id, version),
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def _query(self, filters=(), *, order_by=None, limit=None) -> list[Record]:
         sql = "SELECT data FROM channels"
@@ -142,7 +150,7 @@ class SQLiteStore(ChannelStore):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [_decode(row[0]) for row in self._execute(sql, params).fetchall()]
+        return [_decode(row[0]) for row in self._fetch(sql, params)]
 
     # --- messages -------------------------------------------------------------
 
@@ -158,24 +166,24 @@ class SQLiteStore(ChannelStore):
         return version
 
     def _read_message(self, channel_id: str, number: int) -> tuple[Record, Version] | None:
-        row = self._execute(
+        rows = self._fetch(
             "SELECT data, version FROM messages WHERE channel_id = ? AND number = ?",
             (channel_id, number),
-        ).fetchone()
-        return (_decode(row[0]), row[1]) if row else None
+        )
+        return (_decode(rows[0][0]), rows[0][1]) if rows else None
 
     def _replace_message(self, channel_id, number, record, version) -> Version | None:
         new_version = uuid.uuid4().hex
-        cursor = self._execute(
+        changed = self._execute(
             "UPDATE messages SET data = ?, version = ?"
             " WHERE channel_id = ? AND number = ? AND version = ?",
             (_encode(record), new_version, channel_id, number, version),
         )
-        return new_version if cursor.rowcount == 1 else None
+        return new_version if changed == 1 else None
 
     def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
-        cursor = self._execute(
+        changed = self._execute(
             "DELETE FROM messages WHERE channel_id = ? AND number = ? AND version = ?",
             (channel_id, number, version),
         )
-        return cursor.rowcount == 1
+        return changed == 1
