@@ -11,8 +11,9 @@ function, or ``python -m channelkit renew``) does three things:
    is claimed with a lease (one winner among overlapping runs) and replaced:
    successor stored ``pending`` → ``watch`` → successor ``active`` → old marked
    ``stopped`` (``renewed_by`` links them) → old stopped at Google. New before
-   old: there is never a moment without a live channel. The app's handler then
-   gets a synthetic ``renewed`` notification for a catch-up sync.
+   old: there is never a moment without a live channel. Once the successor is
+   live, the app's handler gets a synthetic ``renewed`` notification (at least
+   once) for a catch-up sync.
 
 Renewing one channel (``renew_channel``) is a self-contained, idempotent unit:
 a crash after any step converges on the next run. Channels are renewed in
@@ -168,6 +169,9 @@ class Renewer:
                 summary.add("skipped", {"id": old.id, "reason": f"retry next run: {exc}"})
                 self._log("WARNING", "renewal postponed", old, outcome="postponed", error=str(exc))
                 return
+        # Tell the app before retiring the old channel: a crash in between sends it
+        # again on the next run (at least once), never not at all.
+        self._notify_renewed(successor)
         self._retire(old, successor, summary)
 
     def _successors(self, old: Channel) -> list[Channel]:
@@ -221,7 +225,6 @@ class Renewer:
         if stop_at_google(retired, store=self.store, google=self.google) is None:
             summary.add("stopped", old.id)
         self._log("INFO", "channel renewed", successor, outcome="renewed", renews=old.id)
-        self._notify_renewed(successor)
 
     def _retire_conflict(self, old_id: str, successor: Channel, summary: RenewalSummary) -> None:
         """The old channel left ``active`` while we renewed it: find out why, on what is stored."""

@@ -259,7 +259,7 @@ def crash_once(monkeypatch, obj, name, *, after=False):
     "old marked stopped",    # died before stopping the old channel at Google
 ])
 def test_a_crash_after_any_step_converges_on_the_next_run(store, simulator, watch, run, google,
-                                                          monkeypatch, step):
+                                                          monkeypatch, step, handler):
     old = watch("F1", ttl=HOUR)
     if step == "successor stored":
         crash_once(monkeypatch, google, "watch")
@@ -278,6 +278,8 @@ def test_a_crash_after_any_step_converges_on_the_next_run(store, simulator, watc
     [active] = store.list(status="active")
     assert active.subscription_id == old.subscription_id and active.id != old.id
     assert store.get(old.id).status == "stopped"
+    # The app heard of the renewal (at least once), whatever step the crash hit.
+    assert "renewed" in handler.states()
     # Every channel Google ever had is recorded by us.
     recorded = {c.id for c in store.list()}
     assert {c.id for c in simulator.channels()} <= recorded
