@@ -415,11 +415,12 @@ def test_a_slow_watch_overtaken_by_another_run_keeps_one_active_channel(
 
 def test_renewals_come_before_retried_stops_and_the_sweep(store, simulator, watch, run, google):
     """A Google stop that keeps failing can never starve the renewal of live subscriptions."""
+    from channelkit.errors import AuthError
     from channelkit.subscribe import stop
 
     leftover = watch("F0", ttl=DAY)
     simulator.fail_next("stop", status=403)
-    with pytest.raises(Exception):
+    with pytest.raises(AuthError):
         stop(leftover.id, store=store, google=google)
     assert store.get(leftover.id).stop_pending
     due = watch("F1", ttl=HOUR)
