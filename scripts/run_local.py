@@ -36,7 +36,13 @@ SCRIPTS = ROOT / "scripts"
 if str(ROOT / "lib") not in sys.path:
     sys.path.insert(0, str(ROOT / "lib"))
 
-from channelkit.testing.emulators import Emulator, EmulatorError, free_port, gcloud_available  # noqa: E402
+from channelkit.testing.emulators import (  # noqa: E402
+    Emulator,
+    EmulatorError,
+    free_port,
+    gcloud_available,
+    stop_process_group,
+)
 from channelkit.testing.simulator import Simulator  # noqa: E402
 
 BIN = pathlib.Path(sys.executable).parent
@@ -123,15 +129,7 @@ class Function:
         wait_for(answers, f"the {self.name} function on {self.url}", timeout, 0.1)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process_group(self.process, timeout=10)
         self._pump.join(timeout=5)
         self._log.close()
 

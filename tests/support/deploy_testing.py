@@ -7,13 +7,12 @@ import dataclasses
 import io
 import os
 import pathlib
-import signal
 import subprocess
 import zipfile
 
 import pytest
 
-from channelkit.testing.emulators import free_port
+from channelkit.testing.emulators import free_port, stop_process_group
 
 from support.gcloud_recorder import GcloudRecorder
 from support.webhook_testing import http_post, wait_until
@@ -113,15 +112,7 @@ class ArtifactServer:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=15)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=15)
+        stop_process_group(self.process, timeout=15)
         self._log.close()
 
 

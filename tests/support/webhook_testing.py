@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import uuid
 import pytest
 
 from channelkit.channel import Channel
-from channelkit.testing.emulators import free_port
+from channelkit.testing.emulators import free_port, stop_process_group
 
 from support.recording_handler import read_calls
 
@@ -169,15 +168,7 @@ class FunctionsFrameworkServer:
                    "the webhook server to reach Firestore")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=15)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=15)
+        stop_process_group(self.process, timeout=15)
         self._log.close()
 
     def output(self) -> str:

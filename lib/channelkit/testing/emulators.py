@@ -43,6 +43,27 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started.
+
+    SIGTERM to the group, SIGKILL after ``timeout``, then a last SIGKILL to
+    the group for children that outlive their parent (gcloud's Java child).
+    """
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=timeout)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def gcloud_available() -> bool:
     return shutil.which("gcloud") is not None
 
@@ -113,22 +134,8 @@ class Emulator:
     def stop(self) -> None:
         """Stop the whole process group (gcloud wrapper and Java child)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-        # The Java child may outlive the wrapper briefly: make sure the group is gone.
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if process is not None:
+            stop_process_group(process)
 
     def reset(self, project: str) -> None:
         """Delete every document of ``project`` (Firestore only)."""
