@@ -8,10 +8,11 @@ so they serve ``channelkit.receive.Receiver`` directly.
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from channelkit.errors import ChannelkitError
-from channelkit.receive import Receiver, status_for
+from channelkit.receive import Receiver as ChannelReceiver
+from channelkit.receive import status_for
+from support.receiver import Receiver
 
 
 class RecordingHandler:
@@ -36,41 +37,20 @@ class RecordingHandler:
             return [n.message_number for n, c in self.calls if n.channel_id == channel_id]
 
 
-class WebhookServer:
+class WebhookServer(Receiver):
     """``with WebhookServer(store, handler, clock) as hook:`` ... ``hook.url``; ``hook.statuses``."""
 
     def __init__(self, store, handler, clock, **receiver_options):
-        self.receiver = Receiver(store=store, dispatcher=handler, clock=clock, cache=None,
-                                 **receiver_options)
+        self.receiver = ChannelReceiver(store=store, dispatcher=handler, clock=clock, cache=None,
+                                        **receiver_options)
         self.statuses: list[tuple[str, int, int]] = []  # (channel id, message number, status)
-        harness = self
+        super().__init__(self._judge)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    status = harness.receiver.receive("POST", self.headers, body).status
-                except ChannelkitError as exc:
-                    status = status_for(exc)
-                harness.statuses.append((self.headers.get("X-Goog-Channel-ID"),
-                                         int(self.headers.get("X-Goog-Message-Number") or 0), status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/webhook"
-
-    def __enter__(self):
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+    def _judge(self, headers, body) -> int:
+        try:
+            status = self.receiver.receive("POST", headers, body).status
+        except ChannelkitError as exc:
+            status = status_for(exc)
+        self.statuses.append((headers.get("X-Goog-Channel-ID"),
+                              int(headers.get("X-Goog-Message-Number") or 0), status))
+        return status
