@@ -1,7 +1,7 @@
 """The handler of ``scripts/run-local --demo``: records each call for the narration.
 
-Each call is appended as one JSON line to ``DEMO_HANDLER_LOG``; the demo reads
-the file to show what reached the app. A real app's handler has the same
+Each call is printed, and appended as one JSON line to ``DEMO_HANDLER_LOG`` when
+that is set; the demo reads the file to show what reached the app. A real app's handler has the same
 signature (see "Writing a handler" in the README).
 """
 
@@ -19,7 +19,9 @@ def handle(notification, channel) -> None:
         "state": notification.state,
         "changed": list(notification.changed),
     }
-    with open(os.environ["DEMO_HANDLER_LOG"], "a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
+    path = os.environ.get("DEMO_HANDLER_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
     print(f"handler: message #{notification.message_number} {notification.state} "
           f"on channel {channel.id}", flush=True)

@@ -82,6 +82,9 @@ def check_watch_method(api: str, version: str, method: str, params: dict[str, An
     description = method_description(api, version, method)
     if method.rsplit(".", 1)[-1] != "watch":
         raise UnknownApiError(f"{api} {version} {method} is not a watch method")
+    if description.get("request", {}).get("$ref") != "Channel":
+        # e.g. Gmail's users.watch: it publishes to Pub/Sub, it opens no push channel.
+        raise UnknownApiError(f"{api} {version} {method} does not open a push channel")
     known = description.get("parameters", {})
     for name, spec in known.items():
         if spec.get("required") and name not in params:

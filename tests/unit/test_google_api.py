@@ -77,6 +77,11 @@ def test_non_watch_methods_are_refused():
         google_api.check_watch_method("drive", "v3", "files.get", {"fileId": "F"})
 
 
+def test_watch_methods_that_open_no_push_channel_are_refused():
+    with pytest.raises(UnknownApiError, match="does not open a push channel"):
+        google_api.check_watch_method("gmail", "v1", "users.watch", {"userId": "me"})
+
+
 def test_missing_required_and_unknown_parameters_are_refused():
     with pytest.raises(InvalidRequestError, match="pageToken"):
         google_api.check_watch_method("drive", "v3", "changes.watch", {})
