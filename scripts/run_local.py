@@ -148,7 +148,18 @@ class LocalRun:
     # -- starting and stopping ------------------------------------------------------------
 
     def port(self, wanted: int) -> int:
-        return free_port() if self.args.free_ports else wanted
+        """``wanted``, if nothing listens there; any free port with --free-ports."""
+        if self.args.free_ports:
+            return free_port()
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", wanted))
+            except OSError:
+                raise RuntimeError(
+                    f"port {wanted} is already in use: stop what uses it, or pass --free-ports"
+                ) from None
+        return wanted
 
     def start(self) -> None:
         project = f"channelkit-demo-{uuid.uuid4().hex[:8]}" if self.demo else self.args.project
