@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import hmac
 import re
 import secrets
@@ -396,6 +397,12 @@ def parse_http_date(value: str | None) -> datetime.datetime | None:
     """An aware datetime from an HTTP date, or None when absent or unreadable."""
     if not value:
         return None
+    return _parse_http_date(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_http_date(value: str) -> datetime.datetime | None:
+    # Every notification of a channel carries the same expiration header: parse it once.
     try:
         parsed = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError):
