@@ -15,7 +15,6 @@ import pytest
 from channelkit import renewal
 from channelkit.google_api import GoogleApi
 from channelkit.renewal import renew_due
-from channelkit.store import open_store
 from channelkit.subscribe import subscribe
 from support.webhook_harness import RecordingHandler, WebhookServer
 
@@ -29,20 +28,8 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-def store(firestore_env):
-    s = open_store()
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def clock(simulator):
     return lambda: simulator.clock.now_ms() / 1000
-
-
-@pytest.fixture
-def google(simulator):
-    return GoogleApi(root=simulator.url, retries=0)
 
 
 @pytest.fixture

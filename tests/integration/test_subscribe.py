@@ -4,22 +4,8 @@
 import pytest
 
 from channelkit.errors import AuthError, ConfigError, UnknownApiError
-from channelkit.google_api import GoogleApi
-from channelkit.store import open_store
 from channelkit.subscribe import stop, subscribe
 from support.receiver import Receiver
-
-
-@pytest.fixture
-def store(firestore_env):
-    s = open_store()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def google(simulator):
-    return GoogleApi(root=simulator.url, retries=0)
 
 
 def test_channel_is_stored_pending_before_watch_returns(store, google, simulator):

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import sys
 import textwrap
 
 import pytest
 
-from channelkit import logs
 from channelkit.channel import Channel, Notification
 from channelkit.dispatch import (
     Dispatcher,
@@ -46,20 +43,6 @@ def handler_dir(tmp_path, monkeypatch):
     yield write
     for name in created:
         sys.modules.pop(name, None)
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    logger = logging.getLogger("channelkit")
-    old = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logger.removeHandler(handler)
-    logger.setLevel(old)
 
 
 def notification(number=5, state="update"):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import logging
 
 import pytest
 
-from channelkit import logs
 from channelkit.channel import Channel
 from channelkit.errors import (
     BodyTooLargeError,
@@ -575,20 +573,6 @@ def test_read_body_reads_at_most_the_limit_plus_one():
 
 
 # --- logs -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    logger = logging.getLogger("channelkit")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 def test_each_request_is_one_structured_line_without_the_token(store, receiver, recorder, log_lines):
