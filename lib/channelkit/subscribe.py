@@ -18,6 +18,7 @@ from typing import Any
 from channelkit import channel as ch
 from channelkit.errors import (
     ChannelConflictError,
+    ChannelExistsError,
     ConfigError,
     GoogleApiError,
     ResourceGoneError,
@@ -98,7 +99,17 @@ def subscribe(
         status=PENDING,
         created_at=datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc),
     )
-    store.create(new)
+    try:
+        store.create(new)
+    except ChannelExistsError:
+        # A retried create whose first attempt landed (its answer was lost): the
+        # stored channel is ours if it carries our random token. Anything else
+        # is a genuine clash of ids.
+        existing = store.find(new.id)
+        if existing is None or existing.status != PENDING or not ch.tokens_match(
+            existing.token, new.token
+        ):
+            raise
     return activate(new, store=store, google=google)
 
 

@@ -116,3 +116,28 @@ def test_stop_of_unknown_channel_raises(store, google):
 
     with pytest.raises(ChannelNotFoundError):
         stop("missing", store=store, google=google)
+
+
+def test_a_create_whose_lost_first_write_had_landed_still_subscribes(store, google, simulator, monkeypatch):
+    real = store._insert
+
+    def landed_then_retried(channel_id, record):
+        real(channel_id, record)  # the first attempt landed; its answer was lost
+        real(channel_id, record)  # the retry: "already exists"
+
+    monkeypatch.setattr(store, "_insert", landed_then_retried)
+    channel = subscribe("drive", "v3", "files.watch", address="https://x.example/h",
+                        params={"fileId": "F"}, store=store, google=google)
+    assert store.get(channel.id).status == "active"
+    assert [c.id for c in simulator.live_channels()] == [channel.id]
+
+
+def test_a_genuine_id_clash_is_refused(store, google, simulator):
+    from channelkit.errors import ChannelExistsError
+
+    first = subscribe("drive", "v3", "files.watch", address="https://x.example/h",
+                      params={"fileId": "F"}, store=store, google=google)
+    with pytest.raises(ChannelExistsError):
+        subscribe("drive", "v3", "files.watch", address="https://x.example/h",
+                  params={"fileId": "G"}, store=store, google=google, channel_id=first.id)
+    assert len(simulator.live_channels()) == 1
