@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channelkit import config, logs
-from channelkit.channel import Channel, Notification
+from channelkit.channel import Channel, Notification, to_millis
 from channelkit.errors import (
     ChannelConflictError,
     ChannelkitError,
@@ -105,7 +105,7 @@ class Renewer:
         return [
             c
             for c in self.store.list(status=PENDING)
-            if (_ms(c.created_at) or 0) <= stale_before and (c.lease_until or 0) <= now_ms
+            if (to_millis(c.created_at) or 0) <= stale_before and (c.lease_until or 0) <= now_ms
         ]
 
     def sweep_channel(self, channel: Channel, summary: RenewalSummary) -> None:
@@ -186,7 +186,7 @@ class Renewer:
     def _new_successor(self, old: Channel) -> Channel:
         now_ms = self.now_ms()
         lifetime = None
-        created = _ms(old.created_at)
+        created = to_millis(old.created_at)
         if old.expiration and created is not None and old.expiration > created:
             lifetime = old.expiration - created  # ask for what Google granted last time
         successor = old.copy(
@@ -297,10 +297,6 @@ class Renewer:
     def _log(self, severity: str, message: str, channel: Channel, **fields: Any) -> None:
         logs.event(log, severity, message, channelId=channel.id,
                    subscriptionId=channel.subscription_id, **fields)
-
-
-def _ms(value: datetime.datetime | None) -> int | None:
-    return int(value.timestamp() * 1000) if value is not None else None
 
 
 def renew_due(

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from channelkit import config
-from channelkit.channel import Channel
+from channelkit.channel import Channel, to_millis
 from channelkit.errors import (
     ChannelConflictError,
     ChannelExistsError,
@@ -308,7 +308,7 @@ class ChannelStore(abc.ABC):
             if existing.get("status") == "done":
                 return MessageClaim(channel_id, number, ClaimOutcome.DONE)
             claimed_at = existing.get("claimedAt")
-            age_ms = now_ms - _datetime_to_ms(claimed_at) if claimed_at else None
+            age_ms = now_ms - to_millis(claimed_at) if claimed_at else None
             if age_ms is not None and age_ms < timeout_seconds * 1000:
                 return MessageClaim(channel_id, number, ClaimOutcome.IN_PROGRESS)
             new_version = self._replace_message(channel_id, number, record, version)
@@ -350,14 +350,6 @@ def _status_set(expect: str | Iterable[str] | None) -> frozenset[str] | None:
     if isinstance(expect, str):
         return frozenset([expect])
     return frozenset(expect)
-
-
-def _datetime_to_ms(value: Any) -> int:
-    if isinstance(value, (int, float)):
-        return int(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
-    return int(value.timestamp() * 1000)
 
 
 __all__ = ["ChannelStore", "ClaimOutcome", "MessageClaim", "ChannelExistsError"]
