@@ -151,7 +151,7 @@ def fail(channel_id: str, exc: BaseException, *, store: ChannelStore, google: Go
         channel_id, status=FAILED, last_error=error_text(exc), stop_pending=None
     )
     if failed.resource_id:  # an early notification proved it live at Google
-        stop_at_google(failed.copy(stop_pending=True), store=store, google=google)
+        stop_at_google(failed, store=store, google=google)
 
 
 def stop_at_google(
