@@ -1243,6 +1243,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of parallel clients
+    # (a renewal run) would overflow it, and each dropped SYN costs the client a
+    # 1 s retransmission. Google's front ends take any number of connections.
+    request_queue_size = 1024
     simulator: Simulator
 
 
