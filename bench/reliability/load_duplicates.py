@@ -30,7 +30,9 @@ DUPLICATE_SHARE = 0.20
 SENDERS = 16
 
 
-def build(channels, messages: int, rng: random.Random) -> tuple[list[common.Delivery], set]:
+def build(channels, messages: int, rng: random.Random, *, duplicate_share: float = DUPLICATE_SHARE,
+          concurrent_share: float = 0.5) -> tuple[list[common.Delivery], set]:
+    """The deliveries (originals, concurrent twins, later re-deliveries) and the message keys."""
     per_channel = messages // len(channels)
     originals = []
     for channel in channels:
@@ -40,9 +42,10 @@ def build(channels, messages: int, rng: random.Random) -> tuple[list[common.Deli
                 key=(channel.id, n)))
     rng.shuffle(originals)
     expected = {d.key for d in originals}
-    dup_count = int(len(originals) * DUPLICATE_SHARE)
+    dup_count = int(len(originals) * duplicate_share)
     chosen = rng.sample(range(len(originals)), dup_count)
-    concurrent, later = set(chosen[: dup_count // 2]), chosen[dup_count // 2:]
+    split = int(dup_count * concurrent_share)
+    concurrent, later = set(chosen[:split]), chosen[split:]
     placed: list[tuple[float, common.Delivery]] = []
     for index, d in enumerate(originals):
         placed.append((index, d))
