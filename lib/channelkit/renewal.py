@@ -88,6 +88,8 @@ class Renewer:
     renew_before: float | None = None
     lease_seconds: float | None = None
     owner: str = dataclasses.field(default_factory=lambda: f"renew-{uuid.uuid4().hex[:12]}")
+    #: When ``due()`` listed the channels (ms on ``clock``); None: never listed.
+    listed_ms: int | None = dataclasses.field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.renew_before = config.renew_before(self.renew_before)
@@ -120,26 +122,45 @@ class Renewer:
             summary.add("stopped", channel.id)
 
     def due(self) -> list[Channel]:
-        return self.store.due_for_renewal(self.now_ms() + int(self.renew_before * 1000))
+        self.listed_ms = self.now_ms()
+        return self.store.due_for_renewal(self.listed_ms + int(self.renew_before * 1000))
 
     # --- one channel --------------------------------------------------------------
 
     def renew_channel(self, old: Channel, summary: RenewalSummary) -> None:
-        """Replace ``old`` by a successor; safe to repeat after a crash at any step."""
+        """Replace ``old`` by a successor; safe to repeat after a crash at any step.
+
+        ``old`` is the channel as ``due()`` listed it. A claim that was never
+        released (``leaseOwner`` still set) is the trace of a run that crashed or
+        stalled mid-renewal: only then can a successor already exist, and only
+        then are the subscription's channels searched for it (a query per
+        channel would cost far more than the renewal itself). So a claim is
+        released only by a run that found no such trace and finished cleanly;
+        after an error, as after a crash, it stays until it lapses, and the
+        next run looks for what was left.
+        """
+        suspect = self._may_have_successor(old)
         claimed = self.store.claim_lease(
             old.id, self.owner, now_ms=self.now_ms(), lease_seconds=self.lease_seconds
         )
         if claimed is None:
             summary.add("skipped", {"id": old.id, "reason": "claimed by another run or no longer active"})
             return
-        try:
-            self._renew_claimed(claimed, summary)
-        finally:
+        released = self._renew_claimed(claimed, summary, search=suspect)
+        if not released and not suspect:
             self.store.release_lease(old.id, self.owner)
 
-    def _renew_claimed(self, old: Channel, summary: RenewalSummary) -> None:
+    def _may_have_successor(self, old: Channel) -> bool:
+        """Could a run have started replacing ``old`` without finishing? (see ``renew_channel``)"""
+        if old.lease_owner is not None or self.listed_ms is None:
+            return True
+        # Listed long ago: another run may have claimed it since, and lapsed.
+        return self.now_ms() - self.listed_ms >= self.lease_seconds * 1000
+
+    def _renew_claimed(self, old: Channel, summary: RenewalSummary, *, search: bool = True) -> bool:
+        """Renew a claimed channel; True when its retirement released the claim too."""
         successor = None
-        for candidate in self._successors(old):
+        for candidate in (self._successors(old) if search else []):
             if candidate.status == PENDING:
                 if self.abandon(candidate, old, "abandoned: superseded by a later renewal"):
                     continue
@@ -158,21 +179,21 @@ class Renewer:
                 self.store.update(old.id, status=FAILED, last_error=error_text(exc))
                 summary.add("failed", {"id": old.id, "reason": f"watched resource is gone: {exc}"})
                 self._log("WARNING", "subscription failed: resource gone", old, outcome="failed")
-                return
+                return False
             except ChannelConflictError:
                 summary.add("skipped", {"id": old.id, "reason": "stopped during renewal"})
-                return
+                return False
             except GoogleApiError as exc:
                 if isinstance(exc, TransientApiError):
                     self._stop_maybe_live(successor, old)
                 self.store.update(old.id, last_error=error_text(exc))
                 summary.add("skipped", {"id": old.id, "reason": f"retry next run: {exc}"})
                 self._log("WARNING", "renewal postponed", old, outcome="postponed", error=str(exc))
-                return
+                return False
         # Tell the app before retiring the old channel: a crash in between sends it
         # again on the next run (at least once), never not at all.
         self._notify_renewed(successor)
-        self._retire(old, successor, summary)
+        return self._retire(old, successor, summary)
 
     def _successors(self, old: Channel) -> list[Channel]:
         if not old.subscription_id:
@@ -206,8 +227,9 @@ class Renewer:
         self.store.create(successor)
         return successor
 
-    def _retire(self, old: Channel, successor: Channel, summary: RenewalSummary) -> None:
-        """The successor is live: mark the old channel stopped, stop it at Google, tell the app."""
+    def _retire(self, old: Channel, successor: Channel, summary: RenewalSummary) -> bool:
+        """The successor is live: mark the old channel stopped (its claim released in the
+        same write), then stop it at Google. True if this run retired it."""
         try:
             retired = self.store.update(
                 old.id,
@@ -217,14 +239,17 @@ class Renewer:
                 stopped_at=self.now_ms(),
                 stop_pending=True,
                 last_error=None,
+                lease_until=None,
+                lease_owner=None,
             )
         except ChannelConflictError:
             self._retire_conflict(old.id, successor, summary)
-            return
+            return False
         summary.add("renewed", {"old": old.id, "new": successor.id})
         if stop_at_google(retired, store=self.store, google=self.google) is None:
             summary.add("stopped", old.id)
         self._log("INFO", "channel renewed", successor, outcome="renewed", renews=old.id)
+        return True
 
     def _retire_conflict(self, old_id: str, successor: Channel, summary: RenewalSummary) -> None:
         """The old channel left ``active`` while we renewed it: find out why, on what is stored."""
