@@ -66,6 +66,7 @@ __all__ = [
     "X_GOOG_RESOURCE_STATE",
     "X_GOOG_RESOURCE_URI",
     "new_webhook_channel",
+    "from_header_map",
     "notification_from_headers",
     "to_millis",
     "validate_channel_id",
@@ -105,6 +106,18 @@ REQUIRED_HEADERS = (
     X_GOOG_RESOURCE_STATE,
     X_GOOG_RESOURCE_URI,
 )
+_GOOGLE_SPELLING = {
+    X_GOOG_CHANNEL_ID: "X-Goog-Channel-ID",
+    X_GOOG_MESSAGE_NUMBER: "X-Goog-Message-Number",
+    X_GOOG_RESOURCE_ID: "X-Goog-Resource-ID",
+    X_GOOG_RESOURCE_STATE: "X-Goog-Resource-State",
+    X_GOOG_RESOURCE_URI: "X-Goog-Resource-URI",
+    X_GOOG_CHANNEL_TOKEN: "X-Goog-Channel-Token",
+    X_GOOG_CHANNEL_EXPIRATION: "X-Goog-Channel-Expiration",
+    X_GOOG_CHANGED: "X-Goog-Changed",
+}
+#: The eight X-Goog names, required ones first, in upper case and as Google spells them.
+_SPELLINGS = (tuple(_GOOGLE_SPELLING.values()), tuple(_GOOGLE_SPELLING))
 
 MAX_CHANNEL_ID_LENGTH = 64
 MAX_TOKEN_LENGTH = 256
@@ -168,6 +181,9 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+_new_object = object.__new__
+
+
 class Notification:
     """One push notification, checked against its channel.
 
@@ -197,6 +213,35 @@ class Notification:
         self.channel_expiration = channel_expiration
         self.changed = tuple(changed)
         self.body = body
+
+    # notification_from_headers leaves the two optional headers as text, parsed on first
+    # use: most handlers never read them, and the webhook should not pay for them.
+
+    @property
+    def channel_expiration(self) -> datetime.datetime | None:
+        """``X-Goog-Channel-Expiration`` as an aware datetime (None when absent or unreadable)."""
+        try:
+            return self._channel_expiration
+        except AttributeError:
+            self._channel_expiration = parse_http_date(self._expiration_header)
+            return self._channel_expiration
+
+    @channel_expiration.setter
+    def channel_expiration(self, value: datetime.datetime | None) -> None:
+        self._channel_expiration = value
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """``X-Goog-Changed`` as a tuple (``("content", "properties")``; () when absent)."""
+        try:
+            return self._changed
+        except AttributeError:
+            self._changed = parse_changed(self._changed_header)
+            return self._changed
+
+    @changed.setter
+    def changed(self, value: tuple[str, ...]) -> None:
+        self._changed = tuple(value)
 
     @property
     def is_sync(self) -> bool:
@@ -229,10 +274,17 @@ class Notification:
             f" state={self.state!r}, resource_id={self.resource_id!r})"
         )
 
+    _FIELDS = (
+        "message_number", "state", "resource_uri", "resource_id", "channel_id", "token",
+        "channel_expiration", "changed", "body",
+    )
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Notification):
             return NotImplemented
-        return vars(self) == vars(other)
+        return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
 
 #: Subscription fields a stored channel carries beside Google's channel fields.
@@ -369,10 +421,13 @@ def header_map(headers: Any) -> dict[str, str]:
     items = headers.items() if hasattr(headers, "items") else headers
     result: dict[str, str] = {}
     for name, value in items:
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        result[str(name).upper()] = str(value)
+        result[str(name).upper()] = _text(value)
     return result
+
+
+def _text(value: Any) -> str:
+    """A header value as text (bytes are Latin-1, as HTTP/1.1 carries them)."""
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
 def _required(headers: Mapping[str, str], name: str) -> str:
@@ -427,7 +482,15 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
         return True
     if given is None:
         return False
-    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+    return _equal(expected, given)
+
+
+def _equal(expected: str, given: str) -> bool:
+    """Constant-time string equality (ASCII compared as is, anything else as UTF-8)."""
+    try:
+        return hmac.compare_digest(expected, given)
+    except TypeError:  # non-ASCII text
+        return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
 
 
 def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"") -> Notification:
@@ -438,32 +501,87 @@ def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"")
     is not a positive integer, a token that is absent or wrong when the channel
     has one, or a resource id that differs from the channel's known one.
     """
-    upper = header_map(headers)
-    for name in REQUIRED_HEADERS:
-        _required(upper, name)
-    channel_id = upper[X_GOOG_CHANNEL_ID].strip()
+    # This runs on every request. A dict keyed exactly as Google spells the headers, or
+    # in upper case (channelkit.receive passes one), and holding nothing else, is read
+    # in place; any other mapping is first rebuilt with upper-case names.
+    if type(headers) is dict:
+        for names in _SPELLINGS:
+            try:
+                values = (headers[names[0]], headers[names[1]], headers[names[2]],
+                          headers[names[3]], headers[names[4]])
+            except KeyError:
+                continue
+            extra = len(headers) - 5
+            if not extra:
+                return _checked(channel, values, None, None, None, body)
+            get = headers.get
+            token, expiration, changed = get(names[5]), get(names[6]), get(names[7])
+            if extra == (token is not None) + (expiration is not None) + (changed is not None):
+                return _checked(channel, values, token, expiration, changed, body)
+            break
+    try:
+        upper = {name.upper(): value for name, value in headers.items()}
+    except AttributeError:
+        upper = header_map(headers)
+    return from_header_map(channel, upper, body)
+
+
+def from_header_map(channel: Channel, upper: Mapping[str, Any], body: Any = b"") -> Notification:
+    """``notification_from_headers`` for headers already keyed in upper case (see ``header_map``)."""
+    get = upper.get
+    values = (get(X_GOOG_CHANNEL_ID), get(X_GOOG_MESSAGE_NUMBER), get(X_GOOG_RESOURCE_ID),
+              get(X_GOOG_RESOURCE_STATE), get(X_GOOG_RESOURCE_URI))
+    return _checked(
+        channel, values, get(X_GOOG_CHANNEL_TOKEN), get(X_GOOG_CHANNEL_EXPIRATION),
+        get(X_GOOG_CHANGED), body,
+    )
+
+
+def _checked(channel, values, token, expiration, changed, body) -> Notification:
+    """Judge the five required values (Google's order: id, number, resource id, state, URI)."""
+    channel_id, number, resource_id, state, uri = values
+    if not (type(channel_id) is type(number) is type(resource_id) is type(state) is type(uri) is str):
+        # Missing headers or bytes values: the slow, thorough way.
+        upper = {name: _text(value) for name, value in zip(REQUIRED_HEADERS, values) if value is not None}
+        for name in REQUIRED_HEADERS:
+            _required(upper, name)
+        channel_id, number, resource_id, state, uri = map(upper.get, REQUIRED_HEADERS)
+    channel_id, number, resource_id = channel_id.strip(), number.strip(), resource_id.strip()
+    state, uri = state.strip(), uri.strip()
+    if not (channel_id and number and resource_id and state and uri):
+        upper = dict(zip(REQUIRED_HEADERS, (channel_id, number, resource_id, state, uri)))
+        for name in REQUIRED_HEADERS:
+            _required(upper, name)
     if channel.id != channel_id:
         raise ChannelMismatchError("notification is for another channel")
-    message_number = parse_message_number(upper[X_GOOG_MESSAGE_NUMBER])
-    token = upper.get(X_GOOG_CHANNEL_TOKEN)
-    if not tokens_match(channel.token, token):
+    if number.isdigit() and number.isascii() and len(number) < 19:
+        message_number = int(number)  # at most 18 digits: within int64
+        if message_number < 1:
+            raise InvalidMessageNumberError("message number is not a positive integer")
+    else:
+        message_number = parse_message_number(number)
+    if token is not None and type(token) is not str:
+        token = _text(token)
+    if expiration is not None and type(expiration) is not str:
+        expiration = _text(expiration)
+    if changed is not None and type(changed) is not str:
+        changed = _text(changed)
+    expected = channel.token
+    if expected and (token is None or not _equal(expected, token)):
         raise TokenMismatchError("channel token is missing or does not match")
-    resource_id = upper[X_GOOG_RESOURCE_ID].strip()
-    if channel.resource_id and not hmac.compare_digest(
-        channel.resource_id.encode("utf-8"), resource_id.encode("utf-8")
-    ):
+    if channel.resource_id and not _equal(channel.resource_id, resource_id):
         raise ResourceMismatchError("resource id does not match the channel")
-    return Notification(
-        message_number,
-        upper[X_GOOG_RESOURCE_STATE].strip(),
-        upper[X_GOOG_RESOURCE_URI].strip(),
-        resource_id,
-        channel_id=channel_id,
-        token=token,
-        channel_expiration=parse_http_date(upper.get(X_GOOG_CHANNEL_EXPIRATION)),
-        changed=parse_changed(upper.get(X_GOOG_CHANGED)),
-        body=bytes(body or b""),
-    )
+    notification = _new_object(Notification)
+    notification.message_number = message_number
+    notification.state = state
+    notification.resource_uri = uri
+    notification.resource_id = resource_id
+    notification.channel_id = channel_id
+    notification.token = token
+    notification._expiration_header = expiration  # parsed on first use
+    notification._changed_header = changed
+    notification.body = body if type(body) is bytes else bytes(body or b"")
+    return notification
 
 
 def new_webhook_channel(url, token=None, expiration=None, params=None) -> Channel:

@@ -58,7 +58,7 @@ from channelkit.channel import (
     Channel,
     Notification,
     header_map,
-    notification_from_headers,
+    from_header_map,
     parse_message_number,
     to_millis,
     validate_channel_id,
@@ -352,7 +352,7 @@ class Receiver:
         context["state"] = (upper.get(X_GOOG_RESOURCE_STATE) or "").strip()[:100] or None
         # Well-formed? Checked against a stand-in channel (no token, no resource id):
         # missing headers and bad message numbers are refused before any store read.
-        notification_from_headers(Channel("web_hook", channel_id, None, None), upper, data)
+        from_header_map(Channel("web_hook", channel_id, None, None), upper, data)
         context["messageNumber"] = parse_message_number(upper[X_GOOG_MESSAGE_NUMBER])
         if not _storable_channel_id(channel_id):
             raise ChannelNotFoundError("unknown channel")
@@ -402,7 +402,7 @@ class Receiver:
     def _check(
         self, channel: Channel, headers: Mapping[str, str], body: bytes, now_ms: int
     ) -> Notification:
-        notification = notification_from_headers(channel, headers, body)
+        notification = from_header_map(channel, headers, body)
         self._check_live(channel, now_ms)
         return notification
 
@@ -445,7 +445,7 @@ class Receiver:
         stored, so a second, different id is judged (and refused) against the
         first one.
         """
-        notification = notification_from_headers(channel, headers, body)
+        notification = from_header_map(channel, headers, body)
         learned = self.store.record_resource(
             channel.id, notification.resource_id, notification.resource_uri or None
         )
@@ -463,7 +463,7 @@ class Receiver:
         channel = self.store.find(channel_id)
         if channel is None or channel.status != FAILED or channel.resource_id:
             return
-        notification = notification_from_headers(channel, headers, body)
+        notification = from_header_map(channel, headers, body)
         self.store.record_resource(channel.id, notification.resource_id)
 
     # --- exactly once -------------------------------------------------------------------

@@ -143,7 +143,32 @@ def test_token_comparison_is_constant_time(monkeypatch):
     real = ck.hmac.compare_digest
     monkeypatch.setattr(ck.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     ck.notification_from_headers(channel(), HEADERS)
-    assert (b"tok", b"tok") in calls
+    assert ("tok", "tok") in calls
+
+
+@pytest.mark.parametrize("stored, given, ok", [
+    ("tök", "tök", True), ("tök", "tok", False), ("tok", "tök", False), ("tök", "tök ", False),
+])
+def test_non_ascii_tokens_are_compared_in_constant_time(monkeypatch, stored, given, ok):
+    calls = []
+    real = ck.hmac.compare_digest
+    monkeypatch.setattr(ck.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    headers = dict(HEADERS, **{"X-Goog-Channel-Token": given})
+    if ok:
+        assert ck.notification_from_headers(channel(token=stored), headers).token == given
+    else:
+        with pytest.raises(TokenMismatchError):
+            ck.notification_from_headers(channel(token=stored), headers)
+    assert (stored.encode(), given.encode()) in calls
+
+
+def test_optional_headers_are_parsed_on_first_use_and_kept():
+    n = ck.notification_from_headers(channel(), dict(HEADERS, **{"X-Goog-Changed": "a, b"}))
+    assert n.changed is n.changed == ("a", "b")
+    n.changed = ["c"]
+    assert n.changed == ("c",)
+    n.channel_expiration = None
+    assert n.channel_expiration is None
 
 
 def test_channel_without_token_accepts_any_token():
@@ -240,3 +265,38 @@ def test_copy_replaces_fields_and_rejects_unknown_ones():
     assert (c.status, c.expiration, c.token) == ("active", 5, "tok")
     with pytest.raises(TypeError):
         channel().copy(colour="red")
+
+
+# --- the short path for dicts judges exactly like the general one ----------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = list(HEADERS) + ["X-Goog-Channel-Expiration", "X-Goog-Changed", "Host", "Content-Length"]
+_SPELL = st.sampled_from([str, str.upper, str.lower, str.title])
+_VALUE = st.one_of(
+    st.sampled_from(["chan-1", "12", " 12 ", "0", "tok", "res-1", "", "  ", "sync"]),
+    st.text(max_size=8),
+    st.binary(max_size=6),
+)
+
+
+def _outcome(make):
+    try:
+        n = make()
+    except Exception as exc:  # the error's type is the outcome
+        return type(exc)
+    return {f: getattr(n, f) for f in ck.Notification._FIELDS}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_NAMES), _SPELL, _VALUE), max_size=10),
+       st.booleans(), st.sampled_from(["tok", None]), st.sampled_from(["res-1", ""]))
+def test_dict_short_path_matches_the_general_path(entries, start_valid, token, resource_id):
+    headers = dict(HEADERS) if start_valid else {}
+    for name, spell, value in entries:
+        headers[spell(name)] = value
+    chan = channel(token=token, resource_id=resource_id)
+    fast = _outcome(lambda: ck.notification_from_headers(chan, headers))
+    general = _outcome(lambda: ck.from_header_map(chan, ck.header_map(headers)))
+    assert fast == general
