@@ -492,6 +492,10 @@ class Sender:
         except (OSError, http.client.HTTPException):
             self.close()
             return None
+        except Exception as exc:  # noqa: BLE001 - a request the client library refused to send
+            self.close()
+            print(f"client could not send {d.method} {d.path!r}: {exc!r}", file=sys.stderr)
+            return None
 
     def _raw(self, data: bytes) -> int | None:
         try:
