@@ -38,7 +38,9 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
 
 from __future__ import annotations
 
-from googleapiclient import errors as _gapi_errors
+import importlib.abc
+import importlib.util
+import sys
 
 
 class ChannelkitError(Exception):
@@ -52,11 +54,12 @@ class ConfigError(ChannelkitError, ValueError):
 # --- notifications -----------------------------------------------------------
 
 
-class InvalidNotificationError(ChannelkitError, _gapi_errors.InvalidNotificationError):
+class InvalidNotificationError(ChannelkitError):
     """The request is not a valid notification for the channel.
 
-    Subclasses googleapiclient's error of the same name so that code written
-    against ``googleapiclient.channel`` keeps catching it.
+    Also a subclass of ``googleapiclient.errors.InvalidNotificationError``, so
+    that code written against ``googleapiclient.channel`` keeps catching it: see
+    ``_adopt_googleapiclient_base`` below.
     """
 
 
@@ -189,3 +192,56 @@ class ResourceGoneError(GoogleApiError):
 
 class TransientApiError(GoogleApiError):
     """429, 5xx or a broken connection, after the client's retries: try later."""
+
+
+# --- googleapiclient compatibility, without importing it ------------------------------
+#
+# The webhook never needs googleapiclient, and importing it costs every cold start.
+# Code that catches googleapiclient.errors.InvalidNotificationError must import that
+# module first, so our InvalidNotificationError takes googleapiclient's class as a second
+# base at that moment: now if it is already imported, else as soon as it is.
+
+_GAPI_ERRORS = "googleapiclient.errors"
+
+
+def _adopt_googleapiclient_base(module) -> None:
+    base = getattr(module, "InvalidNotificationError", None)
+    if isinstance(base, type) and not issubclass(InvalidNotificationError, base):
+        InvalidNotificationError.__bases__ = (ChannelkitError, base)
+
+
+class _AdoptOnImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loading of googleapiclient.errors, once."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != _GAPI_ERRORS:
+            return None
+        _uninstall()
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        load = loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            _adopt_googleapiclient_base(module)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+_FINDER = _AdoptOnImport()
+
+
+def _uninstall() -> None:
+    try:
+        sys.meta_path.remove(_FINDER)
+    except ValueError:
+        pass
+
+
+if _GAPI_ERRORS in sys.modules:
+    _adopt_googleapiclient_base(sys.modules[_GAPI_ERRORS])
+else:
+    sys.meta_path.insert(0, _FINDER)
