@@ -1,0 +1,49 @@
+"""The reliability suite at its small size: nothing lost, nothing doubled, each scenario's check.
+
+Each test runs one scenario of ``bench/reliability`` (``python -m bench.reliability
+--size small`` runs the same, with a table) against the real webhook under
+functions-framework and the real Firestore emulator. ``lost`` counts sent
+messages the handler never completed, ``doubled`` messages it completed more
+than once (from the handler's own durable record of every call); the scenario's
+``ok`` adds its own check, spelled out in its notes.
+"""
+
+from __future__ import annotations
+
+
+def check(result: dict) -> None:
+    summary = f"{result['scenario']}: {result['notes']}"
+    assert result["sent"] > 0, summary
+    assert result["lost"] == 0, summary
+    assert result["doubled"] == 0, summary
+    assert result["ok"], summary
+
+
+def test_load_with_duplicates_handles_every_message_exactly_once(run_scenario):
+    result = run_scenario("load_duplicates")
+    check(result)
+    assert result["details"]["status_500"] == 0
+    assert result["details"]["overlapping"] == 0
+
+
+def test_store_outage_loses_and_doubles_nothing_and_5xx_only_while_down(run_scenario):
+    result = run_scenario("outage")
+    check(result)
+    assert result["details"]["five_xx_before"] == 0
+    assert result["details"]["five_xx_late"] == 0
+    assert result["details"]["outage_seconds"] > 0
+
+
+def test_failing_handler_ends_with_every_message_handled_exactly_once(run_scenario):
+    result = run_scenario("handler_failures")
+    check(result)
+    assert result["details"]["handler_failures"] > 0  # failures really were injected
+    assert result["status_5xx"] >= result["details"]["handler_failures"]
+
+
+def test_fuzz_no_5xx_and_no_handler_call_for_an_invalid_request(run_scenario):
+    result = run_scenario("fuzz")
+    check(result)
+    assert result["status_5xx"] == 0, result["notes"]
+    assert result["details"]["invalid_handler_calls"] == 0
+    assert result["details"]["field_mismatches"] == 0
