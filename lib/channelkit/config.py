@@ -17,7 +17,7 @@ DEFAULT_STORE_TIMEOUT = 5.0  # seconds: bound on one store operation
 DEFAULT_GRACE = 300  # seconds a stopped/expired channel still accepts deliveries
 DEFAULT_MAX_BODY = 1_048_576  # bytes
 DEFAULT_CLAIM_TIMEOUT = 600  # seconds before an in-progress message claim may be retaken
-DEFAULT_CACHE_TTL = 10.0  # seconds a channel lookup is cached per instance
+DEFAULT_CACHE_TTL = 300.0  # seconds a channel lookup is cached per instance (see README: Webhook)
 DEFAULT_API_RETRIES = 4  # googleapiclient num_retries for Google API calls
 DEFAULT_RECORD_TTL_DAYS = 30  # days after a channel ends that Firestore TTL deletes it
 

@@ -206,7 +206,7 @@ class ChannelCache:
         self,
         ttl: float | None = None,
         *,
-        max_size: int = 1024,
+        max_size: int = 4096,
         clock: Clock = time.monotonic,
     ):
         if max_size < 1:

@@ -1,0 +1,5 @@
+"""Baseline (a): a function that answers 200 and does nothing else."""
+
+
+def webhook(request):
+    return "OK\n", 200

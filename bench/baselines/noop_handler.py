@@ -1,0 +1,5 @@
+"""The application handler the benchmarked channelkit webhook calls: does nothing."""
+
+
+def handle(notification, channel):
+    return None

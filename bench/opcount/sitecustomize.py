@@ -1,0 +1,97 @@
+"""Counts the Firestore operations a benchmarked process performs (``python -m bench``).
+
+The benchmark puts this directory on ``PYTHONPATH`` and sets
+``BENCH_OPCOUNT_FILE``; Python then imports this module at start-up, and it
+wraps the Firestore GAPIC client's RPC methods to count documents written
+(``commit``) and read (``batch_get_documents``, ``run_query``), plus every
+RPC by name, and the HTTP requests the Flask app finished (``requests``), so
+operations per request are counted on one side of the wire. Counts are written to that file as JSON a few times a second, so
+the benchmark can take the difference over a measured window. Nothing here
+runs unless the variable is set; channelkit itself carries no counting code.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import threading
+import time
+
+_PATH = os.environ.get("BENCH_OPCOUNT_FILE")
+_counts: collections.Counter = collections.Counter()
+_lock = threading.Lock()
+_writer_pid = None
+
+
+def _add(**amounts) -> None:
+    global _writer_pid
+    with _lock:
+        _counts.update(amounts)
+        if _writer_pid != os.getpid():  # the first call in this process (after any fork)
+            _writer_pid = os.getpid()
+            threading.Thread(target=_write_forever, daemon=True).start()
+
+
+def _write_forever() -> None:
+    while True:
+        with _lock:
+            data = json.dumps(dict(_counts))
+        tmp = f"{_PATH}.{os.getpid()}.tmp"
+        with open(tmp, "w") as out:
+            out.write(data)
+        os.replace(tmp, _PATH)
+        time.sleep(0.1)
+
+
+def _field(request, name):
+    if isinstance(request, dict):
+        return request.get(name) or []
+    return getattr(request, name, None) or []
+
+
+def _install() -> None:
+    from google.cloud.firestore_v1.services.firestore import client as gapic
+
+    cls = gapic.FirestoreClient
+    commit, batch_get, run_query = cls.commit, cls.batch_get_documents, cls.run_query
+
+    def counted_commit(self, request=None, **kwargs):
+        _add(rpc_commit=1, writes=len(_field(request, "writes")))
+        return commit(self, request=request, **kwargs)
+
+    def counted_batch_get(self, request=None, **kwargs):
+        _add(rpc_batch_get=1, reads=len(_field(request, "documents")))
+        return batch_get(self, request=request, **kwargs)
+
+    def counted_run_query(self, request=None, **kwargs):
+        _add(rpc_run_query=1)
+        for response in run_query(self, request=request, **kwargs):
+            if getattr(response, "document", None) is not None and response.document.name:
+                _add(reads=1)
+            yield response
+
+    import flask
+
+    dispatch = flask.Flask.full_dispatch_request
+
+    def counted_dispatch(self, *args, **kwargs):
+        try:
+            return dispatch(self, *args, **kwargs)
+        finally:
+            _add(requests=1)
+
+    flask.Flask.full_dispatch_request = counted_dispatch
+    cls.commit, cls.batch_get_documents, cls.run_query = counted_commit, counted_batch_get, counted_run_query
+    for name in ("begin_transaction", "rollback", "get_document"):
+        original = getattr(cls, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            _add(**{f"rpc_{_name}": 1})
+            return _original(self, *args, **kwargs)
+
+        setattr(cls, name, counted)
+
+
+if _PATH:
+    _install()
