@@ -15,9 +15,11 @@ of several concurrent claimants exactly one wins.
 from __future__ import annotations
 
 import abc
+import collections
 import dataclasses
 import datetime
 import enum
+import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -35,6 +37,8 @@ from channelkit.store.records import ACTIVE, FAILED, PENDING
 
 #: How often a compare-and-set loop re-reads after losing a race before giving up.
 MAX_CAS_ATTEMPTS = 20
+#: Channels whose last written (record, version) a store remembers (see ``_cas_update``).
+KNOWN_VERSIONS = 2048
 
 Record = dict[str, Any]
 Version = Any
@@ -76,12 +80,17 @@ class ChannelStore(abc.ABC):
 
     def __init__(self, *, ttl_days: int | None = None):
         self.ttl_days = config.record_ttl_days(ttl_days)
+        self._known: collections.OrderedDict[str, tuple[Record, Version]] = collections.OrderedDict()
+        self._known_lock = threading.Lock()
 
     # --- primitives each backend translates ----------------------------------
 
     @abc.abstractmethod
-    def _insert(self, channel_id: str, record: Record) -> None:
-        """Create the channel record; ChannelExistsError if the id is taken."""
+    def _insert(self, channel_id: str, record: Record) -> Version | None:
+        """Create the channel record; ChannelExistsError if the id is taken.
+
+        May return the new record's version (then the next change skips a read).
+        """
 
     @abc.abstractmethod
     def _read(self, channel_id: str) -> tuple[Record, Version] | None:
@@ -90,8 +99,12 @@ class ChannelStore(abc.ABC):
     @abc.abstractmethod
     def _compare_and_set(
         self, channel_id: str, record: Record, version: Version, previous: Record
-    ) -> bool:
-        """Replace ``previous`` by ``record`` iff the version is still ``version``."""
+    ) -> Any:
+        """Replace ``previous`` by ``record`` iff the version is still ``version``.
+
+        Falsy if it was not; truthy if it was: the new version, or True when
+        the backend does not know it.
+        """
 
     @abc.abstractmethod
     def _query(
@@ -130,7 +143,8 @@ class ChannelStore(abc.ABC):
         """Store a new channel; ``ChannelExistsError`` if its id is taken."""
         if not channel.id:
             raise ValueError("a stored channel needs an id")
-        self._insert(channel.id, records.to_record(channel, ttl_days=self.ttl_days))
+        record = records.to_record(channel, ttl_days=self.ttl_days)
+        self._remember(channel.id, record, self._insert(channel.id, record))
 
     def get(self, channel_id: str) -> Channel:
         """The stored channel; ``ChannelNotFoundError`` if there is none."""
@@ -267,19 +281,61 @@ class ChannelStore(abc.ABC):
 
         ``change(channel)`` returns the new Channel, or None to leave the record
         as it is; the result is what was written (or None).
+
+        The first attempt starts from the record and version this store itself
+        last wrote for the channel, when it remembers them, instead of reading:
+        the version precondition makes that as safe as a fresh read (if anyone
+        wrote since, the write is refused and the loop reads). A decision not to
+        write (None, or an error raised by ``change``) is never taken on a
+        remembered record: it is taken again on a fresh read.
         """
+        start = self._recall(channel_id)
         for _ in range(MAX_CAS_ATTEMPTS):
-            found = self._read(channel_id)
-            if found is None:
-                raise ChannelNotFoundError(f"no channel {channel_id!r}")
-            record, version = found
-            new = change(records.from_record(record))
+            remembered = start is not None
+            if start is not None:
+                (record, version), start = start, None
+            else:
+                found = self._read(channel_id)
+                if found is None:
+                    self._forget(channel_id)
+                    raise ChannelNotFoundError(f"no channel {channel_id!r}")
+                record, version = found
+            try:
+                new = change(records.from_record(record))
+            except ChannelConflictError:
+                if remembered:
+                    continue
+                raise
             if new is None:
+                if remembered:
+                    continue
                 return None
             new_record = records.to_record(new, ttl_days=self.ttl_days)
-            if self._compare_and_set(channel_id, new_record, version, record):
+            written = self._compare_and_set(channel_id, new_record, version, record)
+            if written:
+                self._remember(channel_id, new_record, written)
                 return new
+            self._forget(channel_id)
         raise StoreUnavailable(f"channel {channel_id!r}: too much contention, try again")
+
+    def _remember(self, channel_id: str, record: Record, version: Any) -> None:
+        """Keep the (record, version) just written; a version of None or True is unknown."""
+        with self._known_lock:
+            if version is None or version is True:
+                self._known.pop(channel_id, None)
+                return
+            self._known[channel_id] = (record, version)
+            self._known.move_to_end(channel_id)
+            while len(self._known) > KNOWN_VERSIONS:
+                self._known.popitem(last=False)
+
+    def _recall(self, channel_id: str) -> tuple[Record, Version] | None:
+        with self._known_lock:
+            return self._known.get(channel_id)
+
+    def _forget(self, channel_id: str) -> None:
+        with self._known_lock:
+            self._known.pop(channel_id, None)
 
     # --- messages -------------------------------------------------------------
 

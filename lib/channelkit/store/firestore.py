@@ -26,6 +26,8 @@ from channelkit.errors import ChannelExistsError, StoreUnavailable
 from channelkit.store.base import ChannelStore, Record, Version
 
 MESSAGES = "messages"
+#: Documents per call when a query is paged.
+QUERY_PAGE = 1000
 EMULATOR_PROJECT = "channelkit-local"
 
 _TRANSIENT_READ = gretry.if_exception_type(
@@ -102,14 +104,17 @@ class FirestoreStore(ChannelStore):
 
     # --- channels -------------------------------------------------------------
 
-    def _insert(self, channel_id: str, record: Record) -> None:
+    def _insert(self, channel_id: str, record: Record) -> Version:
         with self._errors():
             try:
-                self._channels.document(document_id(channel_id)).create(record, **self._write_kw)
+                result = self._channels.document(document_id(channel_id)).create(
+                    record, **self._write_kw
+                )
             except gexc.AlreadyExists as exc:
                 raise ChannelExistsError(f"channel {channel_id!r} already exists") from exc
             except gexc.Conflict as exc:
                 raise ChannelExistsError(f"channel {channel_id!r} already exists") from exc
+        return result.update_time
 
     def _read(self, channel_id: str) -> tuple[Record, Version] | None:
         with self._errors():
@@ -118,7 +123,7 @@ class FirestoreStore(ChannelStore):
             return None
         return snapshot.to_dict(), snapshot.update_time
 
-    def _compare_and_set(self, channel_id, record, version, previous) -> bool:
+    def _compare_and_set(self, channel_id, record, version, previous) -> Version | None:
         from google.cloud.firestore import DELETE_FIELD
 
         changes: dict[str, Any] = dict(record)
@@ -128,10 +133,10 @@ class FirestoreStore(ChannelStore):
         with self._errors():
             try:
                 ref = self._channels.document(document_id(channel_id))
-                ref.update(changes, option=self._precondition(version), **self._write_kw)
+                result = ref.update(changes, option=self._precondition(version), **self._write_kw)
             except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
-                return False
-        return True
+                return None
+        return result.update_time  # the new version
 
     def _query(self, filters=(), *, order_by=None, limit=None) -> list[Record]:
         from google.cloud.firestore_v1.base_query import FieldFilter
@@ -141,10 +146,23 @@ class FirestoreStore(ChannelStore):
             query = query.where(filter=FieldFilter(field, op, value))
         if order_by:
             query = query.order_by(order_by)
-        if limit is not None:
-            query = query.limit(int(limit))
-        with self._errors():
-            return [snap.to_dict() for snap in query.get(**self._read_kw)]
+        # Page through large results: each page is one call within the store's
+        # time bound, where one call for 10,000 due channels could outlast it.
+        found: list[Record] = []
+        last = None
+        while True:
+            want = QUERY_PAGE if limit is None else min(QUERY_PAGE, int(limit) - len(found))
+            if want <= 0:
+                return found
+            page = query.limit(want)
+            if last is not None:
+                page = page.start_after(last)
+            with self._errors():
+                snapshots = list(page.get(**self._read_kw))
+            found.extend(snap.to_dict() for snap in snapshots)
+            if len(snapshots) < want:
+                return found
+            last = snapshots[-1]
 
     # --- messages -------------------------------------------------------------
 
