@@ -118,6 +118,8 @@ _GOOGLE_SPELLING = {
 }
 #: The eight X-Goog names, required ones first, in upper case and as Google spells them.
 _SPELLINGS = (tuple(_GOOGLE_SPELLING.values()), tuple(_GOOGLE_SPELLING))
+#: The same names as PEP 3333 (WSGI) keys them in the request environ.
+_WSGI_NAMES = tuple("HTTP_" + name.replace("-", "_") for name in _GOOGLE_SPELLING)
 
 MAX_CHANNEL_ID_LENGTH = 64
 MAX_TOKEN_LENGTH = 256
@@ -418,7 +420,14 @@ class Channel:
 
 def header_map(headers: Any) -> dict[str, str]:
     """Upper-cased header names -> values; accepts dicts, Werkzeug headers, lists of pairs."""
-    items = headers.items() if hasattr(headers, "items") else headers
+    environ = getattr(headers, "environ", None)
+    if type(environ) is dict:  # Werkzeug's request.headers: read the WSGI environ itself
+        items = [(key[5:].replace("_", "-"), value) for key, value in environ.items()
+                 if key.startswith("HTTP_")]
+        items += [(key.replace("_", "-"), environ[key]) for key in ("CONTENT_LENGTH", "CONTENT_TYPE")
+                  if environ.get(key)]
+    else:
+        items = headers.items() if hasattr(headers, "items") else headers
     result: dict[str, str] = {}
     for name, value in items:
         result[str(name).upper()] = _text(value)
@@ -519,6 +528,14 @@ def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"")
             if extra == (token is not None) + (expiration is not None) + (changed is not None):
                 return _checked(channel, values, token, expiration, changed, body)
             break
+    else:
+        environ = getattr(headers, "environ", None)
+        if type(environ) is dict:  # Werkzeug's request.headers: read the WSGI environ itself
+            get = environ.get
+            return _checked(
+                channel, tuple(map(get, _WSGI_NAMES[:5])), get(_WSGI_NAMES[5]),
+                get(_WSGI_NAMES[6]), get(_WSGI_NAMES[7]), body,
+            )
     try:
         upper = {name.upper(): value for name, value in headers.items()}
     except AttributeError:

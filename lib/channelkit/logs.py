@@ -20,6 +20,7 @@ Nothing secret is logged: callers pass only the fields below, and
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import sys
@@ -62,6 +63,7 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
+@functools.lru_cache(maxsize=512)  # a handful of field names, checked on every line
 def _is_secret(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_WORDS)

@@ -300,3 +300,24 @@ def test_dict_short_path_matches_the_general_path(entries, start_valid, token, r
     fast = _outcome(lambda: ck.notification_from_headers(chan, headers))
     general = _outcome(lambda: ck.from_header_map(chan, ck.header_map(headers)))
     assert fast == general
+
+
+def _werkzeug_headers(headers: dict, **extra_environ):
+    from werkzeug.datastructures import EnvironHeaders
+
+    environ = {"REQUEST_METHOD": "POST", "HTTP_HOST": "example.com", **extra_environ}
+    for name, value in headers.items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return EnvironHeaders(environ)
+
+
+@pytest.mark.parametrize("drop", [None, "X-Goog-Resource-ID", "X-Goog-Channel-Token", "X-Goog-Changed"])
+def test_werkzeug_request_headers_are_read_from_the_environ_with_the_same_result(drop):
+    headers = dict(HEADERS, **{"X-Goog-Changed": "content"})
+    if drop:
+        del headers[drop]
+    wsgi = _werkzeug_headers(headers, CONTENT_LENGTH="0")
+    general = {name: value for name, value in wsgi.items()}  # what iterating them yields
+    assert ck.header_map(wsgi) == ck.header_map(general)
+    assert _outcome(lambda: ck.notification_from_headers(channel(), wsgi)) == _outcome(
+        lambda: ck.from_header_map(channel(), ck.header_map(general)))
