@@ -133,7 +133,7 @@ def record_ttl_days(value: int | None = None) -> int:
     return _number("CHANNELKIT_RECORD_TTL_DAYS", value, DEFAULT_RECORD_TTL_DAYS, int, 1)
 
 
-DEFAULT_RENEW_CONCURRENCY = 8
+DEFAULT_RENEW_CONCURRENCY = 32  # most of a renewal is waiting on Google and Firestore
 DEFAULT_RENEW_BUDGET = 240.0  # seconds a renewal run may start new work
 DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
 

@@ -227,19 +227,34 @@ class GoogleApi:
     ) -> dict[str, Any]:
         """Call ``API.METHOD(**params, body=body)``; the channel Google returned."""
         check_watch_method(api, version, method, params)
-        node = self.client(api, version)
-        *resources, name = method.split(".")
-        for resource in resources:
-            node = getattr(node, resource)()
         try:
-            request = getattr(node, name)(**params, body=body)
+            request = self._method(api, version, method)(**params, body=body)
         except TypeError as exc:  # googleapiclient's own parameter checks
             raise InvalidRequestError(f"{method}: {exc}") from exc
         return self._execute(request, f"{api} {version} {method}") or {}
 
     def stop(self, api: str, version: str, channel_id: str, resource_id: str) -> None:
         """``channels.stop`` of the API; ResourceGoneError if Google no longer knows it."""
-        request = self.client(api, version).channels().stop(
+        request = self._method(api, version, "channels.stop")(
             body={"id": channel_id, "resourceId": resource_id}
         )
         self._execute(request, f"{api} {version} channels.stop")
+
+    def _method(self, api: str, version: str, method: str) -> Any:
+        """The client's callable for a dotted method, kept per thread.
+
+        googleapiclient builds a new Resource object, with every method of the
+        resource, each time ``service.files()`` is called: keeping the final
+        callable saves that on every watch and stop.
+        """
+        api, version = canonical(api, version)
+        methods = self._local.__dict__.setdefault("methods", {})
+        key = (api, version, method)
+        found = methods.get(key)
+        if found is None:
+            node = self.client(api, version)
+            *resources, name = method.split(".")
+            for resource in resources:
+                node = getattr(node, resource)()
+            found = methods[key] = getattr(node, name)
+        return found

@@ -1258,6 +1258,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "ESF"
     sys_version = ""
+    # Keep-alive, as Google's front ends: a client's next call reuses its
+    # connection (every answer carries a Content-Length).
+    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self._handle("POST")
