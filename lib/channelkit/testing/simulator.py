@@ -673,6 +673,14 @@ class Simulator:
         with self._cond:
             self._failures[operation].extend([(int(status), message)] * int(count))
 
+    def clear_faults(self) -> dict[str, int]:
+        """Drop the ``fail_next`` failures not used yet; how many were left per operation."""
+        with self._cond:
+            left = {op: len(queue) for op, queue in self._failures.items()}
+            for queue in self._failures.values():
+                queue.clear()
+            return left
+
     def duplicate_next(self, count: int = 1) -> None:
         """Send each of the next ``count`` notifications twice (same number, same headers)."""
         with self._cond:
@@ -1161,6 +1169,7 @@ _CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any]] =
     ("POST", "clock"): _control_clock,
     ("POST", "config"): _control_config,
     ("POST", "fail_next"): _control_fail_next,
+    ("POST", "clear_faults"): lambda sim, body, query: {"left": sim.clear_faults()},
     ("POST", "duplicate_next"): lambda sim, body, query: sim.duplicate_next(int(body.get("count", 1))) or {},
     ("POST", "reorder_next"): lambda sim, body, query: sim.reorder_next(int(body.get("count", 0))) or {},
     ("POST", "release_held"): lambda sim, body, query: {"released": sim.release_held()},
