@@ -15,7 +15,8 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
     │   └── ResourceMismatchError       resource id differs from the stored one
     ├── RequestError                    the HTTP request itself is unacceptable
     │   ├── MethodNotAllowedError       not POST
-    │   └── BodyTooLargeError           body over the limit
+    │   ├── BodyTooLargeError           body over the limit
+    │   └── UnreadableBodyError         body cannot be read (malformed chunks, broken upload)
     ├── ChannelStateError               the channel exists but cannot take this
     │   ├── ChannelGoneError            stopped, failed or expired
     │   └── ChannelConflictError        a conditional update found another status
@@ -100,6 +101,10 @@ class MethodNotAllowedError(RequestError):
 
 class BodyTooLargeError(RequestError):
     """The request body is over the configured limit."""
+
+
+class UnreadableBodyError(RequestError):
+    """The request body could not be read (malformed chunked encoding, a broken upload)."""
 
 
 # --- channel state ------------------------------------------------------------

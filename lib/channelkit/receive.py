@@ -78,6 +78,7 @@ from channelkit.errors import (
     ResourceMismatchError,
     StoreUnavailable,
     TokenMismatchError,
+    UnreadableBodyError,
 )
 from channelkit.store import FAILED, PENDING, STOPPED, ChannelStore, ClaimOutcome
 
@@ -102,6 +103,7 @@ Clock = Callable[[], float]
 STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (MethodNotAllowedError, 405, "method_not_allowed"),
     (BodyTooLargeError, 413, "too_large"),
+    (UnreadableBodyError, 400, "unreadable_body"),
     (TokenMismatchError, 403, "forbidden"),
     (ResourceMismatchError, 403, "forbidden"),
     (InvalidNotificationError, 400, "invalid"),
@@ -159,7 +161,8 @@ def read_body(body: Any, limit: int, content_length: Any = None) -> bytes:
     """The request body as bytes, never reading more than ``limit + 1`` bytes.
 
     ``body`` is bytes or a binary stream. A declared ``content_length`` over the
-    limit is refused before anything is read. ``BodyTooLargeError`` when over.
+    limit is refused before anything is read. ``BodyTooLargeError`` when over;
+    ``UnreadableBodyError`` when the stream fails (400: the request is broken).
     """
     too_large = BodyTooLargeError(f"request body is larger than {limit} bytes")
     if content_length is not None:
@@ -175,12 +178,15 @@ def read_body(body: Any, limit: int, content_length: Any = None) -> bytes:
         data = bytes(body)
     elif hasattr(body, "read"):
         chunks, remaining = [], limit + 1
-        while remaining > 0:
-            chunk = body.read(remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
+        try:
+            while remaining > 0:
+                chunk = body.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except Exception as exc:  # the server's reader: malformed chunks, a broken upload
+            raise UnreadableBodyError(f"request body could not be read: {type(exc).__name__}") from exc
         data = b"".join(chunks)
     elif isinstance(body, str):
         data = body.encode("utf-8")

@@ -550,7 +550,8 @@ def test_every_error_maps_to_its_status_and_anything_else_to_503():
         errors.InvalidMessageNumberError: 400, errors.ChannelMismatchError: 400,
         errors.TokenMismatchError: 403, errors.ResourceMismatchError: 403,
         errors.ChannelNotFoundError: 404, errors.ChannelGoneError: 410,
-        errors.BodyTooLargeError: 413, errors.MessageInProgressError: 503,
+        errors.BodyTooLargeError: 413, errors.UnreadableBodyError: 400,
+        errors.MessageInProgressError: 503,
         errors.HandlerError: 503, errors.HandlerConfigError: 503, errors.PublishError: 503,
         errors.StoreUnavailable: 503, errors.ConfigError: 503,
     }
@@ -570,6 +571,18 @@ def test_read_body_reads_at_most_the_limit_plus_one():
     with pytest.raises(BodyTooLargeError):
         read_body(None, 3, "4")
     assert read_body(io.BytesIO(b"ab"), 3, "not a number") == b"ab"
+
+
+def test_a_stream_that_fails_while_read_is_an_unreadable_body():
+    from channelkit.errors import UnreadableBodyError
+
+    class BrokenChunks(io.RawIOBase):
+        def read(self, size=-1):
+            raise ValueError("Invalid chunk size: 'zz'")  # what a server's chunk parser raises
+
+    with pytest.raises(UnreadableBodyError) as info:
+        read_body(BrokenChunks(), 100)
+    assert status_for(info.value) == 400 and isinstance(info.value.__cause__, ValueError)
 
 
 # --- logs -----------------------------------------------------------------------------------------
