@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 
 from bench._support import BENCH, PYTHON, ROOT, firestore_emulator, median, progress, progress_done
 
@@ -73,11 +74,12 @@ def run(*, samples: int = 5) -> dict:
 
     results: dict[str, list[dict]] = {name: [] for name in TARGETS}
     with firestore_emulator():
-        seed_channels("cold", samples)
-        seed_channels("claim_floor", samples)
+        tag = uuid.uuid4().hex[:6]
+        seed_channels(f"cold-{tag}", samples)
+        seed_channels(f"floor-{tag}", samples)
         for i in range(samples):
             headers = {
-                "X-Goog-Channel-ID": f"cold-{i:03d}", "X-Goog-Message-Number": "7",
+                "X-Goog-Channel-ID": f"cold-{tag}-{i:03d}", "X-Goog-Message-Number": "7",
                 "X-Goog-Resource-ID": f"res-{i}", "X-Goog-Resource-State": "update",
                 "X-Goog-Resource-URI": f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
                 "X-Goog-Channel-Token": TOKEN,
@@ -86,7 +88,7 @@ def run(*, samples: int = 5) -> dict:
             for name in names[i % len(names):] + names[:i % len(names)]:
                 progress(f"cold start: sample {i + 1}/{samples}: {name}")
                 result = _sample(TARGETS[name], headers | (
-                    {"X-Goog-Channel-ID": f"claim_floor-{i:03d}"} if name == "claim_floor" else {}))
+                    {"X-Goog-Channel-ID": f"floor-{tag}-{i:03d}"} if name == "claim_floor" else {}))
                 if result["status"] != 200:
                     raise RuntimeError(f"{name} answered {result['status']} to its first request")
                 results[name].append(result)

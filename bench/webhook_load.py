@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from bench._support import BENCH, ROOT, Server, firestore_emulator, median, progress, progress_done
@@ -121,10 +122,12 @@ def run(*, seconds: float = 8, rounds: int = 5, connections: int = 16, channels:
     servers: dict[str, Server] = {}
     samples: dict[str, list[dict]] = {name: [] for name in targets}
     ops: dict[str, dict] = {name: {} for name in targets}
+    tag = uuid.uuid4().hex[:6]
+    prefixes = {name: f"{name}-{tag}" for name in targets}
     with firestore_emulator():
         progress("webhook: seeding channels ...")
         for name in targets:
-            seed_channels(name, channels)
+            seed_channels(prefixes[name], channels)
         try:
             for name in targets:
                 source, _ = TARGETS[name]
@@ -139,11 +142,11 @@ def run(*, seconds: float = 8, rounds: int = 5, connections: int = 16, channels:
             run_id = 1
             for name in targets:
                 progress(f"webhook: priming {name} (one notification per channel) ...")
-                prime(servers[name].url, name, channels, run_id * 10**10)
+                prime(servers[name].url, prefixes[name], channels, run_id * 10**10)
                 run_id += 1
             for name in targets:  # warm each: connections, caches, the emulator's indexes
                 progress(f"webhook: warming {name} ...")
-                run_wrk(servers[name].url, name, run_id * 10**10, warmup, connections, channels)
+                run_wrk(servers[name].url, prefixes[name], run_id * 10**10, warmup, connections, channels)
                 run_id += 1
             for round_no in range(rounds):
                 order = list(targets[round_no % len(targets):]) + list(targets[:round_no % len(targets)])
@@ -152,7 +155,8 @@ def run(*, seconds: float = 8, rounds: int = 5, connections: int = 16, channels:
                              f"{connections} connections)")
                     path = work / f"{name}.ops.json"
                     before = _settled_counts(path)
-                    sample = run_wrk(servers[name].url, name, run_id * 10**10, seconds, connections, channels)
+                    sample = run_wrk(servers[name].url, prefixes[name], run_id * 10**10, seconds,
+                                     connections, channels)
                     run_id += 1
                     after = _settled_counts(path)
                     sample["ops"] = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}

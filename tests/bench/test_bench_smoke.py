@@ -1,0 +1,50 @@
+"""``python -m bench --quick`` runs end to end and its counted figures hold.
+
+Timings are never asserted here (they live in the benchmark's report); what is
+asserted is what a run counts: no non-2xx answer from any webhook under load,
+exactly two Firestore writes and no reads per notification for channelkit once
+its channels are cached, every renewal verified, and no googleapiclient import
+in the webhook process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_path):
+    if shutil.which("wrk") is None:
+        message = "wrk is needed for the webhook benchmark (apt-get install wrk)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1,localhost",
+               no_proxy="127.0.0.1,localhost")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = (tmp_path / "latest-quick.md").read_text()
+    for measure in ("parse one notification", "webhook throughput vs (b)", "vs (c) claim floor",
+                    "Firestore writes per notification", "renew 200 due channels",
+                    "cold start: import the webhook module"):
+        assert measure in table
+    results = json.loads((tmp_path / "latest-quick.json").read_text())["results"]
+    for name, target in results["webhook"]["targets"].items():
+        assert target["non_2xx"] == 0 and target["socket_errors"] == 0, name
+    ck = results["webhook"]["targets"]["channelkit"]
+    # A claim and its "done": two writes each (a transient retry could add a rare third).
+    assert 1.99 <= ck["writes_per_notification"] <= 2.01
+    assert ck["reads_per_notification"] <= 0.01  # channels cached after priming
+    assert results["renewal"]["all_renewed"] is True
+    assert results["coldstart"]["targets"]["channelkit"]["googleapiclient_imported"] is False
