@@ -498,7 +498,7 @@ class Receiver:
                 raise HandlerError(f"handler raised {type(exc).__name__}: {exc}"[:500]) from exc
             raise  # KeyboardInterrupt, SystemExit: released, then let go
         try:
-            finished = self.store.finish_message(claim, now_ms=self._now_ms())
+            finished = self.store.finish_message(claim)
         except StoreUnavailable as exc:
             # Processed, but not marked: answering 503 would make Google send it again and,
             # once the claim times out, run the handler twice. Accept; the claim expires.

@@ -208,8 +208,20 @@ def test_message_claim_lifecycle(store):
     assert first.outcome is ClaimOutcome.CLAIMED
     assert store.claim_message(c.id, 7, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
     assert store.claim_message(c.id, 8, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.CLAIMED
-    assert store.finish_message(first, now_ms=NOW + 5)
+    assert store.finish_message(first)
     assert store.claim_message(c.id, 7, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.DONE
+
+
+def test_a_finished_message_keeps_its_claim_time_and_ttl(store):
+    c = make()
+    store.create(c)
+    claim = store.claim_message(c.id, 9, now_ms=NOW, timeout_seconds=60)
+    claimed, _ = store._read_message(c.id, 9)
+    assert store.finish_message(claim)
+    done, _ = store._read_message(c.id, 9)
+    assert done["status"] == "done" and claimed["status"] == "in_progress"
+    for field in ("claimedAt", "expireAt", "claimId"):  # expireAt: Firestore TTL deletes it later
+        assert done[field] == claimed[field], field
 
 
 def test_released_message_can_be_claimed_again(store):
@@ -231,9 +243,9 @@ def test_abandoned_claim_is_taken_over_after_the_timeout(store):
     retry = store.claim_message(c.id, 5, now_ms=NOW + 61_000, timeout_seconds=60)
     assert retry.outcome is ClaimOutcome.CLAIMED
     # the crashed instance waking up cannot finish or release the new claim
-    assert not store.finish_message(crashed, now_ms=NOW + 62_000)
+    assert not store.finish_message(crashed)
     assert not store.release_message(crashed)
-    assert store.finish_message(retry, now_ms=NOW + 62_000)
+    assert store.finish_message(retry)
     assert store.claim_message(c.id, 5, now_ms=NOW + 63_000, timeout_seconds=60).outcome is ClaimOutcome.DONE
 
 
@@ -243,7 +255,7 @@ def test_finish_or_release_needs_a_claim(store):
     store.claim_message(c.id, 1, now_ms=NOW, timeout_seconds=60)
     busy = store.claim_message(c.id, 1, now_ms=NOW, timeout_seconds=60)
     with pytest.raises(ValueError):
-        store.finish_message(busy, now_ms=NOW)
+        store.finish_message(busy)
 
 
 def test_concurrent_claims_of_one_message_have_exactly_one_winner(store):
@@ -264,7 +276,7 @@ def test_message_records_carry_a_ttl_field(store):
     record, _ = store._read_message(c.id, 9)
     assert record["status"] == "in_progress"
     assert record["expireAt"] > record["claimedAt"]
-    store.finish_message(claim, now_ms=NOW)
+    store.finish_message(claim)
     assert store._read_message(c.id, 9)[0]["status"] == "done"
 
 
@@ -283,7 +295,7 @@ def test_every_channel_id_google_accepts_can_be_stored(store, channel_id):
     assert store.get(channel_id) == c
     assert store.update(channel_id, status="stopped").status == "stopped"
     claim = store.claim_message(channel_id, 1, now_ms=NOW, timeout_seconds=60)
-    assert claim.claimed and store.finish_message(claim, now_ms=NOW)
+    assert claim.claimed and store.finish_message(claim)
     assert [x.id for x in store.list()] == [channel_id]
 
 
@@ -321,4 +333,4 @@ def test_a_claim_whose_lost_first_write_had_landed_is_still_ours(store, monkeypa
     assert claim.outcome is ClaimOutcome.CLAIMED
     monkeypatch.undo()
     assert store.claim_message(c.id, 4, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
-    assert store.finish_message(claim, now_ms=NOW)
+    assert store.finish_message(claim)

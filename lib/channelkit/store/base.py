@@ -125,10 +125,10 @@ class ChannelStore(abc.ABC):
         """The message record and its version, or None."""
 
     @abc.abstractmethod
-    def _replace_message(
-        self, channel_id: str, number: int, record: Record, version: Version
+    def _update_message(
+        self, channel_id: str, number: int, fields: Record, version: Version
     ) -> Version | None:
-        """Replace the message record iff unchanged; the new version, or None."""
+        """Set ``fields`` of the message record (others kept) iff unchanged; the new version, or None."""
 
     @abc.abstractmethod
     def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
@@ -367,17 +367,20 @@ class ChannelStore(abc.ABC):
             age_ms = now_ms - to_millis(claimed_at) if claimed_at else None
             if age_ms is not None and age_ms < timeout_seconds * 1000:
                 return MessageClaim(channel_id, number, ClaimOutcome.IN_PROGRESS)
-            new_version = self._replace_message(channel_id, number, record, version)
+            new_version = self._update_message(channel_id, number, record, version)
             if new_version is not None:
                 return MessageClaim(channel_id, number, ClaimOutcome.CLAIMED, new_version)
         return MessageClaim(channel_id, number, ClaimOutcome.IN_PROGRESS)
 
-    def finish_message(self, claim: MessageClaim, *, now_ms: int) -> bool:
-        """Mark a claimed message done; False if the claim was taken over meanwhile."""
+    def finish_message(self, claim: MessageClaim) -> bool:
+        """Mark a claimed message done; False if the claim was taken over meanwhile.
+
+        Only the status changes (claimedAt, expireAt and claimId stay as claimed):
+        the webhook encodes one field on every notification, not three.
+        """
         _require_claimed(claim)
-        record = self._message_record("done", now_ms)
         return (
-            self._replace_message(claim.channel_id, claim.number, record, claim.version)
+            self._update_message(claim.channel_id, claim.number, {"status": "done"}, claim.version)
             is not None
         )
 

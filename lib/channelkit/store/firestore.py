@@ -184,11 +184,11 @@ class FirestoreStore(ChannelStore):
             return None
         return snapshot.to_dict(), snapshot.update_time
 
-    def _replace_message(self, channel_id, number, record, version) -> Version | None:
+    def _update_message(self, channel_id, number, fields, version) -> Version | None:
         with self._errors():
             try:
                 result = self._message(channel_id, number).update(
-                    record, option=self._precondition(version), **self._write_kw
+                    fields, option=self._precondition(version), **self._write_kw
                 )
             except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
                 return None

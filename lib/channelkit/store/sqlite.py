@@ -172,12 +172,12 @@ class SQLiteStore(ChannelStore):
         )
         return (_decode(rows[0][0]), rows[0][1]) if rows else None
 
-    def _replace_message(self, channel_id, number, record, version) -> Version | None:
+    def _update_message(self, channel_id, number, fields, version) -> Version | None:
         new_version = uuid.uuid4().hex
         changed = self._execute(
-            "UPDATE messages SET data = ?, version = ?"
+            "UPDATE messages SET data = json_patch(data, ?), version = ?"
             " WHERE channel_id = ? AND number = ? AND version = ?",
-            (_encode(record), new_version, channel_id, number, version),
+            (_encode(fields), new_version, channel_id, number, version),
         )
         return new_version if changed == 1 else None
 
