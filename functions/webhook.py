@@ -59,6 +59,9 @@ def _get_receiver() -> Receiver:
     at the next request; what was built is kept.
     """
     global _receiver, _store
+    receiver = _receiver
+    if receiver is not None:  # built: no lock on the hot path
+        return receiver
     with _receiver_lock:
         if _receiver is None:
             if _store is None:
