@@ -60,20 +60,22 @@ def firestore_emulator():
 
 
 class Server:
-    """One function served by functions-framework (gunicorn, as deployed) on a free port."""
+    """One function (target ``webhook``) served by functions-framework (gunicorn, as
+    deployed) on a free port, in its own process group, its output in ``log_path``."""
 
-    def __init__(self, name: str, source: Path, env: dict[str, str], log_dir: Path):
+    def __init__(self, name: str, source: Path, env: dict[str, str], log_path: Path):
         self.name, self.source = name, source
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_dir / f"{name}.log"
+        self.log_path = Path(log_path)
         full_env = dict(os.environ)
         full_env.update(env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [FUNCTIONS_FRAMEWORK, "--target=webhook", f"--source={source}", f"--port={self.port}",
              "--host=127.0.0.1"],
-            env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=str(ROOT), env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 60.0) -> Server:
@@ -93,6 +95,9 @@ class Server:
     def stop(self) -> None:
         stop_process_group(self.process)
         self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 def median(values):

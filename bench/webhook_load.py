@@ -121,7 +121,6 @@ def run(*, seconds: float = 8, rounds: int = 5, connections: int = 16, channels:
     work = Path(tempfile.mkdtemp(prefix="channelkit-bench-"))
     servers: dict[str, Server] = {}
     samples: dict[str, list[dict]] = {name: [] for name in targets}
-    ops: dict[str, dict] = {name: {} for name in targets}
     tag = uuid.uuid4().hex[:6]
     prefixes = {name: f"{name}-{tag}" for name in targets}
     with firestore_emulator():
@@ -136,7 +135,7 @@ def run(*, seconds: float = 8, rounds: int = 5, connections: int = 16, channels:
                     "BENCH_OPCOUNT_FILE": str(work / f"{name}.ops.json"),
                     "CHANNELKIT_HANDLER": "noop_handler:handle",
                 }
-                servers[name] = Server(name, source, env, work)
+                servers[name] = Server(name, source, env, work / f"{name}.log")
             for server in servers.values():
                 server.wait_ready()
             run_id = 1

@@ -43,6 +43,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
 from channelkit.channel import Channel
+from bench._support import Server
 from channelkit.testing.emulators import Emulator, EmulatorError, free_port, stop_process_group
 
 from bench.reliability.handler import read_record
@@ -50,7 +51,6 @@ from bench.reliability.handler import read_record
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "functions" / "webhook.py"
 RESULTS = ROOT / "bench" / "results"
-VENV_BIN = pathlib.Path(sys.executable).parent
 HANDLER = "bench.reliability.handler:handle"
 RETRIED = frozenset({500, 502, 503, 504})  # Google retries these (and dropped connections)
 UTC = datetime.timezone.utc
@@ -284,18 +284,15 @@ class TcpRelay:
 # --- the webhook under functions-framework ------------------------------------------------
 
 
-class WebhookServer:
-    """``functions-framework --target=webhook`` (real gunicorn) in its own process group."""
+class WebhookServer(Server):
+    """The real ``functions/webhook.py`` under functions-framework, with the recording handler."""
 
     def __init__(self, *, firestore: str, project: str, record: str, workers: int = 2,
                  threads: int = 8, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = tempfile.NamedTemporaryFile(
+        log_path = tempfile.NamedTemporaryFile(
             prefix="reliability-webhook-", suffix=".log", delete=False
         ).name
-        full_env = dict(os.environ)
-        full_env.update({
+        settings = {
             "FIRESTORE_EMULATOR_HOST": firestore,
             "GOOGLE_CLOUD_PROJECT": project,
             "CHANNELKIT_STORE": "firestore",
@@ -306,39 +303,9 @@ class WebhookServer:
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
-        })
-        full_env.update(env or {})
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [str(VENV_BIN / "functions-framework"), "--target=webhook", f"--source={SOURCE}",
-             "--host=127.0.0.1", f"--port={self.port}"],
-            cwd=str(ROOT), env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> "WebhookServer":
-        deadline = time.monotonic() + timeout
-        warm = {"X-Goog-Channel-ID": "warm-up", "X-Goog-Message-Number": "1",
-                "X-Goog-Resource-ID": "r", "X-Goog-Resource-State": "sync",
-                "X-Goog-Resource-URI": "https://www.googleapis.com/x"}
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"webhook server exited: {self.output()[-3000:]}")
-            try:
-                if http_request(self.url, "POST", warm, b"", timeout=30)[0] == 404:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"webhook server not ready in {timeout:.0f}s: {self.output()[-3000:]}")
-
-    def stop(self) -> None:
-        stop_process_group(self.process, timeout=15)
-        self._log.close()
-
-    def output(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+        }
+        settings.update(env or {})
+        super().__init__("webhook", SOURCE, settings, log_path)
 
     def unexpected_errors(self) -> int:
         """Lines where the webhook caught an error it did not expect (a bug: answered 503)."""
