@@ -510,9 +510,9 @@ def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"")
     is not a positive integer, a token that is absent or wrong when the channel
     has one, or a resource id that differs from the channel's known one.
     """
-    # This runs on every request. A dict keyed exactly as Google spells the headers, or
-    # in upper case (channelkit.receive passes one), and holding nothing else, is read
-    # in place; any other mapping is first rebuilt with upper-case names.
+    # This runs on every request. A dict keyed exactly as Google spells the headers (or
+    # in upper case) and holding nothing else is read in place, as is Werkzeug's
+    # request.headers (from its WSGI environ); anything else is rebuilt upper-cased.
     if type(headers) is dict:
         for names in _SPELLINGS:
             try:
