@@ -115,6 +115,9 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (StoreUnavailable, 503, "store_unavailable"),
     (ConfigError, 503, "config_error"),
 )
+#: Backoff (seconds) between attempts to mark a processed message done in a store outage.
+FINISH_RETRY_FIRST, FINISH_RETRY_MAX = 0.2, 5.0
+
 #: Anything else (a bug, an unexpected library error): 503, since it may be transient.
 FALLBACK_STATUS, FALLBACK_OUTCOME = 503, "error"
 
@@ -295,6 +298,8 @@ class Receiver:
         dispatcher: a ``channelkit.dispatch.Dispatcher``, or any callable
             ``(notification, channel)``; raising means "not processed".
         clock: wall-clock seconds (``time.time``); expiry and claims use it.
+        sleep: waits between attempts to mark a processed message done
+            (``time.sleep``; tests pass one that moves their clock).
         cache: a ``ChannelCache`` (default: a new one), or None for no caching.
         grace, claim_timeout, max_body: override ``CHANNELKIT_GRACE``,
             ``CHANNELKIT_CLAIM_TIMEOUT`` and ``CHANNELKIT_MAX_BODY``.
@@ -312,6 +317,7 @@ class Receiver:
         grace: float | None = None,
         claim_timeout: float | None = None,
         max_body: int | None = None,
+        sleep: Callable[[float], None] | None = None,
     ):
         self.store = store
         self.dispatcher = dispatcher
@@ -322,6 +328,7 @@ class Receiver:
         self._grace = grace
         self._claim_timeout = claim_timeout
         self._max_body = max_body
+        self._sleep = sleep or time.sleep
 
     # --- the request --------------------------------------------------------------
 
@@ -497,22 +504,38 @@ class Receiver:
             if isinstance(exc, Exception):
                 raise HandlerError(f"handler raised {type(exc).__name__}: {exc}"[:500]) from exc
             raise  # KeyboardInterrupt, SystemExit: released, then let go
-        try:
-            finished = self.store.finish_message(claim)
-        except StoreUnavailable as exc:
-            # Processed, but not marked: answering 503 would make Google send it again and,
-            # once the claim times out, run the handler twice. Accept; the claim expires.
-            self._log_problem("could not mark a processed message done", channel, notification, exc)
-        else:
-            if not finished:
-                self._log_problem(
-                    "message claim was taken over while the handler ran "
-                    "(handler slower than CHANNELKIT_CLAIM_TIMEOUT?)",
-                    channel,
-                    notification,
-                    None,
-                )
+        self._mark_done(claim, channel, notification)
         return Verdict(ACCEPTED, notification, channel)
+
+    def _mark_done(self, claim, channel: Channel, notification: Notification) -> None:
+        """Mark a processed message done, trying until the store takes it or a takeover could.
+
+        Processed but not marked, the claim stays ``in_progress``: a re-delivery
+        that comes after ``CHANNELKIT_CLAIM_TIMEOUT`` would take it over and run
+        the handler a second time. So a store outage here is waited out (with
+        backoff) for up to that timeout; the request stays open meanwhile. The
+        verdict is ``accepted`` either way: a 503 would only invite a second call.
+        """
+        give_up = self.clock() + config.claim_timeout(self._claim_timeout)
+        delay = FINISH_RETRY_FIRST
+        while True:
+            try:
+                finished = self.store.finish_message(claim)
+                break
+            except StoreUnavailable as exc:
+                if self.clock() + delay > give_up:
+                    self._log_problem("could not mark a processed message done", channel, notification, exc)
+                    return
+                self._sleep(delay)
+                delay = min(delay * 2, FINISH_RETRY_MAX)
+        if not finished:
+            self._log_problem(
+                "message claim was taken over while the handler ran "
+                "(handler slower than CHANNELKIT_CLAIM_TIMEOUT?)",
+                channel,
+                notification,
+                None,
+            )
 
     def _release(self, claim, channel: Channel, notification: Notification) -> None:
         try:

@@ -457,10 +457,39 @@ def test_a_store_outage_is_503_and_leaves_nothing_that_swallows_the_retry(
 
 def test_a_processed_message_that_cannot_be_marked_done_is_still_accepted(flaky, recorder, clock):
     make_channel(flaky)
-    receiver = Receiver(store=flaky, dispatcher=recorder, clock=clock)
+    waits = []
+    receiver = Receiver(store=flaky, dispatcher=recorder, clock=clock, claim_timeout=30,
+                        sleep=lambda s: (waits.append(s), clock.advance(s)))
     flaky.failing = {"finish_message"}
     assert receiver.receive("POST", headers(number=2, state="update"), b"").accepted
     assert recorder.numbers == [2]  # answering 503 here would risk a second call later
+    assert 25 <= sum(waits) <= 30  # the store was waited for, up to the claim timeout
+
+
+class FinishFailsAFewTimes(FlakyStore):
+    failures_left = 0
+
+    def finish_message(self, *args, **kwargs):
+        if self.failures_left:
+            self.failures_left -= 1
+            raise StoreUnavailable("finish_message: backend unreachable")
+        return super().finish_message(*args, **kwargs)
+
+
+def test_a_short_outage_after_the_handler_is_waited_out_so_a_late_duplicate_is_not_run_again(
+    tmp_path, recorder, clock
+):
+    store = FinishFailsAFewTimes(str(tmp_path / "f.db"))
+    store.failing = set()
+    make_channel(store)
+    receiver = Receiver(store=store, dispatcher=recorder, clock=clock, claim_timeout=30,
+                        sleep=clock.advance)
+    store.failures_left = 3  # the store is away for three attempts, then back
+    assert receiver.receive("POST", headers(number=5, state="update"), b"").accepted
+    clock.advance(60)  # long past the claim timeout, Google delivers the message again
+    assert receiver.receive("POST", headers(number=5, state="update"), b"").duplicate
+    assert recorder.numbers == [5]
+    store.close()
 
 
 def test_a_failed_release_still_answers_503_and_the_claim_expires(flaky, recorder, clock):
