@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("no scenario ran", file=sys.stderr)
         return 1
-    path = write_results(args.size, results)
+    path = write_results(args.size, results, merge=bool(args.only))
     print(format_table(results))
     _progress(f"written {path} (+ .json); total {time.monotonic() - started:.0f}s")
     failed = [r["scenario"] for r in results

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable
 
 from channelkit.channel import Channel
 from bench._support import Server
+from bench.reliability import SCENARIOS as SCENARIO_ORDER
 from channelkit.testing.emulators import Emulator, EmulatorError, free_port, stop_process_group
 
 from bench.reliability.handler import read_record
@@ -669,15 +670,30 @@ def machine() -> str:
     return f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
-def write_results(size: str, results: list[dict], directory: pathlib.Path = RESULTS) -> pathlib.Path:
+def write_results(size: str, results: list[dict], directory: pathlib.Path = RESULTS,
+                  *, merge: bool = False) -> pathlib.Path:
+    """Write the table; with ``merge``, rows of scenarios not run now are kept from the
+    last file, each row carrying the time it was measured (``when``)."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for result in results:
+        result.setdefault("when", stamp)
+    path = directory / f"reliability-{size}.json"
+    if merge and path.exists():
+        ran = {r["scenario"] for r in results}
+        earlier = json.loads(path.read_text()).get("results", [])
+        for row in earlier:
+            row.setdefault("when", json.loads(path.read_text()).get("when"))
+        results = [r for r in earlier if r["scenario"] not in ran] + results
+        order = {name: i for i, name in enumerate(SCENARIO_ORDER)}
+        results.sort(key=lambda r: order.get(r["scenario"], len(order)))
+    whens = sorted({r["when"] for r in results if r.get("when")})
     md = directory / f"reliability-{size}.md"
     md.write_text(
         f"# channelkit reliability suite, size {size}\n\n"
-        f"`.venv/bin/python -m bench.reliability --size {size}` — {stamp}, {machine()}\n\n"
+        f"`.venv/bin/python -m bench.reliability --size {size}` — {', '.join(whens) or stamp}, {machine()}\n\n"
         + format_table(results)
     )
-    (directory / f"reliability-{size}.json").write_text(json.dumps(
+    path.write_text(json.dumps(
         {"size": size, "when": stamp, "machine": machine(), "results": results}, indent=2) + "\n")
     return md
