@@ -116,7 +116,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (ConfigError, 503, "config_error"),
 )
 #: Backoff (seconds) between attempts to mark a processed message done in a store outage.
-FINISH_RETRY_FIRST, FINISH_RETRY_MAX = 0.2, 5.0
+FINISH_RETRY_FIRST, FINISH_RETRY_MAX = 0.2, 2.0
 
 #: Anything else (a bug, an unexpected library error): 503, since it may be transient.
 FALLBACK_STATUS, FALLBACK_OUTCOME = 503, "error"
