@@ -224,6 +224,33 @@ def test_a_finished_message_keeps_its_claim_time_and_ttl(store):
         assert done[field] == claimed[field], field
 
 
+def test_a_claim_whose_version_changed_without_a_takeover_is_still_settled_by_its_owner(store):
+    # A restored record (the emulator's import rewrites update times) or an attempt of
+    # ours that landed though its answer was lost: the claimId, not the version, decides.
+    c = make()
+    store.create(c)
+    first = store.claim_message(c.id, 11, now_ms=NOW, timeout_seconds=60)
+    assert store._update_message(c.id, 11, {"touched": True}, first.version) is not None
+    assert store.finish_message(first)
+    assert store._read_message(c.id, 11)[0]["status"] == "done"
+    assert store.finish_message(first)  # again: already done by us
+    second = store.claim_message(c.id, 12, now_ms=NOW, timeout_seconds=60)
+    assert store._update_message(c.id, 12, {"touched": True}, second.version) is not None
+    assert store.release_message(second)
+    assert store._read_message(c.id, 12) is None
+
+
+def test_a_taken_over_claim_is_neither_finished_nor_released_by_its_first_owner(store):
+    c = make()
+    store.create(c)
+    first = store.claim_message(c.id, 13, now_ms=NOW, timeout_seconds=60)
+    second = store.claim_message(c.id, 13, now_ms=NOW + 61_000, timeout_seconds=60)
+    assert second.claimed and second.claim_id != first.claim_id
+    assert not store.finish_message(first) and not store.release_message(first)
+    assert store._read_message(c.id, 13)[0]["status"] == "in_progress"
+    assert store.finish_message(second)
+
+
 def test_released_message_can_be_claimed_again(store):
     c = make()
     store.create(c)

@@ -60,6 +60,8 @@ class MessageClaim:
     number: int
     outcome: ClaimOutcome
     version: Version = None
+    #: The ``claimId`` written with the claim: it, not the version, says the claim is ours.
+    claim_id: str | None = None
 
     @property
     def claimed(self) -> bool:
@@ -353,14 +355,14 @@ class ChannelStore(abc.ABC):
         for _ in range(MAX_CAS_ATTEMPTS):
             version = self._insert_message(channel_id, number, record)
             if version is not None:
-                return MessageClaim(channel_id, number, ClaimOutcome.CLAIMED, version)
+                return MessageClaim(channel_id, number, ClaimOutcome.CLAIMED, version, record["claimId"])
             found = self._read_message(channel_id, number)
             if found is None:
                 continue  # released between our insert and read: try again
             existing, version = found
             if existing.get("claimId") == record["claimId"] and existing.get("status") != "done":
                 # A retried create whose first attempt had landed: the claim is ours.
-                return MessageClaim(channel_id, number, ClaimOutcome.CLAIMED, version)
+                return MessageClaim(channel_id, number, ClaimOutcome.CLAIMED, version, record["claimId"])
             if existing.get("status") == "done":
                 return MessageClaim(channel_id, number, ClaimOutcome.DONE)
             claimed_at = existing.get("claimedAt")
@@ -369,7 +371,7 @@ class ChannelStore(abc.ABC):
                 return MessageClaim(channel_id, number, ClaimOutcome.IN_PROGRESS)
             new_version = self._update_message(channel_id, number, record, version)
             if new_version is not None:
-                return MessageClaim(channel_id, number, ClaimOutcome.CLAIMED, new_version)
+                return MessageClaim(channel_id, number, ClaimOutcome.CLAIMED, new_version, record["claimId"])
         return MessageClaim(channel_id, number, ClaimOutcome.IN_PROGRESS)
 
     def finish_message(self, claim: MessageClaim) -> bool:
@@ -378,16 +380,37 @@ class ChannelStore(abc.ABC):
         Only the status changes (claimedAt, expireAt and claimId stay as claimed):
         the webhook encodes one field on every notification, not three.
         """
-        _require_claimed(claim)
-        return (
-            self._update_message(claim.channel_id, claim.number, {"status": "done"}, claim.version)
-            is not None
-        )
+        return self._settle(claim, lambda version: self._update_message(
+            claim.channel_id, claim.number, {"status": "done"}, version) is not None)
 
     def release_message(self, claim: MessageClaim) -> bool:
         """Drop a claim so a retry can process the message; False if taken over."""
+        return self._settle(claim, lambda version: self._delete_message(
+            claim.channel_id, claim.number, version), released=True)
+
+    def _settle(self, claim: MessageClaim, write, *, released: bool = False) -> bool:
+        """Finish or release a claim, which is ours as long as it carries our ``claimId``.
+
+        The claim's version is tried first (one write). If it no longer matches,
+        the record is read: a record with another claimId (or none) was taken
+        over; one with ours changed for another reason (our earlier attempt
+        landed though its answer was lost, or the store restored the record
+        with a new version) and is settled at its current version.
+        """
         _require_claimed(claim)
-        return self._delete_message(claim.channel_id, claim.number, claim.version)
+        version = claim.version
+        for _ in range(MAX_CAS_ATTEMPTS):
+            if write(version):
+                return True
+            found = self._read_message(claim.channel_id, claim.number)
+            if found is None:
+                return released  # gone: our own release landed, or someone else's took it
+            record, version = found
+            if claim.claim_id is None or record.get("claimId") != claim.claim_id:
+                return False
+            if record.get("status") == "done":
+                return not released  # our earlier "done" landed
+        return False
 
     def _message_record(self, status: str, now_ms: int) -> Record:
         now = _ms_to_datetime(now_ms)
