@@ -12,13 +12,11 @@ calls for one message never overlap, every injected failure was answered with a
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import time
 
 from bench.reliability import common
-from bench.reliability.load_duplicates import SENDERS, build
+from bench.reliability.load_duplicates import deliver_through_webhook
 
 SIZES = {
     "small": {"messages": 600, "channels": 20},
@@ -29,27 +27,10 @@ FAIL_RATE = 0.10
 
 def run(size: str, *, progress=None) -> dict:
     name = "handler_failures"
-    spec = SIZES[size]
     started = time.monotonic()
-    rng = random.Random(11)
-    firestore = common.shared_firestore()
-    project = common.new_project(name)
-    common.say(progress, f"{name}: seeding {spec['channels']} channels in {project}")
-    channels = common.seed_channels(firestore, project, spec["channels"])
-    items, expected = build(channels, spec["messages"], rng)
-    record = tempfile.NamedTemporaryFile(prefix="reliability-calls-", suffix=".jsonl", delete=False).name
-    server = common.WebhookServer(firestore=firestore, project=project, record=record,
-                                  env={"RELIABILITY_FAIL_RATE": str(FAIL_RATE)})
-    try:
-        server.wait_ready()
-        common.say(progress, f"{name}: {len(items)} requests ({len(expected)} messages), "
-                             f"handler failing {FAIL_RATE:.0%} of calls")
-        common.deliver_all(server.url, items, senders=SENDERS, progress=progress, label=name, seed=2)
-        figures = common.account(items, record, expected=expected)
-        unexpected = server.unexpected_errors()
-    finally:
-        server.stop()
-    os.unlink(record)
+    _, _, figures, unexpected, _ = deliver_through_webhook(
+        name, SIZES[size], random.Random(11), env={"RELIABILITY_FAIL_RATE": str(FAIL_RATE)}, seed=2,
+        progress=progress, describe=f"handler failing {FAIL_RATE:.0%} of calls")
     failures = figures["handler_failures"]
     share = failures / figures["handler_calls"] if figures["handler_calls"] else 0.0
     ok = (figures["status_500"] == 0 and figures["overlapping"] == 0 and figures["gave_up"] == 0

@@ -62,31 +62,40 @@ def build(channels, messages: int, rng: random.Random, *, duplicate_share: float
     return items, expected
 
 
-def run(size: str, *, progress=None) -> dict:
-    name = "load_duplicates"
-    spec = SIZES[size]
-    started = time.monotonic()
-    rng = random.Random(7)
+def deliver_through_webhook(name: str, spec: dict, rng: random.Random, *, env: dict[str, str],
+                            seed: int, progress, describe: str) -> tuple[list, dict, dict, int, float]:
+    """Seed channels on the shared emulator, send ``build``'s deliveries to a real webhook.
+
+    Returns (items, expected, figures of ``common.account``, the webhook's
+    unexpected errors, seconds spent sending).
+    """
     firestore = common.shared_firestore()
     project = common.new_project(name)
     common.say(progress, f"{name}: seeding {spec['channels']} channels in {project}")
     channels = common.seed_channels(firestore, project, spec["channels"])
     items, expected = build(channels, spec["messages"], rng)
     record = tempfile.NamedTemporaryFile(prefix="reliability-calls-", suffix=".jsonl", delete=False).name
-    server = common.WebhookServer(firestore=firestore, project=project, record=record,
-                                  env={"RELIABILITY_DELAY": "0.005"})
+    server = common.WebhookServer(firestore=firestore, project=project, record=record, env=env)
     try:
         server.wait_ready()
-        common.say(progress, f"{name}: {len(items)} requests ({len(expected)} messages) "
-                             f"from {SENDERS} senders to {server.url}")
+        common.say(progress, f"{name}: {len(items)} requests ({len(expected)} messages), {describe}")
         t0 = time.monotonic()
-        common.deliver_all(server.url, items, senders=SENDERS, progress=progress, label=name, seed=1)
+        common.deliver_all(server.url, items, senders=SENDERS, progress=progress, label=name, seed=seed)
         send_seconds = time.monotonic() - t0
         figures = common.account(items, record, expected=expected)
         unexpected = server.unexpected_errors()
     finally:
         server.stop()
     os.unlink(record)
+    return items, expected, figures, unexpected, send_seconds
+
+
+def run(size: str, *, progress=None) -> dict:
+    name = "load_duplicates"
+    started = time.monotonic()
+    items, _, figures, unexpected, send_seconds = deliver_through_webhook(
+        name, SIZES[size], random.Random(7), env={"RELIABILITY_DELAY": "0.005"}, seed=1,
+        progress=progress, describe=f"from {SENDERS} senders")
     ok = (figures["status_500"] == 0 and figures["overlapping"] == 0 and figures["gave_up"] == 0
           and figures["unexpected_calls"] == 0 and unexpected == 0)
     notes = (f"{figures['messages']} messages, {len(items) - figures['messages']} duplicate deliveries "
