@@ -70,7 +70,7 @@ def _sample(source, headers) -> dict:
 
 
 def run(*, samples: int = 5) -> dict:
-    from bench.webhook_load import TOKEN, seed_channels
+    from bench.webhook_load import notification_headers, seed_channels
 
     results: dict[str, list[dict]] = {name: [] for name in TARGETS}
     with firestore_emulator():
@@ -78,17 +78,11 @@ def run(*, samples: int = 5) -> dict:
         seed_channels(f"cold-{tag}", samples)
         seed_channels(f"floor-{tag}", samples)
         for i in range(samples):
-            headers = {
-                "X-Goog-Channel-ID": f"cold-{tag}-{i:03d}", "X-Goog-Message-Number": "7",
-                "X-Goog-Resource-ID": f"res-{i}", "X-Goog-Resource-State": "update",
-                "X-Goog-Resource-URI": f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
-                "X-Goog-Channel-Token": TOKEN,
-            }
             names = list(TARGETS)
             for name in names[i % len(names):] + names[:i % len(names)]:
                 progress(f"cold start: sample {i + 1}/{samples}: {name}")
-                result = _sample(TARGETS[name], headers | (
-                    {"X-Goog-Channel-ID": f"floor-{tag}-{i:03d}"} if name == "claim_floor" else {}))
+                prefix = f"floor-{tag}" if name == "claim_floor" else f"cold-{tag}"
+                result = _sample(TARGETS[name], notification_headers(prefix, i, 7))
                 if result["status"] != 200:
                     raise RuntimeError(f"{name} answered {result['status']} to its first request")
                 results[name].append(result)

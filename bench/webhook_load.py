@@ -74,15 +74,20 @@ def run_wrk(url: str, prefix: str, base: int, seconds: float, connections: int,
     return result
 
 
+def notification_headers(prefix: str, i: int, number: int, state: str = "update") -> dict[str, str]:
+    """A valid notification for channel ``i`` of those ``seed_channels(prefix, ...)`` stored."""
+    return {
+        "X-Goog-Channel-ID": f"{prefix}-{i:03d}", "X-Goog-Message-Number": str(number),
+        "X-Goog-Resource-ID": f"res-{i}", "X-Goog-Resource-State": state,
+        "X-Goog-Resource-URI": f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
+        "X-Goog-Channel-Token": TOKEN,
+    }
+
+
 def prime(url: str, prefix: str, channels: int, base: int) -> None:
     """One notification per channel, so every server starts measured rounds warm."""
     for i in range(channels):
-        headers = {
-            "X-Goog-Channel-ID": f"{prefix}-{i:03d}", "X-Goog-Message-Number": str(base + i),
-            "X-Goog-Resource-ID": f"res-{i}", "X-Goog-Resource-State": "sync",
-            "X-Goog-Resource-URI": f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
-            "X-Goog-Channel-Token": TOKEN,
-        }
+        headers = notification_headers(prefix, i, base + i, "sync")
         request = urllib.request.Request(url, data=b"", headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=60) as response:
             if response.status != 200:
