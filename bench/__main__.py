@@ -30,12 +30,24 @@ from bench._support import BENCH, progress, progress_done
 
 PARTS = ("parsing", "webhook", "renewal", "coldstart")
 SIZES = {
-    "quick": {"webhook": {"seconds": 3, "rounds": 2, "warmup": 1}, "renewal": {"n": 200, "serial_sample": 40},
-              "coldstart": {"samples": 2}, "parsing": {"rounds": 5}},
-    "default": {"webhook": {"seconds": 8, "rounds": 5}, "renewal": {"n": 1000},
-                "coldstart": {"samples": 5}, "parsing": {"rounds": 21}},
-    "full": {"webhook": {"seconds": 10, "rounds": 7}, "renewal": {"n": 10_000},
-             "coldstart": {"samples": 9}, "parsing": {"rounds": 41}},
+    "quick": {
+        "webhook": {"seconds": 3, "rounds": 2, "warmup": 1},
+        "renewal": {"n": 200, "serial_sample": 40},
+        "coldstart": {"samples": 2},
+        "parsing": {"rounds": 5},
+    },
+    "default": {
+        "webhook": {"seconds": 8, "rounds": 5},
+        "renewal": {"n": 1000},
+        "coldstart": {"samples": 5},
+        "parsing": {"rounds": 21},
+    },
+    "full": {
+        "webhook": {"seconds": 10, "rounds": 7},
+        "renewal": {"n": 10_000},
+        "coldstart": {"samples": 9},
+        "parsing": {"rounds": 41},
+    },
 }
 
 
@@ -54,7 +66,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
         "load_average_at_start": os.getloadavg()[0],
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -73,8 +85,9 @@ def run_parts(parts, size: str) -> dict:
     if "renewal" in parts:
         from bench import bench_renewal
 
-        results["renewal"] = bench_renewal.run(progress=lambda m: progress(f"renewal: {m}"),
-                                               **settings["renewal"])
+        results["renewal"] = bench_renewal.run(
+            progress=lambda m: progress(f"renewal: {m}"), **settings["renewal"]
+        )
     if "coldstart" in parts:
         from bench import coldstart
 
@@ -97,61 +110,145 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
     p = results.get("parsing")
     if p:
         for form, r in p.items():
-            add(f"parse one notification ({form})", f"{r['channelkit_us']:.2f} µs",
-                f"googleapiclient {r['googleapiclient_us']:.2f} µs", f"{r['speed_ratio']:.2f}x speed",
-                ">= 1.0x", r["speed_ratio"] >= 1.0)
+            add(
+                f"parse one notification ({form})",
+                f"{r['channelkit_us']:.2f} µs",
+                f"googleapiclient {r['googleapiclient_us']:.2f} µs",
+                f"{r['speed_ratio']:.2f}x speed",
+                ">= 1.0x",
+                r["speed_ratio"] >= 1.0,
+            )
     w = results.get("webhook")
     if w:
         t, r = w["targets"], w["ratios"]
         ck = t.get("channelkit", {})
         if "user_dedupe" in t:
-            add("webhook throughput vs (b) user + dedupe", f"{ck['rps']:.0f}/s", f"{t['user_dedupe']['rps']:.0f}/s",
-                _x(r["throughput_vs_user_dedupe"]), ">= 1.5x", r["throughput_vs_user_dedupe"] >= 1.5)
+            add(
+                "webhook throughput vs (b) user + dedupe",
+                f"{ck['rps']:.0f}/s",
+                f"{t['user_dedupe']['rps']:.0f}/s",
+                _x(r["throughput_vs_user_dedupe"]),
+                ">= 1.5x",
+                r["throughput_vs_user_dedupe"] >= 1.5,
+            )
         if "claim_floor" in t:
-            add("webhook throughput vs (c) claim floor", f"{ck['rps']:.0f}/s", f"{t['claim_floor']['rps']:.0f}/s",
-                _x(r["throughput_vs_claim_floor"]), ">= 0.9x", r["throughput_vs_claim_floor"] >= 0.9)
-            add("webhook p99 latency vs (c) claim floor", f"{ck['p99_ms']:.1f} ms",
-                f"{t['claim_floor']['p99_ms']:.1f} ms", _x(r["p99_vs_claim_floor"]), "<= 1.1x",
-                r["p99_vs_claim_floor"] <= 1.1)
+            add(
+                "webhook throughput vs (c) claim floor",
+                f"{ck['rps']:.0f}/s",
+                f"{t['claim_floor']['rps']:.0f}/s",
+                _x(r["throughput_vs_claim_floor"]),
+                ">= 0.9x",
+                r["throughput_vs_claim_floor"] >= 0.9,
+            )
+            add(
+                "webhook p99 latency vs (c) claim floor",
+                f"{ck['p99_ms']:.1f} ms",
+                f"{t['claim_floor']['p99_ms']:.1f} ms",
+                _x(r["p99_vs_claim_floor"]),
+                "<= 1.1x",
+                r["p99_vs_claim_floor"] <= 1.1,
+            )
         if "bare" in t:
-            add("webhook throughput vs (a) bare function", f"{ck['rps']:.0f}/s", f"{t['bare']['rps']:.0f}/s",
-                _x(r["channelkit_vs_bare"]), "(ceiling)", None)
+            add(
+                "webhook throughput vs (a) bare function",
+                f"{ck['rps']:.0f}/s",
+                f"{t['bare']['rps']:.0f}/s",
+                _x(r["channelkit_vs_bare"]),
+                "(ceiling)",
+                None,
+            )
         if "user_plain" in t:
-            add("(c) claim floor vs (d) user, no dedupe", f"{t['claim_floor']['rps']:.0f}/s",
-                f"{t['user_plain']['rps']:.0f}/s", _x(r["claim_floor_vs_user_plain"]), "(context)", None)
-            add("(b) user + dedupe vs (d) user, no dedupe", f"{t['user_dedupe']['rps']:.0f}/s",
-                f"{t['user_plain']['rps']:.0f}/s", _x(r["user_dedupe_vs_user_plain"]), "(context)", None)
+            add(
+                "(c) claim floor vs (d) user, no dedupe",
+                f"{t['claim_floor']['rps']:.0f}/s",
+                f"{t['user_plain']['rps']:.0f}/s",
+                _x(r["claim_floor_vs_user_plain"]),
+                "(context)",
+                None,
+            )
+            add(
+                "(b) user + dedupe vs (d) user, no dedupe",
+                f"{t['user_dedupe']['rps']:.0f}/s",
+                f"{t['user_plain']['rps']:.0f}/s",
+                _x(r["user_dedupe_vs_user_plain"]),
+                "(context)",
+                None,
+            )
         if ck.get("writes_per_notification") is not None:
-            add("Firestore writes per notification", f"{ck['writes_per_notification']:.3f}",
-                f"(b) {t.get('user_dedupe', {}).get('writes_per_notification') or 0:.3f}", "",
-                "<= 2", ck["writes_per_notification"] <= 2.0)
-            add("Firestore reads per notification", f"{ck['reads_per_notification']:.3f}",
-                f"(b) {t.get('user_dedupe', {}).get('reads_per_notification') or 0:.3f}", "",
-                "<= 0.05", ck["reads_per_notification"] <= 0.05)
+            add(
+                "Firestore writes per notification",
+                f"{ck['writes_per_notification']:.3f}",
+                f"(b) {t.get('user_dedupe', {}).get('writes_per_notification') or 0:.3f}",
+                "",
+                "<= 2",
+                ck["writes_per_notification"] <= 2.0,
+            )
+            add(
+                "Firestore reads per notification",
+                f"{ck['reads_per_notification']:.3f}",
+                f"(b) {t.get('user_dedupe', {}).get('reads_per_notification') or 0:.3f}",
+                "",
+                "<= 0.05",
+                ck["reads_per_notification"] <= 0.05,
+            )
     rn = results.get("renewal")
     if rn:
-        add(f"renew {rn['n']:,} due channels (+{rn['latency_ms']:g} ms per call)",
+        add(
+            f"renew {rn['n']:,} due channels (+{rn['latency_ms']:g} ms per call)",
             f"{rn['renewals_per_second']:.1f}/s (x{rn['concurrency']})",
-            f"{rn['serial_rate']:.2f}/s (x1, {rn['serial_sample']} ch.)", f"{rn['speedup']:.1f}x",
-            ">= 10x", rn["speedup"] >= 10)
+            f"{rn['serial_rate']:.2f}/s (x1, {rn['serial_sample']} ch.)",
+            f"{rn['speedup']:.1f}x",
+            ">= 10x",
+            rn["speedup"] >= 10,
+        )
         measured = rn["n"] >= 10_000
-        add("10,000 renewals" + ("" if measured else " (projected from this rate)"),
-            f"{(rn['seconds'] if measured else rn['projected_seconds_10000']):.0f} s", "", "",
-            "< 120 s", (rn["seconds"] if measured else rn["projected_seconds_10000"]) < 120)
+        add(
+            "10,000 renewals" + ("" if measured else " (projected from this rate)"),
+            f"{(rn['seconds'] if measured else rn['projected_seconds_10000']):.0f} s",
+            "",
+            "",
+            "< 120 s",
+            (rn["seconds"] if measured else rn["projected_seconds_10000"]) < 120,
+        )
     c = results.get("coldstart")
     if c:
-        ck, base, floor = c["targets"]["channelkit"], c["targets"]["firestore_import"], c["targets"]["claim_floor"]
-        add("cold start: import the webhook module", f"{ck['import_ms']:.0f} ms",
-            f"firestore import {base['import_ms']:.0f} ms", _x(c["ratios"]["import_vs_firestore_import"]),
-            "<= 1.2x", c["ratios"]["import_vs_firestore_import"] <= 1.2)
-        add("cold start: memory after the first request", f"{ck['rss_mb']:.1f} MB",
-            f"firestore import {base['rss_mb']:.1f} MB", _x(c["ratios"]["rss_vs_firestore_import"]),
-            "<= 1.2x", c["ratios"]["rss_vs_firestore_import"] <= 1.2)
-        add("cold start: import + first answer", f"{ck['import_ms'] + ck['first_request_ms']:.0f} ms",
+        ck, base, floor = (
+            c["targets"]["channelkit"],
+            c["targets"]["firestore_import"],
+            c["targets"]["claim_floor"],
+        )
+        add(
+            "cold start: import the webhook module",
+            f"{ck['import_ms']:.0f} ms",
+            f"firestore import {base['import_ms']:.0f} ms",
+            _x(c["ratios"]["import_vs_firestore_import"]),
+            "<= 1.2x",
+            c["ratios"]["import_vs_firestore_import"] <= 1.2,
+        )
+        add(
+            "cold start: memory after the first request",
+            f"{ck['rss_mb']:.1f} MB",
+            f"firestore import {base['rss_mb']:.1f} MB",
+            _x(c["ratios"]["rss_vs_firestore_import"]),
+            "<= 1.2x",
+            c["ratios"]["rss_vs_firestore_import"] <= 1.2,
+        )
+        add(
+            "cold start: import + first answer",
+            f"{ck['import_ms'] + ck['first_request_ms']:.0f} ms",
             f"(c) claim floor {floor['import_ms'] + floor['first_request_ms']:.0f} ms",
-            _x(c["ratios"]["first_answer_vs_claim_floor"]), "(context)", None)
-        add("webhook process imports googleapiclient", "yes" if ck["googleapiclient_imported"] else "no",
-            "", "", "no", not ck["googleapiclient_imported"])
+            _x(c["ratios"]["first_answer_vs_claim_floor"]),
+            "(context)",
+            None,
+        )
+        add(
+            "webhook process imports googleapiclient",
+            "yes" if ck["googleapiclient_imported"] else "no",
+            "",
+            "",
+            "no",
+            not ck["googleapiclient_imported"],
+        )
     return out
 
 
@@ -159,12 +256,16 @@ def problems(results: dict) -> list[str]:
     found = []
     for name, target in results.get("webhook", {}).get("targets", {}).items():
         if target["non_2xx"] or target["socket_errors"]:
-            found.append(f"webhook {name}: {target['non_2xx']} non-2xx answers, "
-                         f"{target['socket_errors']} socket errors")
+            found.append(
+                f"webhook {name}: {target['non_2xx']} non-2xx answers, "
+                f"{target['socket_errors']} socket errors"
+            )
     renewal = results.get("renewal")
     if renewal and not renewal["all_renewed"]:
-        found.append("renewal: not every channel verified renewed exactly once: "
-                     + "; ".join(map(str, renewal["problems"][:5])))
+        found.append(
+            "renewal: not every channel verified renewed exactly once: "
+            + "; ".join(map(str, renewal["problems"][:5]))
+        )
     return found
 
 
@@ -195,9 +296,11 @@ def markdown(results: dict, info: dict, size: str) -> str:
         ]
         for t in w["targets"].values():
             writes, reads = t["writes_per_notification"], t["reads_per_notification"]
-            lines.append(f"| {t['label']} | {t['rps']:.0f} | {t['p50_ms']:.1f} | {t['p99_ms']:.1f} | "
-                         f"{'' if writes is None else f'{writes:.3f}'} | "
-                         f"{'' if reads is None else f'{reads:.3f}'} | {t['non_2xx']} |")
+            lines.append(
+                f"| {t['label']} | {t['rps']:.0f} | {t['p50_ms']:.1f} | {t['p99_ms']:.1f} | "
+                f"{'' if writes is None else f'{writes:.3f}'} | "
+                f"{'' if reads is None else f'{reads:.3f}'} | {t['non_2xx']} |"
+            )
     found = problems(results)
     if found:
         lines += ["", "Problems seen in this run:", ""] + [f"- {p}" for p in found]
@@ -226,8 +329,9 @@ def main(argv=None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     name = "latest" if size == "default" else f"latest-{size}"
     (output / f"{name}.md").write_text(text)
-    (output / f"{name}.json").write_text(json.dumps({"machine": info, "size": size, "results": results},
-                                                    indent=2, default=str))
+    (output / f"{name}.json").write_text(
+        json.dumps({"machine": info, "size": size, "results": results}, indent=2, default=str)
+    )
     print(text)
     print(f"written to {output / (name + '.md')} and .json", file=sys.stderr)
     if problems(results):

@@ -72,10 +72,19 @@ class Server:
         full_env.update(env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [FUNCTIONS_FRAMEWORK, "--target=webhook", f"--source={source}", f"--port={self.port}",
-             "--host=127.0.0.1"],
-            cwd=str(ROOT), env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                FUNCTIONS_FRAMEWORK,
+                "--target=webhook",
+                f"--source={source}",
+                f"--port={self.port}",
+                "--host=127.0.0.1",
+            ],
+            cwd=str(ROOT),
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 60.0) -> Server:

@@ -71,10 +71,20 @@ class SimulatorProcess:
 
     def __enter__(self) -> SimulatorProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "channelkit.testing.simulator", "--port", "0",
-             "--latency", str(self.latency)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-            text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "channelkit.testing.simulator",
+                "--port",
+                "0",
+                "--latency",
+                str(self.latency),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
         )
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
@@ -91,7 +101,9 @@ class SimulatorProcess:
     def control(self, method: str, name: str, body: dict | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            self.url + "_simulator/" + name, data=data, method=method,
+            self.url + "_simulator/" + name,
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"},
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -125,24 +137,31 @@ def firestore_emulator(progress: Progress) -> Iterator[str]:
 # --- setup and verification ----------------------------------------------------------
 
 
-def create_channels(store: FirestoreStore, google: GoogleApi, count: int, label: str,
-                    progress: Progress) -> list[Channel]:
+def create_channels(
+    store: FirestoreStore, google: GoogleApi, count: int, label: str, progress: Progress
+) -> list[Channel]:
     """``count`` subscriptions: live at the simulator (one watch each), stored ``active``, due."""
     now_ms = int(time.time() * 1000)
-    created_at = datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.timezone.utc)
+    created_at = datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC)
     done = [0]
     lock = threading.Lock()
 
     def one(i: int) -> Channel:
         channel = Channel(
-            "web_hook", str(uuid.uuid4()), new_token(), ADDRESS,
+            "web_hook",
+            str(uuid.uuid4()),
+            new_token(),
+            ADDRESS,
             expiration=now_ms + HOUR_MS,  # due: within CHANNELKIT_RENEW_BEFORE (3 h)
-            api="drive", version="v3", method="files.watch",
+            api="drive",
+            version="v3",
+            method="files.watch",
             method_params={"fileId": f"{label}-{i}"},
-            subscription_id=str(uuid.uuid4()), status=ACTIVE, created_at=created_at,
+            subscription_id=str(uuid.uuid4()),
+            status=ACTIVE,
+            created_at=created_at,
         )
-        channel.update(google.watch("drive", "v3", "files.watch", channel.method_params,
-                                    channel.body()))
+        channel.update(google.watch("drive", "v3", "files.watch", channel.method_params, channel.body()))
         store.create(channel)
         with lock:
             done[0] += 1
@@ -154,8 +173,12 @@ def create_channels(store: FirestoreStore, google: GoogleApi, count: int, label:
         return list(pool.map(one, range(count)))
 
 
-def verify(store: FirestoreStore, originals: list[Channel], sim_channels: dict[str, dict],
-           renewed_calls: collections.Counter) -> list[str]:
+def verify(
+    store: FirestoreStore,
+    originals: list[Channel],
+    sim_channels: dict[str, dict],
+    renewed_calls: collections.Counter,
+) -> list[str]:
     """Every subscription renewed exactly once; [] when so, else the problems found."""
     problems: list[str] = []
     stored = collections.defaultdict(list)
@@ -176,10 +199,16 @@ def verify(store: FirestoreStore, originals: list[Channel], sim_channels: dict[s
             problems.append(f"{old.subscription_id}: {len(active)} active, {len(others)} successors")
             continue
         new = active[0]
-        if new.renews != old.id or current is None or current.status != STOPPED \
-                or current.renewed_by != new.id or current.stop_pending:
-            problems.append(f"{old.id}: not retired to its successor "
-                            f"({current.status if current else 'missing'})")
+        if (
+            new.renews != old.id
+            or current is None
+            or current.status != STOPPED
+            or current.renewed_by != new.id
+            or current.stop_pending
+        ):
+            problems.append(
+                f"{old.id}: not retired to its successor ({current.status if current else 'missing'})"
+            )
         live = [i["id"] for i in at_google if i["live"]]
         if live != [new.id] or len(at_google) != 2:
             problems.append(f"{old.id}: live at the simulator {live}, {len(at_google)} channels made")
@@ -191,8 +220,9 @@ def verify(store: FirestoreStore, originals: list[Channel], sim_channels: dict[s
 # --- one measured run ----------------------------------------------------------------
 
 
-def measure(store: FirestoreStore, root: str, concurrency: int | None,
-            progress: Progress, label: str, total: int) -> tuple[float, Any, collections.Counter]:
+def measure(
+    store: FirestoreStore, root: str, concurrency: int | None, progress: Progress, label: str, total: int
+) -> tuple[float, Any, collections.Counter]:
     renewed_calls: collections.Counter = collections.Counter()
     calls_lock = threading.Lock()
     step = max(1, total // 10)
@@ -211,15 +241,22 @@ def measure(store: FirestoreStore, root: str, concurrency: int | None,
     google = GoogleApi(root=root)
     started = time.perf_counter()
     try:
-        summary = renew_due(store=store, google=google, dispatcher=dispatcher,
-                            concurrency=concurrency, progress=report)
+        summary = renew_due(
+            store=store, google=google, dispatcher=dispatcher, concurrency=concurrency, progress=report
+        )
         return time.perf_counter() - started, summary, renewed_calls
     finally:
         store.close()
 
 
-def run(n: int = 1000, *, latency_ms: float = 20, progress: Progress | None = None,
-        serial_sample: int = SERIAL_SAMPLE, concurrency: int | None = None) -> dict:
+def run(
+    n: int = 1000,
+    *,
+    latency_ms: float = 20,
+    progress: Progress | None = None,
+    serial_sample: int = SERIAL_SAMPLE,
+    concurrency: int | None = None,
+) -> dict:
     """Renew ``n`` due channels with the default parallelism and ``serial_sample`` with 1.
 
     Returns the figures as a dict (see the module docstring); ``all_renewed``
@@ -242,10 +279,12 @@ def run(n: int = 1000, *, latency_ms: float = 20, progress: Progress | None = No
 
             progress(f"baseline: {sample} renewals with parallelism 1")
             serial_seconds, serial_summary, serial_calls = measure(
-                serial_store, sim.url, 1, progress, "parallelism 1", sample)
+                serial_store, sim.url, 1, progress, "parallelism 1", sample
+            )
             progress(f"channelkit: {n} renewals with parallelism {workers}")
             seconds, summary, calls = measure(
-                parallel_store, sim.url, workers, progress, f"parallelism {workers}", n)
+                parallel_store, sim.url, workers, progress, f"parallelism {workers}", n
+            )
 
             sim.set_latency(0)
             progress("verifying: store and simulator")
@@ -281,10 +320,14 @@ def table(result: dict) -> str:
     rows = [
         ("channels renewed", f"{result['n']:,}"),
         ("simulator latency per watch/stop", f"{result['latency_ms']:g} ms"),
-        (f"channelkit, parallelism {result['concurrency']}",
-         f"{result['seconds']:.2f} s  ({result['renewals_per_second']:.1f}/s)"),
-        (f"parallelism 1, sample of {result['serial_sample']}",
-         f"{result['serial_seconds']:.2f} s  ({result['serial_rate']:.2f}/s)"),
+        (
+            f"channelkit, parallelism {result['concurrency']}",
+            f"{result['seconds']:.2f} s  ({result['renewals_per_second']:.1f}/s)",
+        ),
+        (
+            f"parallelism 1, sample of {result['serial_sample']}",
+            f"{result['serial_seconds']:.2f} s  ({result['serial_rate']:.2f}/s)",
+        ),
         ("speedup (per-channel rates)", f"{result['speedup']:.1f}x  (target >= 10x)"),
         ("10,000 renewals at this rate", f"{result['projected_seconds_10000']:.0f} s  (target < 120 s)"),
         ("every channel renewed exactly once", "yes" if result["all_renewed"] else "NO"),
@@ -292,8 +335,10 @@ def table(result: dict) -> str:
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     if result["serial_sample"] < result["n"]:
-        lines.append(f"(the parallelism-1 baseline ran on a sample of {result['serial_sample']} "
-                     f"channels in the same run; the speedup compares per-channel rates)")
+        lines.append(
+            f"(the parallelism-1 baseline ran on a sample of {result['serial_sample']} "
+            f"channels in the same run; the speedup compares per-channel rates)"
+        )
     for problem in result["problems"]:
         lines.append(f"PROBLEM: {problem}")
     return "\n".join(lines)
@@ -304,8 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="channels to renew (default 1000)")
     parser.add_argument("--latency-ms", type=float, default=20, help="simulator latency per call")
     parser.add_argument("--serial-sample", type=int, default=SERIAL_SAMPLE)
-    parser.add_argument("--concurrency", type=int, default=None,
-                        help="parallelism of the measured run (default CHANNELKIT_RENEW_CONCURRENCY)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="parallelism of the measured run (default CHANNELKIT_RENEW_CONCURRENCY)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -313,8 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
-    result = run(args.n, latency_ms=args.latency_ms, progress=progress,
-                 serial_sample=args.serial_sample, concurrency=args.concurrency)
+    result = run(
+        args.n,
+        latency_ms=args.latency_ms,
+        progress=progress,
+        serial_sample=args.serial_sample,
+        concurrency=args.concurrency,
+    )
     print(table(result))
     if args.json:
         print(json.dumps(result, indent=2))

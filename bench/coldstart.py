@@ -58,11 +58,14 @@ SAMPLE = """
 
 
 def _sample(source, headers) -> dict:
-    env = dict(os.environ, CHANNELKIT_HANDLER="noop_handler:handle",
-               PYTHONPATH=str(BENCH / "baselines"))
+    env = dict(os.environ, CHANNELKIT_HANDLER="noop_handler:handle", PYTHONPATH=str(BENCH / "baselines"))
     done = subprocess.run(
         [PYTHON, "-c", textwrap.dedent(SAMPLE), str(source), json.dumps(headers)],
-        capture_output=True, text=True, env=env, check=False, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
     )
     if done.returncode != 0:
         raise RuntimeError(f"cold-start sample failed: {done.stderr[-2000:]}")
@@ -79,7 +82,7 @@ def run(*, samples: int = 5) -> dict:
         seed_channels(f"floor-{tag}", samples)
         for i in range(samples):
             names = list(TARGETS)
-            for name in names[i % len(names):] + names[:i % len(names)]:
+            for name in names[i % len(names) :] + names[: i % len(names)]:
                 progress(f"cold start: sample {i + 1}/{samples}: {name}")
                 prefix = f"floor-{tag}" if name == "claim_floor" else f"cold-{tag}"
                 result = _sample(TARGETS[name], notification_headers(prefix, i, 7))
@@ -88,8 +91,10 @@ def run(*, samples: int = 5) -> dict:
                 results[name].append(result)
     progress_done()
     summary = {
-        name: {key: median([r[key] for r in rows])
-               for key in ("import_ms", "first_request_ms", "total_ms", "rss_mb")}
+        name: {
+            key: median([r[key] for r in rows])
+            for key in ("import_ms", "first_request_ms", "total_ms", "rss_mb")
+        }
         | {"googleapiclient_imported": any(r["googleapiclient"] for r in rows)}
         for name, rows in results.items()
     }

@@ -36,8 +36,13 @@ HEADERS = {
 
 
 def _environ_headers() -> EnvironHeaders:
-    environ = {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "0", "HTTP_HOST": "example.com",
-               "HTTP_USER_AGENT": "APIs-Google", "HTTP_ACCEPT_ENCODING": "gzip"}
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_LENGTH": "0",
+        "HTTP_HOST": "example.com",
+        "HTTP_USER_AGENT": "APIs-Google",
+        "HTTP_ACCEPT_ENCODING": "gzip",
+    }
     for name, value in HEADERS.items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
     return EnvironHeaders(environ)
@@ -54,11 +59,11 @@ def run(*, rounds: int = 21, number: int = 5000) -> dict:
         ratios, ck_us, g_us = [], [], []
         for i in range(rounds):
             pair = [
-                ("ck", lambda: ck_channel.notification_from_headers(ours, headers)),
-                ("g", lambda: google_channel.notification_from_headers(theirs, headers)),
+                ("ck", lambda headers=headers: ck_channel.notification_from_headers(ours, headers)),
+                ("g", lambda headers=headers: google_channel.notification_from_headers(theirs, headers)),
             ]
             times = {}
-            for name, fn in (pair if i % 2 == 0 else pair[::-1]):
+            for name, fn in pair if i % 2 == 0 else pair[::-1]:
                 times[name] = min(timeit.repeat(fn, number=number, repeat=3)) / number * 1e6
             ck_us.append(times["ck"])
             g_us.append(times["g"])

@@ -46,25 +46,49 @@ def seed_channels(prefix: str, count: int) -> None:
     far = int(time.time() * 1000) + 30 * 24 * 3600 * 1000
     try:
         for i in range(count):
-            store.create(Channel(
-                "web_hook", f"{prefix}-{i:03d}", TOKEN, "https://example.com/webhook",
-                expiration=far, resource_id=f"res-{i}",
-                resource_uri=f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
-                status="active", api="drive", version="v3", method="files.watch",
-                method_params={"fileId": f"F{i}"}, subscription_id=f"sub-{prefix}-{i}",
-            ))
+            store.create(
+                Channel(
+                    "web_hook",
+                    f"{prefix}-{i:03d}",
+                    TOKEN,
+                    "https://example.com/webhook",
+                    expiration=far,
+                    resource_id=f"res-{i}",
+                    resource_uri=f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
+                    status="active",
+                    api="drive",
+                    version="v3",
+                    method="files.watch",
+                    method_params={"fileId": f"F{i}"},
+                    subscription_id=f"sub-{prefix}-{i}",
+                )
+            )
     finally:
         store.close()
 
 
-def run_wrk(url: str, prefix: str, base: int, seconds: float, connections: int,
-            channels: int, threads: int = 2) -> dict:
-    env = dict(os.environ, BENCH_PREFIX=prefix, BENCH_CHANNELS=str(channels),
-               BENCH_BASE=str(base), BENCH_TOKEN=TOKEN)
+def run_wrk(
+    url: str, prefix: str, base: int, seconds: float, connections: int, channels: int, threads: int = 2
+) -> dict:
+    env = dict(
+        os.environ, BENCH_PREFIX=prefix, BENCH_CHANNELS=str(channels), BENCH_BASE=str(base), BENCH_TOKEN=TOKEN
+    )
     done = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s",
-         "-s", str(BENCH / "load.lua"), url],
-        capture_output=True, text=True, env=env, check=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(BENCH / "load.lua"),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     line = next(l for l in done.stdout.splitlines() if l.startswith("JSON "))
     result = json.loads(line[5:])
@@ -77,8 +101,10 @@ def run_wrk(url: str, prefix: str, base: int, seconds: float, connections: int,
 def notification_headers(prefix: str, i: int, number: int, state: str = "update") -> dict[str, str]:
     """A valid notification for channel ``i`` of those ``seed_channels(prefix, ...)`` stored."""
     return {
-        "X-Goog-Channel-ID": f"{prefix}-{i:03d}", "X-Goog-Message-Number": str(number),
-        "X-Goog-Resource-ID": f"res-{i}", "X-Goog-Resource-State": state,
+        "X-Goog-Channel-ID": f"{prefix}-{i:03d}",
+        "X-Goog-Message-Number": str(number),
+        "X-Goog-Resource-ID": f"res-{i}",
+        "X-Goog-Resource-State": state,
         "X-Goog-Resource-URI": f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
         "X-Goog-Channel-Token": TOKEN,
     }
@@ -119,8 +145,15 @@ def _per(totals: dict, key: str) -> float | None:
     return totals.get(key, 0) / served if served else None
 
 
-def run(*, seconds: float = 8, rounds: int = 5, connections: int = 16, channels: int = 100,
-        warmup: float = 3, targets=tuple(TARGETS)) -> dict:
+def run(
+    *,
+    seconds: float = 8,
+    rounds: int = 5,
+    connections: int = 16,
+    channels: int = 100,
+    warmup: float = 3,
+    targets=tuple(TARGETS),
+) -> dict:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="channelkit-bench-"))
@@ -153,14 +186,17 @@ def run(*, seconds: float = 8, rounds: int = 5, connections: int = 16, channels:
                 run_wrk(servers[name].url, prefixes[name], run_id * 10**10, warmup, connections, channels)
                 run_id += 1
             for round_no in range(rounds):
-                order = list(targets[round_no % len(targets):]) + list(targets[:round_no % len(targets)])
+                order = list(targets[round_no % len(targets) :]) + list(targets[: round_no % len(targets)])
                 for name in order:
-                    progress(f"webhook: round {round_no + 1}/{rounds}: {name} ({seconds:g} s, "
-                             f"{connections} connections)")
+                    progress(
+                        f"webhook: round {round_no + 1}/{rounds}: {name} ({seconds:g} s, "
+                        f"{connections} connections)"
+                    )
                     path = work / f"{name}.ops.json"
                     before = _settled_counts(path)
-                    sample = run_wrk(servers[name].url, prefixes[name], run_id * 10**10, seconds,
-                                     connections, channels)
+                    sample = run_wrk(
+                        servers[name].url, prefixes[name], run_id * 10**10, seconds, connections, channels
+                    )
                     run_id += 1
                     after = _settled_counts(path)
                     sample["ops"] = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
@@ -206,10 +242,18 @@ def run(*, seconds: float = 8, rounds: int = 5, connections: int = 16, channels:
         "channelkit_vs_bare": paired("channelkit", "bare", "rps"),
     }
     shutil.rmtree(work, ignore_errors=True)
-    return {"settings": {"seconds": seconds, "rounds": rounds, "connections": connections,
-                         "channels": channels, "server": "functions-framework (gunicorn, 1 worker, "
-                         f"{os.environ.get('THREADS') or (os.cpu_count() or 1) * 4} threads)"},
-            "targets": summary, "ratios": ratios}
+    return {
+        "settings": {
+            "seconds": seconds,
+            "rounds": rounds,
+            "connections": connections,
+            "channels": channels,
+            "server": "functions-framework (gunicorn, 1 worker, "
+            f"{os.environ.get('THREADS') or (os.cpu_count() or 1) * 4} threads)",
+        },
+        "targets": summary,
+        "ratios": ratios,
+    }
 
 
 def main(argv=None) -> int:

@@ -46,10 +46,11 @@ def renew(request):
     try:
         summary = renew_due(**_collaborators())
     except ChannelkitError as exc:
-        logs.event(log, "ERROR", "renewal run could not start", outcome="unavailable",
-                   error=type(exc).__name__)
+        logs.event(
+            log, "ERROR", "renewal run could not start", outcome="unavailable", error=type(exc).__name__
+        )
         return json.dumps({"error": "renewal unavailable, retry later"}), 503, JSON
-    except Exception:  # noqa: BLE001 - never a 500 with a traceback
+    except Exception:
         log.exception("renewal run crashed")
         return json.dumps({"error": "renewal failed, retry later"}), 503, JSON
     return json.dumps(summary.to_json()), 200, JSON

@@ -82,7 +82,7 @@ def webhook(request):
     started = time.monotonic()
     try:
         return _handle(request, started)
-    except Exception:  # a bug or an unexpected library error: never a 500, never a traceback
+    except Exception:  # noqa: BLE001 - a bug or an unexpected library error: never a 500, never a traceback
         logs.event(
             log,
             "ERROR",
@@ -139,8 +139,13 @@ def _refuse(exc: ChannelkitError, request, started: float):
             first = str(exc) not in _reported
             _reported.add(str(exc))
         if first:
-            logs.event(log, "CRITICAL", f"webhook misconfigured, answering 503 until fixed: {exc}",
-                       outcome=outcome, status=status)
+            logs.event(
+                log,
+                "CRITICAL",
+                f"webhook misconfigured, answering 503 until fixed: {exc}",
+                outcome=outcome,
+                status=status,
+            )
     logs.event(
         log,
         "WARNING" if status >= 500 else "INFO",

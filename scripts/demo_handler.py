@@ -23,5 +23,7 @@ def handle(notification, channel) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
-    print(f"handler: message #{notification.message_number} {notification.state} "
-          f"on channel {channel.id}", flush=True)
+    print(
+        f"handler: message #{notification.message_number} {notification.state} on channel {channel.id}",
+        flush=True,
+    )

@@ -63,8 +63,9 @@ def _on_signal(signum, frame):
 
 def http(method: str, url: str, headers: dict | None = None, body: bytes = b"", timeout: float = 30):
     """(status, body) of one request, never through a proxy."""
-    request = urllib.request.Request(url, data=body if method not in ("GET", "HEAD") else None,
-                                     headers=headers or {}, method=method)
+    request = urllib.request.Request(
+        url, data=body if method not in ("GET", "HEAD") else None, headers=headers or {}, method=method
+    )
     try:
         with _opener.open(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -100,10 +101,20 @@ class Function:
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [str(BIN / "functions-framework"), f"--target={name}",
-             f"--source={ROOT / 'functions' / f'{name}.py'}", "--host=127.0.0.1", f"--port={port}"],
-            cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [
+                str(BIN / "functions-framework"),
+                f"--target={name}",
+                f"--source={ROOT / 'functions' / f'{name}.py'}",
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ],
+            cwd=str(ROOT),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self._pump = threading.Thread(target=self._copy_output, args=(stream,), daemon=True)
         self._pump.start()
@@ -164,11 +175,14 @@ class LocalRun:
     def start(self) -> None:
         project = f"channelkit-demo-{uuid.uuid4().hex[:8]}" if self.demo else self.args.project
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELKIT_")}
-        env.update({
-            "GOOGLE_CLOUD_PROJECT": project,
-            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "GOOGLE_CLOUD_PROJECT": project,
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self._start_store(project))
         self.simulator = Simulator(port=self.port(self.args.simulator_port)).start()
         env["CHANNELKIT_API_ROOT"] = self.simulator.url  # the functions and the CLI talk to the simulator
@@ -214,8 +228,10 @@ class LocalRun:
                     return {"CHANNELKIT_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emulator.host_port}
             if self.args.store == "firestore":
                 raise RuntimeError(f"the Firestore emulator is required (--store firestore): {reason}")
-            say(f"gcloud's Firestore emulator is not available ({reason}): "
-                "using the embedded SQLite store instead")
+            say(
+                f"gcloud's Firestore emulator is not available ({reason}): "
+                "using the embedded SQLite store instead"
+            )
         path = self.run_dir / "channels.sqlite3"
         self.store_note = f"the embedded SQLite store at {path} (not Firestore)"
         return {"CHANNELKIT_STORE": f"sqlite:///{path}"}
@@ -244,10 +260,16 @@ class LocalRun:
         sim = self.simulator.url
         env_line = " ".join(
             f"{k}={shlex.quote(self.env[k])}"
-            for k in ("GOOGLE_CLOUD_PROJECT", "CHANNELKIT_STORE", "FIRESTORE_EMULATOR_HOST", "CHANNELKIT_API_ROOT")
+            for k in (
+                "GOOGLE_CLOUD_PROJECT",
+                "CHANNELKIT_STORE",
+                "FIRESTORE_EMULATOR_HOST",
+                "CHANNELKIT_API_ROOT",
+            )
             if k in self.env
         )
-        print(f"""
+        print(
+            f"""
 channelkit is running locally.
   store      {self.store_note}
   Google     {sim}  (the push simulator; control API under {sim}_simulator/)
@@ -257,23 +279,26 @@ channelkit is running locally.
 
 Create a watch against them, in another terminal:
   export {env_line}
-  {BIN / 'python'} -m channelkit watch drive v3 files.watch --param fileId=F1 --address {webhook.url}
+  {BIN / "python"} -m channelkit watch drive v3 files.watch --param fileId=F1 --address {webhook.url}
 Make Google report a change to that file:
   curl -X POST {sim}_simulator/change -d '{{"api": "drive", "kind": "files", "params": {{"fileId": "F1"}}, "state": "update", "changed": ["content"]}}'
 Run a renewal, as Cloud Scheduler would:
   curl -X POST {renew.url}
 See the channels:
-  {BIN / 'python'} -m channelkit list
+  {BIN / "python"} -m channelkit list
 
-Ctrl-C stops everything.""", flush=True)
+Ctrl-C stops everything.""",
+            flush=True,
+        )
 
     # -- the demo -------------------------------------------------------------------------------
 
     def cli(self, *args: str) -> str:
         command = [str(BIN / "python"), "-m", "channelkit", *args]
         print(f"    $ python -m channelkit {' '.join(shlex.quote(a) for a in args)}", flush=True)
-        result = subprocess.run(command, env=self.env, capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, cwd=str(ROOT))
+        result = subprocess.run(
+            command, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=str(ROOT)
+        )
         if result.returncode != 0:
             raise RuntimeError(f"python -m channelkit {args[0]} failed: {result.stderr.strip()}")
         return result.stdout
@@ -286,8 +311,10 @@ Ctrl-C stops everything.""", flush=True)
 
     def wait_handled(self, channel_id: str, number: int, what: str) -> dict:
         def found():
-            return next((c for c in self.handled()
-                         if c["channelId"] == channel_id and c["messageNumber"] == number), None)
+            return next(
+                (c for c in self.handled() if c["channelId"] == channel_id and c["messageNumber"] == number),
+                None,
+            )
 
         return wait_for(found, what)
 
@@ -301,11 +328,23 @@ Ctrl-C stops everything.""", flush=True)
         short = lambda cid: cid[:8]  # noqa: E731
 
         step(1, "Subscribe: watch a Drive file, the channel stored before watch is called")
-        old_id = self.cli("watch", "drive", "v3", "files.watch", "--param", f"fileId={DEMO_FILE}",
-                          "--address", webhook.url, "--ttl", str(DEMO_TTL)).strip()
+        old_id = self.cli(
+            "watch",
+            "drive",
+            "v3",
+            "files.watch",
+            "--param",
+            f"fileId={DEMO_FILE}",
+            "--address",
+            webhook.url,
+            "--ttl",
+            str(DEMO_TTL),
+        ).strip()
         stored = self.channel_json(old_id)
-        say(f"channel {short(old_id)}… is {stored['status']}; Google (the simulator) gave it "
-            f"resource id {stored.get('resourceId')} and {DEMO_TTL // 60} minutes to live")
+        say(
+            f"channel {short(old_id)}… is {stored['status']}; Google (the simulator) gave it "
+            f"resource id {stored.get('resourceId')} and {DEMO_TTL // 60} minutes to live"
+        )
 
         step(2, "Sync: Google's first message reaches the webhook")
         call = self.wait_handled(old_id, 1, "the sync notification at the handler")
@@ -314,28 +353,40 @@ Ctrl-C stops everything.""", flush=True)
         step(3, "Changes: the file changes twice; Google delivers one message twice")
         first = sim.change("drive", "files", fileId=DEMO_FILE, state="update", changed=["content"])[old_id]
         sim.duplicate_next(1)
-        second = sim.change("drive", "files", fileId=DEMO_FILE, state="update",
-                            changed=["content", "properties"])[old_id]
+        second = sim.change(
+            "drive", "files", fileId=DEMO_FILE, state="update", changed=["content", "properties"]
+        )[old_id]
         for number in (first, second):
             call = self.wait_handled(old_id, number, f"message #{number} at the handler")
             say(f"handler got message #{number}, state '{call['state']}', changed {call['changed']}")
         sim.wait_idle(timeout=30)
         deliveries = [d for d in sim.deliveries if d.channel_id == old_id and d.message_number == second]
         calls = [c for c in self.handled() if c["channelId"] == old_id and c["messageNumber"] == second]
-        say(f"message #{second} was delivered {len(deliveries)} times "
-            f"(answers {', '.join(str(d.status) for d in deliveries)}) and handled {len(calls)} time")
+        say(
+            f"message #{second} was delivered {len(deliveries)} times "
+            f"(answers {', '.join(str(d.status) for d in deliveries)}) and handled {len(calls)} time"
+        )
         if len(calls) != 1:
             raise RuntimeError(f"message #{second} was handled {len(calls)} times")
-        status, _ = http("POST", webhook.url, {
-            "X-Goog-Channel-ID": old_id, "X-Goog-Channel-Token": "forged",
-            "X-Goog-Message-Number": "999", "X-Goog-Resource-ID": stored.get("resourceId") or "x",
-            "X-Goog-Resource-State": "update", "X-Goog-Resource-URI": "https://example.com/",
-        })
+        status, _ = http(
+            "POST",
+            webhook.url,
+            {
+                "X-Goog-Channel-ID": old_id,
+                "X-Goog-Channel-Token": "forged",
+                "X-Goog-Message-Number": "999",
+                "X-Goog-Resource-ID": stored.get("resourceId") or "x",
+                "X-Goog-Resource-State": "update",
+                "X-Goog-Resource-URI": "https://example.com/",
+            },
+        )
         say(f"a forged notification (wrong token) is answered {status}, and the handler is not called")
 
         step(4, "Renewal across an expiry")
-        say(f"the channel ends in {DEMO_TTL // 60} minutes; the local renew function renews what ends "
-            f"within {DEMO_RENEW_BEFORE // 60} (CHANNELKIT_RENEW_BEFORE={DEMO_RENEW_BEFORE})")
+        say(
+            f"the channel ends in {DEMO_TTL // 60} minutes; the local renew function renews what ends "
+            f"within {DEMO_RENEW_BEFORE // 60} (CHANNELKIT_RENEW_BEFORE={DEMO_RENEW_BEFORE})"
+        )
         say(f"Cloud Scheduler's call, played here: POST {renew.url}")
         status, body = http("POST", renew.url, {"Content-Type": "application/json"}, b"{}", timeout=120)
         if status != 200:
@@ -345,11 +396,15 @@ Ctrl-C stops everything.""", flush=True)
         if summary["renewed"] != 1 or renewed[0]["old"] != old_id:
             raise RuntimeError(f"expected one renewal of {old_id}, got {summary}")
         new_id = renewed[0]["new"]
-        say(f"renewed {summary['renewed']}: {short(old_id)}… → {short(new_id)}… (the new channel "
-            f"first, then the old one stopped at Google) in {summary['durationMs']} ms")
+        say(
+            f"renewed {summary['renewed']}: {short(old_id)}… → {short(new_id)}… (the new channel "
+            f"first, then the old one stopped at Google) in {summary['durationMs']} ms"
+        )
         call = self.wait_handled(new_id, 0, "the 'renewed' notification at the handler")
-        say(f"the handler got a '{call['state']}' notification for {short(new_id)}…: "
-            "the moment for a catch-up sync")
+        say(
+            f"the handler got a '{call['state']}' notification for {short(new_id)}…: "
+            "the moment for a catch-up sync"
+        )
         self.wait_handled(new_id, 1, "the new channel's sync")
         old_end = sim.channel(old_id).expiration_ms
         new_end = sim.channel(new_id).expiration_ms
@@ -358,16 +413,20 @@ Ctrl-C stops everything.""", flush=True)
         sim.clock.freeze()
         sim.clock.set_ms(old_end + min(1000, (new_end - old_end) // 2))
         old, new = sim.channel(old_id), sim.channel(new_id)
-        say(f"Google's clock (the simulator's) jumps {DEMO_TTL // 60} minutes, past the old channel's "
+        say(
+            f"Google's clock (the simulator's) jumps {DEMO_TTL // 60} minutes, past the old channel's "
             f"end: it is {'expired' if old.expired else 'NOT expired'}"
             f"{' (and was stopped)' if old.stopped else ''}; the new one, made later with "
-            f"the same lifetime, is {'live' if new.live else 'NOT live'}")
+            f"the same lifetime, is {'live' if new.live else 'NOT live'}"
+        )
         number = sim.change("drive", "files", fileId=DEMO_FILE, state="update", changed=["content"])
         if set(number) != {new_id}:
             raise RuntimeError(f"the change went to {sorted(number)}, expected only {new_id}")
         call = self.wait_handled(new_id, number[new_id], "the change through the new channel")
-        say(f"the next change reaches the handler through {short(new_id)}…: "
-            f"message #{call['messageNumber']}, same subscription ({call['subscriptionId']})")
+        say(
+            f"the next change reaches the handler through {short(new_id)}…: "
+            f"message #{call['messageNumber']}, same subscription ({call['subscriptionId']})"
+        )
 
         step(5, "Stop")
         self.cli("stop", new_id)
@@ -378,8 +437,9 @@ Ctrl-C stops everything.""", flush=True)
             raise RuntimeError(f"channels still live at Google: {live}")
 
         calls = self.handled()
-        listing = ", ".join("{}… #{} {}".format(short(c["channelId"]), c["messageNumber"], c["state"])
-                            for c in calls)
+        listing = ", ".join(
+            "{}… #{} {}".format(short(c["channelId"]), c["messageNumber"], c["state"]) for c in calls
+        )
         step(6, f"Done: the handler ran {len(calls)} times, once per message ({listing})")
 
 
@@ -395,13 +455,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/run-local",
         description="Run channelkit locally: the Firestore emulator (or SQLite), the webhook and renew "
-                    "functions under functions-framework, and Google's push side played by the "
-                    "simulator. Ctrl-C stops everything.")
-    parser.add_argument("--demo", action="store_true",
-                        help="run the whole job once, narrated (subscribe, sync, changes, renewal "
-                             "across an expiry, stop), then stop everything")
-    parser.add_argument("--store", choices=("auto", "firestore", "sqlite"), default="auto",
-                        help="auto (default): the Firestore emulator if gcloud can start it, else SQLite")
+        "functions under functions-framework, and Google's push side played by the "
+        "simulator. Ctrl-C stops everything.",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run the whole job once, narrated (subscribe, sync, changes, renewal "
+        "across an expiry, stop), then stop everything",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("auto", "firestore", "sqlite"),
+        default="auto",
+        help="auto (default): the Firestore emulator if gcloud can start it, else SQLite",
+    )
     parser.add_argument("--project", default="channelkit-local", help="project id in the emulator")
     parser.add_argument("--webhook-port", type=int, default=8080)
     parser.add_argument("--renew-port", type=int, default=8081)

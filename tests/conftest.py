@@ -22,9 +22,7 @@ PROJECT = "channelkit-test"
 
 
 #: Emulators started before pytest (by .ci/run), read before any test changes the environment.
-_EXTERNAL = {
-    name: os.environ.get(name) for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
-}
+_EXTERNAL = {name: os.environ.get(name) for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")}
 
 
 def _external(name: str) -> str | None:

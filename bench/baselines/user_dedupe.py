@@ -4,11 +4,10 @@ googleapiclient's parser, the channel read from Firestore, and a transaction
 that records the message number, so that a re-delivery is dropped.
 """
 
+from _firestore import channels
 from google.cloud import firestore
 from googleapiclient import channel as google_channel
 from googleapiclient.errors import InvalidNotificationError
-
-from _firestore import channels
 
 
 @firestore.transactional

@@ -1,9 +1,8 @@
 """Baseline (d): googleapiclient's parser after one read of the channel; no deduplication."""
 
+from _firestore import channels
 from googleapiclient import channel as google_channel
 from googleapiclient.errors import InvalidNotificationError
-
-from _firestore import channels
 
 
 def webhook(request):

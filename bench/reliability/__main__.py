@@ -34,18 +34,35 @@ def _load(name: str):
 
 
 def _crashed(name: str, exc: BaseException, seconds: float) -> dict:
-    return {"scenario": name, "sent": 0, "accepted": 0, "handler_calls": 0, "lost": 0,
-            "doubled": 0, "status_5xx": 0, "ok": False, "seconds": round(seconds, 1),
-            "notes": f"crashed: {type(exc).__name__}: {exc}"[:500]}
+    return {
+        "scenario": name,
+        "sent": 0,
+        "accepted": 0,
+        "handler_calls": 0,
+        "lost": 0,
+        "doubled": 0,
+        "status_5xx": 0,
+        "ok": False,
+        "seconds": round(seconds, 1),
+        "notes": f"crashed: {type(exc).__name__}: {exc}"[:500],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.reliability", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("small", "full"), default="small",
-                        help="small: CI size (a few minutes); full: the issue's size")
-    parser.add_argument("--only", nargs="+", metavar="NAME", choices=SCENARIOS,
-                        help="run only these scenarios")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.reliability",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--size",
+        choices=("small", "full"),
+        default="small",
+        help="small: CI size (a few minutes); full: the issue's size",
+    )
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", choices=SCENARIOS, help="run only these scenarios"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
@@ -61,22 +78,25 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         try:
             outcome = module.run(args.size, progress=_progress)
-        except Exception as exc:  # noqa: BLE001 - one crashed scenario must not hide the others
+        except Exception as exc:
             traceback.print_exc()
             outcome = _crashed(name, exc, time.monotonic() - t0)
         outcome.setdefault("seconds", round(time.monotonic() - t0, 1))
         results.append(outcome)
-        _progress(f"{name}: {'PASS' if outcome.get('ok') else 'FAIL'} "
-                  f"(lost {outcome.get('lost')}, doubled {outcome.get('doubled')}, "
-                  f"{outcome.get('seconds')}s)")
+        _progress(
+            f"{name}: {'PASS' if outcome.get('ok') else 'FAIL'} "
+            f"(lost {outcome.get('lost')}, doubled {outcome.get('doubled')}, "
+            f"{outcome.get('seconds')}s)"
+        )
     if not results:
         print("no scenario ran", file=sys.stderr)
         return 1
     path = write_results(args.size, results, merge=bool(args.only))
     print(format_table(results))
     _progress(f"written {path} (+ .json); total {time.monotonic() - started:.0f}s")
-    failed = [r["scenario"] for r in results
-              if not r.get("ok") or r.get("lost", 0) > 0 or r.get("doubled", 0) > 0]
+    failed = [
+        r["scenario"] for r in results if not r.get("ok") or r.get("lost", 0) > 0 or r.get("doubled", 0) > 0
+    ]
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1

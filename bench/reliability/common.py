@@ -42,19 +42,18 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
-from channelkit.channel import Channel
 from bench._support import Server
 from bench.reliability import SCENARIOS as SCENARIO_ORDER
-from channelkit.testing.emulators import Emulator, EmulatorError, free_port, stop_process_group
-
 from bench.reliability.handler import read_record
+from channelkit.channel import Channel
+from channelkit.testing.emulators import Emulator, EmulatorError, free_port, stop_process_group
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "functions" / "webhook.py"
 RESULTS = ROOT / "bench" / "results"
 HANDLER = "bench.reliability.handler:handle"
 RETRIED = frozenset({500, 502, 503, 504})  # Google retries these (and dropped connections)
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 Progress = Callable[[str], None]
 
@@ -109,7 +108,7 @@ class FirestoreProcess:
             prefix="reliability-firestore-", suffix=".log", delete=False
         ).name
 
-    def start(self, import_from: str | None = None, timeout: float = 120.0) -> "FirestoreProcess":
+    def start(self, import_from: str | None = None, timeout: float = 120.0) -> FirestoreProcess:
         args = ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host_port}", "--quiet"]
         if import_from:
             args.append(f"--import-data={import_from}")
@@ -119,7 +118,10 @@ class FirestoreProcess:
         offset = os.path.getsize(self.log_path)
         try:
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
@@ -143,11 +145,14 @@ class FirestoreProcess:
         """Export ``project`` into ``directory``; the path of the export's metadata file."""
         os.makedirs(directory, exist_ok=True)
         before = set(os.listdir(directory))
-        body = json.dumps({"database": f"projects/{project}/databases/(default)",
-                           "export_directory": directory}).encode()
+        body = json.dumps(
+            {"database": f"projects/{project}/databases/(default)", "export_directory": directory}
+        ).encode()
         request = urllib.request.Request(
-            f"http://{self.host_port}/emulator/v1/projects/{project}:export", data=body,
-            headers={"Content-Type": "application/json"}, method="POST",
+            f"http://{self.host_port}/emulator/v1/projects/{project}:export",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
         with _no_proxy.open(request, timeout=120) as response:
             response.read()
@@ -288,8 +293,16 @@ class TcpRelay:
 class WebhookServer(Server):
     """The real ``functions/webhook.py`` under functions-framework, with the recording handler."""
 
-    def __init__(self, *, firestore: str, project: str, record: str, workers: int = 2,
-                 threads: int = 8, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        *,
+        firestore: str,
+        project: str,
+        record: str,
+        workers: int = 2,
+        threads: int = 8,
+        env: dict[str, str] | None = None,
+    ):
         log_path = tempfile.NamedTemporaryFile(
             prefix="reliability-webhook-", suffix=".log", delete=False
         ).name
@@ -321,8 +334,9 @@ class WebhookServer(Server):
 
 
 def http_request(url: str, method: str, headers: dict, body: bytes, timeout: float = 30):
-    request = urllib.request.Request(url, data=body if method not in ("GET", "HEAD") else None,
-                                     headers=headers, method=method)
+    request = urllib.request.Request(
+        url, data=body if method not in ("GET", "HEAD") else None, headers=headers, method=method
+    )
     try:
         with _no_proxy.open(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -346,8 +360,12 @@ def make_channel(index: int) -> Channel:
         expiration=now_ms + 6 * 3_600_000,
         resource_id=f"res-{index}",
         resource_uri=f"https://www.googleapis.com/drive/v3/files/F{index}?alt=json",
-        api="drive", version="v3", method="files.watch", method_params={"fileId": f"F{index}"},
-        subscription_id=f"sub-{index}", status="active",
+        api="drive",
+        version="v3",
+        method="files.watch",
+        method_params={"fileId": f"F{index}"},
+        subscription_id=f"sub-{index}",
+        status="active",
         created_at=datetime.datetime.now(UTC),
     )
 
@@ -412,11 +430,11 @@ class Delivery:
     method: str = "POST"
     path: str = "/"
     key: tuple[str, int] | None = None
-    retry: bool = True           # retry 5xx / dropped connections like Google
+    retry: bool = True  # retry 5xx / dropped connections like Google
     together: threading.Barrier | None = None  # sent at the same moment as its twin
-    raw: bytes | None = None     # a raw HTTP request instead (malformed on purpose)
+    raw: bytes | None = None  # a raw HTTP request instead (malformed on purpose)
     # results
-    status: int | None = None    # the final answer (None: never answered / gave up)
+    status: int | None = None  # the final answer (None: never answered / gave up)
     attempts: int = 0
     statuses: list = dataclasses.field(default_factory=list)  # (time, status or None)
 
@@ -460,7 +478,7 @@ class Sender:
         except (OSError, http.client.HTTPException):
             self.close()
             return None
-        except Exception as exc:  # noqa: BLE001 - a request the client library refused to send
+        except Exception as exc:
             self.close()
             print(f"client could not send {d.method} {d.path!r}: {exc!r}", file=sys.stderr)
             return None
@@ -525,10 +543,17 @@ class Counters:
         self.five_xx = 0
 
 
-def deliver_all(url: str, items: list[Delivery], *, senders: int = 16,
-                policy: RetryPolicy | None = None, progress: Progress | None = None,
-                label: str = "", seed: int = 0, on_tick: Callable[[Counters], None] | None = None,
-                ) -> Counters:
+def deliver_all(
+    url: str,
+    items: list[Delivery],
+    *,
+    senders: int = 16,
+    policy: RetryPolicy | None = None,
+    progress: Progress | None = None,
+    label: str = "",
+    seed: int = 0,
+    on_tick: Callable[[Counters], None] | None = None,
+) -> Counters:
     """Send every delivery with ``senders`` concurrent senders, in the order given."""
     policy = policy or RetryPolicy()
     port = int(url.rsplit(":", 1)[1].strip("/"))
@@ -560,8 +585,11 @@ def deliver_all(url: str, items: list[Delivery], *, senders: int = 16,
         while not stop.wait(2.0):
             if on_tick is not None:
                 on_tick(counters)
-            say(progress, f"{label}: {counters.done}/{len(items)} delivered, "
-                          f"{counters.five_xx} 5xx so far, {time.monotonic() - started:.0f}s")
+            say(
+                progress,
+                f"{label}: {counters.done}/{len(items)} delivered, "
+                f"{counters.five_xx} 5xx so far, {time.monotonic() - started:.0f}s",
+            )
 
     threads = [threading.Thread(target=sender_loop, args=(i,), daemon=True) for i in range(senders)]
     tick = threading.Thread(target=ticker, daemon=True)
@@ -606,8 +634,8 @@ def account(items: Iterable[Delivery], record_path: str, *, expected: set | None
         "handler_calls": len(calls),
         "handler_failures": sum(1 for c in calls if not c["ok"]),
         "lost": sum(1 for k in expected if ok[k] == 0),
-        "doubled": sum(1 for k in expected if ok[k] > 1) + sum(
-            1 for k, v in ok.items() if k not in expected and v > 1),
+        "doubled": sum(1 for k in expected if ok[k] > 1)
+        + sum(1 for k, v in ok.items() if k not in expected and v > 1),
         "unexpected_calls": sum(v for k, v in ok.items() if k not in expected),
         "overlapping": overlapping,
         "status_5xx": sum(1 for d in items for _, s in d.statuses if s is not None and s >= 500),
@@ -636,9 +664,17 @@ def result(scenario: str, figures: dict, *, ok: bool, notes: str, seconds: float
     return out
 
 
-COLUMNS = (("scenario", "scenario"), ("sent", "sent"), ("accepted", "accepted"),
-           ("handler_calls", "handler calls"), ("lost", "lost"), ("doubled", "doubled"),
-           ("status_5xx", "5xx"), ("result", "result"), ("seconds", "seconds"))
+COLUMNS = (
+    ("scenario", "scenario"),
+    ("sent", "sent"),
+    ("accepted", "accepted"),
+    ("handler_calls", "handler calls"),
+    ("lost", "lost"),
+    ("doubled", "doubled"),
+    ("status_5xx", "5xx"),
+    ("result", "result"),
+    ("seconds", "seconds"),
+)
 
 
 def format_table(results: list[dict]) -> str:
@@ -649,16 +685,24 @@ def format_table(results: list[dict]) -> str:
         row["result"] = "PASS" if r.get("ok") else "FAIL"
         rows.append([str(row.get(key, "")) for key, _ in COLUMNS])
     heads = [title for _, title in COLUMNS]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-              for i, h in enumerate(heads)]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(heads)]
     numeric = {i for i, (key, _) in enumerate(COLUMNS) if key not in ("scenario", "result")}
 
     def line(cells):
-        return "| " + " | ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(
+                c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            )
+            + " |"
+        )
 
-    out = [line(heads), "|" + "|".join(("-" * (w + 1) + ":") if i in numeric else ("-" * (w + 2))
-                                       for i, w in enumerate(widths)) + "|"]
+    out = [
+        line(heads),
+        "|"
+        + "|".join(("-" * (w + 1) + ":") if i in numeric else ("-" * (w + 2)) for i, w in enumerate(widths))
+        + "|",
+    ]
     out += [line(row) for row in rows]
     notes = [f"- **{r['scenario']}**: {r.get('notes', '')}" for r in results if r.get("notes")]
     return "\n".join(out) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
@@ -670,8 +714,9 @@ def machine() -> str:
     return f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
-def write_results(size: str, results: list[dict], directory: pathlib.Path = RESULTS,
-                  *, merge: bool = False) -> pathlib.Path:
+def write_results(
+    size: str, results: list[dict], directory: pathlib.Path = RESULTS, *, merge: bool = False
+) -> pathlib.Path:
     """Write the table; with ``merge``, rows of scenarios not run now are kept from the
     last file, each row carrying the time it was measured (``when``)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -694,6 +739,7 @@ def write_results(size: str, results: list[dict], directory: pathlib.Path = RESU
         f"`.venv/bin/python -m bench.reliability --size {size}` — {', '.join(whens) or stamp}, {machine()}\n\n"
         + format_table(results)
     )
-    path.write_text(json.dumps(
-        {"size": size, "when": stamp, "machine": machine(), "results": results}, indent=2) + "\n")
+    path.write_text(
+        json.dumps({"size": size, "when": stamp, "machine": machine(), "results": results}, indent=2) + "\n"
+    )
     return md

@@ -46,8 +46,22 @@ INVALID_BASE = 10**12  # message numbers of invalid requests on real channels
 MAX_BODY = 1_048_576
 STATES = ("update", "add", "remove", "trash", "untrash", "change", "exists", "not_exists")
 METHODS = ("GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "FOO", "post")
-BAD_NUMBERS = ("0", "-3", "1.5", "abc", "1e3", "\u0663", "99999999999999999999999", "0x10",
-               "", "   ", "+7", "9223372036854775808", "1 2", "\u00b2")
+BAD_NUMBERS = (
+    "0",
+    "-3",
+    "1.5",
+    "abc",
+    "1e3",
+    "\u0663",
+    "99999999999999999999999",
+    "0x10",
+    "",
+    "   ",
+    "+7",
+    "9223372036854775808",
+    "1 2",
+    "\u00b2",
+)
 NASTY = ("\u00e9t\u00e9", "\u65e5\u672c", "\U0001f600", "\x00", "a\tb", "\u202e", "\ufeff")
 
 
@@ -58,8 +72,8 @@ class Generator:
         self.next_number = {c.id: 1 for c in live}
         self.next_invalid = INVALID_BASE
         self.valid_sent: list[common.Delivery] = []
-        self.expect: dict = {}        # key -> "valid" | "either"
-        self.sent_fields: dict = {}   # key -> (state, resource id, body digest)
+        self.expect: dict = {}  # key -> "valid" | "either"
+        self.sent_fields: dict = {}  # key -> (state, resource id, body digest)
 
     # --- helpers ---------------------------------------------------------------
 
@@ -79,7 +93,7 @@ class Generator:
         if kind < 0.7:
             return b'{"kind":"drive#changes"}'
         if kind < 0.85:
-            return ("{\"name\":\"" + self.rng.choice(NASTY) * self.rng.randint(1, 50) + "\"}").encode()
+            return ('{"name":"' + self.rng.choice(NASTY) * self.rng.randint(1, 50) + '"}').encode()
         return self.rng.randbytes(self.rng.randint(1, 20_000))
 
     def base(self, channel, number, state=None):
@@ -107,8 +121,9 @@ class Generator:
         h = self.base(channel, n)
         r = self.rng.random()
         if r < 0.2:
-            h["X-Goog-Changed"] = self.rng.choice(("content, properties", "", "permissions,parents",
-                                                   " children ", "a,,b"))
+            h["X-Goog-Changed"] = self.rng.choice(
+                ("content, properties", "", "permissions,parents", " children ", "a,,b")
+            )
         elif r < 0.3:
             h.pop("X-Goog-Changed")
             h.pop("X-Goog-Channel-Expiration")
@@ -128,7 +143,7 @@ class Generator:
         if len(self.valid_sent) < 300:
             return self.valid()
         # far enough back that the original has been answered (no "in progress" 503)
-        old = self.rng.choice(self.valid_sent[: -250])
+        old = self.rng.choice(self.valid_sent[:-250])
         return common.Delivery(old.headers, old.body, path=old.path, key=old.key)
 
     def either(self) -> common.Delivery:
@@ -139,14 +154,18 @@ class Generator:
         headers: list | dict = h
         if kind == 0:
             h["X-Goog-Resource-State"] = self.rng.choice(
-                ("weird", "SYNC", "\u00fcber".encode(), "x" * 300, "sync; drop table"))
+                ("weird", "SYNC", "\u00fcber".encode(), "x" * 300, "sync; drop table")
+            )
         elif kind == 1:
             h["X-Goog-Channel-Expiration"] = self.rng.choice(
-                ("not a date", "Tue, 19 Nov 1913 01:13:52 GMT", "0", "\u00e9".encode(), ""))
+                ("not a date", "Tue, 19 Nov 1913 01:13:52 GMT", "0", "\u00e9".encode(), "")
+            )
         elif kind == 2:
             headers = list(h.items()) + [self.rng.choice(list(h.items()))]
         else:
-            h["X-Goog-Resource-URI"] = "https://www.googleapis.com/" + "x" * self.rng.choice((5000, 9000, 20000))
+            h["X-Goog-Resource-URI"] = "https://www.googleapis.com/" + "x" * self.rng.choice(
+                (5000, 9000, 20000)
+            )
         d = common.Delivery(headers, self.body(), key=(channel.id, n), retry=False)
         self.expect[d.key] = "either"
         return d
@@ -160,24 +179,51 @@ class Generator:
         body, method, raw = self.body(), "POST", None
         headers: list | dict = h
         if kind == 0:  # token
-            h["X-Goog-Channel-Token"] = rng.choice((
-                "", "tok-" + uuid.uuid4().hex, channel.token[:-1], channel.token + "x", "x" * 300,
-                channel.token.upper(), rng.choice(self.live).token if len(self.live) > 1 else "t",
-                ("\u00e9" + channel.token).encode(), " " + channel.token[1:]))
+            h["X-Goog-Channel-Token"] = rng.choice(
+                (
+                    "",
+                    "tok-" + uuid.uuid4().hex,
+                    channel.token[:-1],
+                    channel.token + "x",
+                    "x" * 300,
+                    channel.token.upper(),
+                    rng.choice(self.live).token if len(self.live) > 1 else "t",
+                    ("\u00e9" + channel.token).encode(),
+                    " " + channel.token[1:],
+                )
+            )
             if h["X-Goog-Channel-Token"] == channel.token:
                 h["X-Goog-Channel-Token"] = "nope"
         elif kind == 1:
             h.pop("X-Goog-Channel-Token")
         elif kind == 2:
-            h["X-Goog-Resource-ID"] = rng.choice(("res-other", "", channel.resource_id + "x",
-                                                  "\u65e5".encode(), "R" * 5000))
+            h["X-Goog-Resource-ID"] = rng.choice(
+                ("res-other", "", channel.resource_id + "x", "\u65e5".encode(), "R" * 5000)
+            )
         elif kind == 3:  # unknown or malformed channel id
-            h["X-Goog-Channel-ID"] = rng.choice((
-                str(uuid.uuid4()), "", "a" * 65, "has space", "bad/../id?", "\u00e9t\u00e9".encode(),
-                channel.id + "\x01", "%s" % ("Z" * 64), "../" + channel.id))
+            h["X-Goog-Channel-ID"] = rng.choice(
+                (
+                    str(uuid.uuid4()),
+                    "",
+                    "a" * 65,
+                    "has space",
+                    "bad/../id?",
+                    "\u00e9t\u00e9".encode(),
+                    channel.id + "\x01",
+                    "%s" % ("Z" * 64),
+                    "../" + channel.id,
+                )
+            )
         elif kind == 4:  # a required header missing or empty
-            name = rng.choice(("X-Goog-Channel-ID", "X-Goog-Message-Number", "X-Goog-Resource-ID",
-                               "X-Goog-Resource-State", "X-Goog-Resource-URI"))
+            name = rng.choice(
+                (
+                    "X-Goog-Channel-ID",
+                    "X-Goog-Message-Number",
+                    "X-Goog-Resource-ID",
+                    "X-Goog-Resource-State",
+                    "X-Goog-Resource-URI",
+                )
+            )
             if rng.random() < 0.5:
                 h.pop(name)
             else:
@@ -202,26 +248,29 @@ class Generator:
                 other = rng.choice([c for c in self.live if c.id != channel.id] or self.stopped)
                 h["X-Goog-Channel-ID"] = other.id
         elif kind == 9:  # header names mangled: no longer the X-Goog headers
-            headers = [(name.replace("-", "_") if rng.random() < 0.5 else name + "x", value)
-                       for name, value in h.items()]
+            headers = [
+                (name.replace("-", "_") if rng.random() < 0.5 else name + "x", value)
+                for name, value in h.items()
+            ]
         elif kind == 10:  # no headers at all, or only garbage
             headers = rng.choice(([], [("X-Goog", "1")], [("Content-Type", "application/json")]))
         else:  # malformed HTTP, sent raw
-            raw = rng.choice((
-                b"GARBAGE\r\n\r\n",
-                b"POST / HTTP/1.1\r\nHost: x\r\nX-Goog-Channel-ID\r\n\r\n",
-                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort",
-                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                b"POST / HTTP/9.9\r\nHost: x\r\n\r\n",
-                b"POST /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-                b"POST / HTTP/1.1\r\nHost: x\r\nX-Goog-Channel-ID: " + channel.id.encode()
-                + b"\x00\r\nX-Goog-Message-Number: 5\r\n\r\n",
-                b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",  # a TLS hello
-            ))
-        retry = method != "POST" or raw is not None or kind != 8 or len(body) <= MAX_BODY
-        return common.Delivery(headers, body, method=method, raw=raw, retry=False,
-                               key=None if retry else None)
+            raw = rng.choice(
+                (
+                    b"GARBAGE\r\n\r\n",
+                    b"POST / HTTP/1.1\r\nHost: x\r\nX-Goog-Channel-ID\r\n\r\n",
+                    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort",
+                    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                    b"POST / HTTP/9.9\r\nHost: x\r\n\r\n",
+                    b"POST /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"POST / HTTP/1.1\r\nHost: x\r\nX-Goog-Channel-ID: "
+                    + channel.id.encode()
+                    + b"\x00\r\nX-Goog-Message-Number: 5\r\n\r\n",
+                    b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",  # a TLS hello
+                )
+            )
+        return common.Delivery(headers, body, method=method, raw=raw, retry=False, key=None)
 
     def next(self) -> tuple[str, common.Delivery]:
         r = self.rng.random()
@@ -271,8 +320,11 @@ def run(size: str, *, progress=None) -> dict:
     server = common.WebhookServer(firestore=firestore, project=project, record=record)
     try:
         server.wait_ready()
-        common.say(progress, f"{name}: {len(items)} generated requests (seed {SEED}): "
-                             + ", ".join(f"{v} {k}" for k, v in sorted(Counter(kinds).items())))
+        common.say(
+            progress,
+            f"{name}: {len(items)} generated requests (seed {SEED}): "
+            + ", ".join(f"{v} {k}" for k, v in sorted(Counter(kinds).items())),
+        )
         common.deliver_all(server.url, items, senders=SENDERS, progress=progress, label=name, seed=4)
         unexpected = server.unexpected_errors()
         tracebacks = server.output().count("Traceback")
@@ -288,8 +340,12 @@ def run(size: str, *, progress=None) -> dict:
     ok_calls = Counter((c["c"], c["n"]) for c in calls if c["ok"])
     invalid_calls = sum(v for k, v in ok_calls.items() if k not in gen.expect)
     either_doubled = sum(1 for k, v in ok_calls.items() if gen.expect.get(k) == "either" and v > 1)
-    mismatched = sum(1 for c in calls if (c["c"], c["n"]) in gen.sent_fields
-                     and gen.sent_fields[(c["c"], c["n"])] != (c["s"], c["r"], c["b"]))
+    mismatched = sum(
+        1
+        for c in calls
+        if (c["c"], c["n"]) in gen.sent_fields
+        and gen.sent_fields[(c["c"], c["n"])] != (c["s"], c["r"], c["b"])
+    )
     bad_status = Counter()
     examples: dict[str, list[str]] = {}
 
@@ -316,16 +372,36 @@ def run(size: str, *, progress=None) -> dict:
     # gunicorn itself closes the connection on some malformed requests (header names with
     # underscores, non-ASCII header values, broken HTTP): no answer, which is no 5xx either
     closed = sum(1 for kind, d in zip(kinds, items) if d.status is None and kind != "valid")
-    ok = (figures["status_5xx"] == 0 and invalid_calls == 0 and either_doubled == 0 and mismatched == 0
-          and not bad_status and unexpected == 0 and figures["overlapping"] == 0)
-    notes = (f"seed {SEED}; " + ", ".join(f"{v} {k}" for k, v in sorted(Counter(kinds).items()))
-             + f"; answers {dict(sorted(statuses.items()))}; handler calls for invalid requests "
-             f"{invalid_calls}; fields differing from what was sent {mismatched}; "
-             f"'either' handled twice {either_doubled}; invalid requests closed by the server without "
-             f"an answer {closed}; status problems "
-             f"{dict(bad_status) if bad_status else 'none'}; webhook unexpected errors {unexpected}, "
-             f"tracebacks in its log {tracebacks}" + (f" (log: {log_path})" if tracebacks or unexpected else ""))
-    return common.result(name, figures, ok=ok, notes=notes, seconds=time.monotonic() - started,
-                         invalid_handler_calls=invalid_calls, field_mismatches=mismatched,
-                         status_problems=dict(bad_status), problem_examples=examples, answers=dict(statuses),
-                         webhook_unexpected_errors=unexpected, webhook_tracebacks=tracebacks)
+    ok = (
+        figures["status_5xx"] == 0
+        and invalid_calls == 0
+        and either_doubled == 0
+        and mismatched == 0
+        and not bad_status
+        and unexpected == 0
+        and figures["overlapping"] == 0
+    )
+    notes = (
+        f"seed {SEED}; "
+        + ", ".join(f"{v} {k}" for k, v in sorted(Counter(kinds).items()))
+        + f"; answers {dict(sorted(statuses.items()))}; handler calls for invalid requests "
+        f"{invalid_calls}; fields differing from what was sent {mismatched}; "
+        f"'either' handled twice {either_doubled}; invalid requests closed by the server without "
+        f"an answer {closed}; status problems "
+        f"{dict(bad_status) if bad_status else 'none'}; webhook unexpected errors {unexpected}, "
+        f"tracebacks in its log {tracebacks}" + (f" (log: {log_path})" if tracebacks or unexpected else "")
+    )
+    return common.result(
+        name,
+        figures,
+        ok=ok,
+        notes=notes,
+        seconds=time.monotonic() - started,
+        invalid_handler_calls=invalid_calls,
+        field_mismatches=mismatched,
+        status_problems=dict(bad_status),
+        problem_examples=examples,
+        answers=dict(statuses),
+        webhook_unexpected_errors=unexpected,
+        webhook_tracebacks=tracebacks,
+    )

@@ -74,7 +74,9 @@ def run(size: str, *, progress=None) -> dict:
         channels = common.seed_channels(emulator.host_port, project, spec["channels"])
         items, expected = build(channels, spec["messages"], rng, concurrent_share=0.0)
         server = common.WebhookServer(
-            firestore=relay.host_port, project=project, record=record,
+            firestore=relay.host_port,
+            project=project,
+            record=record,
             env={"CHANNELKIT_CLAIM_TIMEOUT": str(CLAIM_TIMEOUT)},
         ).wait_ready()
         timeline: dict[str, float] = {}
@@ -95,22 +97,29 @@ def run(size: str, *, progress=None) -> dict:
                 metadata = emulator.export(project, export_dir)
                 emulator.kill()
                 timeline["killed"] = time.time()
-                common.say(progress, f"{name}: store cut off and emulator killed; down for {spec['down']:.0f}s")
+                common.say(
+                    progress, f"{name}: store cut off and emulator killed; down for {spec['down']:.0f}s"
+                )
                 time.sleep(max(0.0, spec["down"] - (time.time() - timeline["cut"])))
                 emulator.start(import_from=metadata)
                 relay.resume()
                 timeline["back"] = time.time()
-                common.say(progress, f"{name}: emulator restarted from its export, store back after "
-                                     f"{timeline['back'] - timeline['cut']:.1f}s")
-            except BaseException as exc:  # noqa: BLE001 - reported in the result
+                common.say(
+                    progress,
+                    f"{name}: emulator restarted from its export, store back after "
+                    f"{timeline['back'] - timeline['cut']:.1f}s",
+                )
+            except BaseException as exc:
                 chaos_error.append(exc)
 
         chaos_thread = threading.Thread(target=chaos, daemon=True)
         chaos_thread.start()
-        common.say(progress, f"{name}: {len(items)} requests ({len(expected)} messages) "
-                             f"from {SENDERS} senders")
-        common.deliver_all(server.url, items, senders=SENDERS, progress=progress, label=name,
-                           seed=3, on_tick=on_tick)
+        common.say(
+            progress, f"{name}: {len(items)} requests ({len(expected)} messages) from {SENDERS} senders"
+        )
+        common.deliver_all(
+            server.url, items, senders=SENDERS, progress=progress, label=name, seed=3, on_tick=on_tick
+        )
         trigger.set()
         chaos_thread.join()
         figures = common.account(items, record, expected=expected)
@@ -131,20 +140,40 @@ def run(size: str, *, progress=None) -> dict:
     settled = (back or 0) + CLAIM_TIMEOUT + RECOVERY_SLACK
     late = sum(1 for t in five if back is not None and t > settled)
     last_after = max((t - back for t in five if back is not None and t > back), default=0.0)
-    ok = (not chaos_error and cut is not None and back is not None and before == 0 and late == 0
-          and figures["status_500"] == 0 and figures["overlapping"] == 0 and figures["gave_up"] == 0
-          and figures["unexpected_calls"] == 0 and unexpected == 0)
+    ok = (
+        not chaos_error
+        and cut is not None
+        and back is not None
+        and before == 0
+        and late == 0
+        and figures["status_500"] == 0
+        and figures["overlapping"] == 0
+        and figures["gave_up"] == 0
+        and figures["unexpected_calls"] == 0
+        and unexpected == 0
+    )
     outage_s = (back - cut) if cut and back else 0.0
-    notes = (f"{figures['messages']} messages + {len(items) - figures['messages']} later re-deliveries; "
-             f"store cut off + emulator SIGKILLed at {KILL_AT:.0%}, restarted from its export on the same "
-             f"port after {outage_s:.1f}s; 5xx: {before} before the outage, "
-             f"{len(five) - before} during/after it (last {last_after:.1f}s after the store was back; "
-             f"claim timeout {CLAIM_TIMEOUT:.0f}s), {late} later than that + {RECOVERY_SLACK:.0f}s; "
-             f"{figures['status_500']} × 500; {dropped} dropped connections; "
-             f"overlapping calls {figures['overlapping']}; senders gave up {figures['gave_up']}; "
-             f"webhook unexpected errors {unexpected}"
-             + (f"; chaos failed: {chaos_error[0]!r}" if chaos_error else ""))
-    return common.result(name, figures, ok=ok, notes=notes, seconds=time.monotonic() - started,
-                         outage_seconds=round(outage_s, 1), five_xx_before=before, five_xx_late=late,
-                         last_5xx_after_back=round(last_after, 1), dropped_connections=dropped,
-                         webhook_unexpected_errors=unexpected)
+    notes = (
+        f"{figures['messages']} messages + {len(items) - figures['messages']} later re-deliveries; "
+        f"store cut off + emulator SIGKILLed at {KILL_AT:.0%}, restarted from its export on the same "
+        f"port after {outage_s:.1f}s; 5xx: {before} before the outage, "
+        f"{len(five) - before} during/after it (last {last_after:.1f}s after the store was back; "
+        f"claim timeout {CLAIM_TIMEOUT:.0f}s), {late} later than that + {RECOVERY_SLACK:.0f}s; "
+        f"{figures['status_500']} × 500; {dropped} dropped connections; "
+        f"overlapping calls {figures['overlapping']}; senders gave up {figures['gave_up']}; "
+        f"webhook unexpected errors {unexpected}"
+        + (f"; chaos failed: {chaos_error[0]!r}" if chaos_error else "")
+    )
+    return common.result(
+        name,
+        figures,
+        ok=ok,
+        notes=notes,
+        seconds=time.monotonic() - started,
+        outage_seconds=round(outage_s, 1),
+        five_xx_before=before,
+        five_xx_late=late,
+        last_5xx_after_back=round(last_after, 1),
+        dropped_connections=dropped,
+        webhook_unexpected_errors=unexpected,
+    )

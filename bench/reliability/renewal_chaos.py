@@ -48,6 +48,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from bench.reliability.common import new_project, open_firestore, say, shared_firestore
 from channelkit.errors import ChannelkitError
 from channelkit.google_api import GoogleApi
 from channelkit.receive import Receiver, status_for
@@ -55,8 +56,6 @@ from channelkit.renewal import renew_due
 from channelkit.store import ACTIVE, PENDING
 from channelkit.subscribe import subscribe
 from channelkit.testing.simulator import Simulator
-
-from bench.reliability.common import new_project, open_firestore, say, shared_firestore
 
 SCENARIO = "renewal_chaos"
 HOUR = 3600
@@ -225,9 +224,17 @@ def run(size: str, *, progress: Callable[[str], None] | None = None, seed: int |
             files = [f"chaos-{i}" for i in range(subscriptions)]
             subs = {}
             for file_id in files:
-                channel = subscribe("drive", "v3", "files.watch", address=hook.url,
-                                    params={"fileId": file_id}, ttl=DAY, store=store,
-                                    google=google, clock=clock)
+                channel = subscribe(
+                    "drive",
+                    "v3",
+                    "files.watch",
+                    address=hook.url,
+                    params={"fileId": file_id},
+                    ttl=DAY,
+                    store=store,
+                    google=google,
+                    clock=clock,
+                )
                 subs[channel.subscription_id] = file_id
             sim.wait_idle(timeout=120)
 
@@ -242,9 +249,14 @@ def run(size: str, *, progress: Callable[[str], None] | None = None, seed: int |
                 chaos.arm(crash_at)
                 run_google = CrashingGoogle(chaos, root=sim.url, retries=1)
                 try:
-                    summary = renew_due(store=CrashingStore(store, chaos), google=run_google,
-                                        dispatcher=recorder, clock=clock, lease_seconds=LEASE,
-                                        concurrency=8)
+                    summary = renew_due(
+                        store=CrashingStore(store, chaos),
+                        google=run_google,
+                        dispatcher=recorder,
+                        clock=clock,
+                        lease_seconds=LEASE,
+                        concurrency=8,
+                    )
                     for kind, value in summary.to_json().items():
                         if isinstance(value, int) and kind != "durationMs":
                             summaries[kind] += value
@@ -254,8 +266,9 @@ def run(size: str, *, progress: Callable[[str], None] | None = None, seed: int |
 
             def change(file_ids: list[str]) -> None:
                 for file_id in file_ids:
-                    changes.append(sim.change("drive", "files", fileId=file_id, state="update",
-                                              changed=["content"]))
+                    changes.append(
+                        sim.change("drive", "files", fileId=file_id, state="update", changed=["content"])
+                    )
                 sim.wait_idle(timeout=600)
 
             def crash_point() -> tuple[str, int]:
@@ -273,8 +286,10 @@ def run(size: str, *, progress: Callable[[str], None] | None = None, seed: int |
                 sim.clock.advance(RUN_GAP)
                 renewal(None, faults=False)
                 change(files)
-                say(progress, f"{SCENARIO}: cycle {cycle + 1}/{cycles} done "
-                              f"({crashed_runs} runs crashed so far)")
+                say(
+                    progress,
+                    f"{SCENARIO}: cycle {cycle + 1}/{cycles} done ({crashed_runs} runs crashed so far)",
+                )
             sim.clock.advance(LEASE + 1)  # abandoned channels are past their lease: swept
             renewal(None, faults=False)
             renewal(None, faults=False)
@@ -297,15 +312,18 @@ def run(size: str, *, progress: Callable[[str], None] | None = None, seed: int |
             statuses = hook.statuses
             accepted = sum(v for s, v in statuses.items() if 200 <= s < 300)
             five_xx = sum(v for s, v in statuses.items() if s >= 500)
-            watch_calls = collections.Counter(c.status for c in sim.calls
-                                              if c.operation == "drive.files.watch")
+            watch_calls = collections.Counter(
+                c.status for c in sim.calls if c.operation == "drive.files.watch"
+            )
     store.close()
     ok = not wrong and not pending and not orphans and not not_live and lost == 0 and doubled == 0
-    notes = (f"{subscriptions} subscriptions x {cycles} cycles, {runs} renewal runs "
-             f"({crashed_runs} crashed mid-run), {sum(summaries.values())} outcomes "
-             f"{dict(summaries)}; end: {len(ours)} active, {len(live)} live at the simulator, "
-             f"{len(orphans)} orphans, {len(wrong)} subscriptions without exactly one active, "
-             f"{len(pending)} pending; {overlap} changes delivered on two overlapping channels")
+    notes = (
+        f"{subscriptions} subscriptions x {cycles} cycles, {runs} renewal runs "
+        f"({crashed_runs} crashed mid-run), {sum(summaries.values())} outcomes "
+        f"{dict(summaries)}; end: {len(ours)} active, {len(live)} live at the simulator, "
+        f"{len(orphans)} orphans, {len(wrong)} subscriptions without exactly one active, "
+        f"{len(pending)} pending; {overlap} changes delivered on two overlapping channels"
+    )
     return {
         "scenario": SCENARIO,
         "sent": len(changes),
@@ -344,6 +362,8 @@ if __name__ == "__main__":
     import json
     import sys
 
-    result = run(sys.argv[1] if len(sys.argv) > 1 else "small",
-                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+    result = run(
+        sys.argv[1] if len(sys.argv) > 1 else "small",
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     print(json.dumps(result, indent=2))

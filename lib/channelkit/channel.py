@@ -54,9 +54,6 @@ from channelkit.errors import (
 __all__ = [
     "CHANNEL_PARAMS",
     "EPOCH",
-    "Channel",
-    "InvalidNotificationError",
-    "Notification",
     "X_GOOG_CHANGED",
     "X_GOOG_CHANNEL_EXPIRATION",
     "X_GOOG_CHANNEL_ID",
@@ -65,8 +62,11 @@ __all__ = [
     "X_GOOG_RESOURCE_ID",
     "X_GOOG_RESOURCE_STATE",
     "X_GOOG_RESOURCE_URI",
-    "new_webhook_channel",
+    "Channel",
+    "InvalidNotificationError",
+    "Notification",
     "from_header_map",
+    "new_webhook_channel",
     "notification_from_headers",
     "to_millis",
     "validate_channel_id",
@@ -75,7 +75,7 @@ __all__ = [
 
 #: Naive, as in googleapiclient (kept for compatibility); arithmetic here uses UTC_EPOCH.
 EPOCH = datetime.datetime(1970, 1, 1)
-UTC_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+UTC_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 #: Watch request/response JSON name -> Channel attribute name.
 CHANNEL_PARAMS = {
@@ -147,7 +147,7 @@ def to_millis(value: Any) -> int | None:
         raise ValueError(f"expiration is not a number of milliseconds: {value!r}")
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
+            value = value.replace(tzinfo=datetime.UTC)
         delta = value - UTC_EPOCH
         return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
     raise TypeError(f"expiration must be milliseconds or a datetime, not {type(value).__name__}")
@@ -163,9 +163,7 @@ def from_millis(ms: int | None) -> datetime.datetime | None:
 def validate_channel_id(channel_id: str) -> str:
     """Return ``channel_id`` if Google accepts it (≤ 64 of ``[A-Za-z0-9-_+/=]``)."""
     if not isinstance(channel_id, str) or not _CHANNEL_ID_RE.fullmatch(channel_id):
-        raise ValueError(
-            f"channel id must be 1-{MAX_CHANNEL_ID_LENGTH} characters of A-Z a-z 0-9 - _ + / ="
-        )
+        raise ValueError(f"channel id must be 1-{MAX_CHANNEL_ID_LENGTH} characters of A-Z a-z 0-9 - _ + / =")
     return channel_id
 
 
@@ -263,9 +261,7 @@ class Notification:
             "state": self.state,
             "resourceId": self.resource_id,
             "resourceUri": self.resource_uri,
-            "channelExpiration": (
-                self.channel_expiration.isoformat() if self.channel_expiration else None
-            ),
+            "channelExpiration": (self.channel_expiration.isoformat() if self.channel_expiration else None),
             "changed": list(self.changed),
             "body": self.body.decode("utf-8", "replace") if self.body else "",
         }
@@ -277,8 +273,15 @@ class Notification:
         )
 
     _FIELDS = (
-        "message_number", "state", "resource_uri", "resource_id", "channel_id", "token",
-        "channel_expiration", "changed", "body",
+        "message_number",
+        "state",
+        "resource_uri",
+        "resource_id",
+        "channel_id",
+        "token",
+        "channel_expiration",
+        "changed",
+        "body",
     )
 
     def __eq__(self, other: object) -> bool:
@@ -385,7 +388,7 @@ class Channel:
             if value is not None:
                 setattr(self, attr, value)
 
-    def copy(self, **changes: Any) -> "Channel":
+    def copy(self, **changes: Any) -> Channel:
         """A new Channel with the same fields, some replaced."""
         fields = {
             "type": self.type,
@@ -422,10 +425,14 @@ def header_map(headers: Any) -> dict[str, str]:
     """Upper-cased header names -> values; accepts dicts, Werkzeug headers, lists of pairs."""
     environ = getattr(headers, "environ", None)
     if type(environ) is dict:  # Werkzeug's request.headers: read the WSGI environ itself
-        items = [(key[5:].replace("_", "-"), value) for key, value in environ.items()
-                 if key.startswith("HTTP_")]
-        items += [(key.replace("_", "-"), environ[key]) for key in ("CONTENT_LENGTH", "CONTENT_TYPE")
-                  if environ.get(key)]
+        items = [
+            (key[5:].replace("_", "-"), value) for key, value in environ.items() if key.startswith("HTTP_")
+        ]
+        items += [
+            (key.replace("_", "-"), environ[key])
+            for key in ("CONTENT_LENGTH", "CONTENT_TYPE")
+            if environ.get(key)
+        ]
     else:
         items = headers.items() if hasattr(headers, "items") else headers
     result: dict[str, str] = {}
@@ -474,7 +481,7 @@ def _parse_http_date(value: str) -> datetime.datetime | None:
     if parsed is None:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed
 
 
@@ -516,8 +523,13 @@ def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"")
     if type(headers) is dict:
         for names in _SPELLINGS:
             try:
-                values = (headers[names[0]], headers[names[1]], headers[names[2]],
-                          headers[names[3]], headers[names[4]])
+                values = (
+                    headers[names[0]],
+                    headers[names[1]],
+                    headers[names[2]],
+                    headers[names[3]],
+                    headers[names[4]],
+                )
             except KeyError:
                 continue
             extra = len(headers) - 5
@@ -533,8 +545,12 @@ def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"")
         if type(environ) is dict:  # Werkzeug's request.headers: read the WSGI environ itself
             get = environ.get
             return _checked(
-                channel, tuple(map(get, _WSGI_NAMES[:5])), get(_WSGI_NAMES[5]),
-                get(_WSGI_NAMES[6]), get(_WSGI_NAMES[7]), body,
+                channel,
+                tuple(map(get, _WSGI_NAMES[:5])),
+                get(_WSGI_NAMES[5]),
+                get(_WSGI_NAMES[6]),
+                get(_WSGI_NAMES[7]),
+                body,
             )
     try:
         upper = {name.upper(): value for name, value in headers.items()}
@@ -546,11 +562,20 @@ def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"")
 def from_header_map(channel: Channel, upper: Mapping[str, Any], body: Any = b"") -> Notification:
     """``notification_from_headers`` for headers already keyed in upper case (see ``header_map``)."""
     get = upper.get
-    values = (get(X_GOOG_CHANNEL_ID), get(X_GOOG_MESSAGE_NUMBER), get(X_GOOG_RESOURCE_ID),
-              get(X_GOOG_RESOURCE_STATE), get(X_GOOG_RESOURCE_URI))
+    values = (
+        get(X_GOOG_CHANNEL_ID),
+        get(X_GOOG_MESSAGE_NUMBER),
+        get(X_GOOG_RESOURCE_ID),
+        get(X_GOOG_RESOURCE_STATE),
+        get(X_GOOG_RESOURCE_URI),
+    )
     return _checked(
-        channel, values, get(X_GOOG_CHANNEL_TOKEN), get(X_GOOG_CHANNEL_EXPIRATION),
-        get(X_GOOG_CHANGED), body,
+        channel,
+        values,
+        get(X_GOOG_CHANNEL_TOKEN),
+        get(X_GOOG_CHANNEL_EXPIRATION),
+        get(X_GOOG_CHANGED),
+        body,
     )
 
 

@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("method", help="watch method, e.g. files.watch, changes.watch, events.watch")
     watch.add_argument("--address", required=True, help="the webhook URL (https)")
     watch.add_argument(
-        "--param", action="append", type=_param, default=[], metavar="K=V",
+        "--param",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="K=V",
         help="a parameter of the watch method, e.g. fileId=XYZ (repeatable)",
     )
     watch.add_argument("--token", help="channel token (default: a random one)")
@@ -141,8 +145,13 @@ def _cmd_watch(args) -> int:
     from channelkit.subscribe import subscribe
 
     channel = subscribe(
-        args.api, args.version, args.method,
-        address=args.address, params=dict(args.param), token=args.token, ttl=args.ttl,
+        args.api,
+        args.version,
+        args.method,
+        address=args.address,
+        params=dict(args.param),
+        token=args.token,
+        ttl=args.ttl,
     )
     print(channel.id)
     return EXIT_OK

@@ -56,16 +56,13 @@ def clear_handler_cache() -> None:
 def _resolve(path: str) -> Handler:
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name.strip() or not attr.strip():
-        raise HandlerConfigError(
-            f"CHANNELKIT_HANDLER must look like package.module:function, got {path!r}"
-        )
+        raise HandlerConfigError(f"CHANNELKIT_HANDLER must look like package.module:function, got {path!r}")
     module_name, attr = module_name.strip(), attr.strip()
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or the module itself failed while importing
         raise HandlerConfigError(
-            f"CHANNELKIT_HANDLER={path!r}: cannot import module {module_name!r}: "
-            f"{type(exc).__name__}: {exc}"
+            f"CHANNELKIT_HANDLER={path!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
         ) from exc
     target: Any = module
     for part in attr.split("."):
@@ -193,9 +190,7 @@ class Dispatcher:
             try:
                 handler(notification, channel)
             except Exception as exc:
-                raise HandlerError(
-                    f"handler raised {type(exc).__name__}: {exc}"[:500]
-                ) from exc
+                raise HandlerError(f"handler raised {type(exc).__name__}: {exc}"[:500]) from exc
         if not self.topic and handler is None:
             logs.event(
                 log,
@@ -229,16 +224,12 @@ class Dispatcher:
             from google.api_core import retry as gretry
 
             retry = gretry.Retry(timeout=self.publish_timeout)
-            future = client.publish(
-                self.topic, data, retry=retry, timeout=self.publish_timeout, **attributes
-            )
+            future = client.publish(self.topic, data, retry=retry, timeout=self.publish_timeout, **attributes)
             future.result(timeout=self.publish_timeout)
         except Exception as exc:
             if isinstance(exc, DispatchError):
                 raise
-            raise PublishError(
-                f"publish to {self.topic} failed: {type(exc).__name__}: {exc}"[:500]
-            ) from exc
+            raise PublishError(f"publish to {self.topic} failed: {type(exc).__name__}: {exc}"[:500]) from exc
 
 
 def load_dispatcher(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import socket
 import threading
 import urllib.parse
 from functools import lru_cache
@@ -54,9 +53,7 @@ def discovery_document(api: str, version: str) -> dict[str, Any]:
     api, version = canonical(api, version)
     text = get_static_doc(api, version)
     if text is None:
-        raise UnknownApiError(
-            f"no bundled discovery document for API {api!r} version {version!r}"
-        )
+        raise UnknownApiError(f"no bundled discovery document for API {api!r} version {version!r}")
     return json.loads(text)
 
 
@@ -122,9 +119,7 @@ def _error_details(exc: Any) -> tuple[int | None, str | None, str]:
 
 def _map_http_error(exc: Any, what: str) -> GoogleApiError:
     status, reason, message = _error_details(exc)
-    text = f"{what}: HTTP {status}" + (f" {reason}" if reason else "") + (
-        f": {message}" if message else ""
-    )
+    text = f"{what}: HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
     if status in (404, 410):
         cls = ResourceGoneError
     elif status == 403 and reason in _RATE_LIMIT_REASONS:
@@ -177,8 +172,7 @@ class GoogleApi:
         if self.subject:
             if not hasattr(creds, "with_subject"):
                 raise AuthError(
-                    "domain-wide delegation (CHANNELKIT_SUBJECT) needs service-account "
-                    "key credentials"
+                    "domain-wide delegation (CHANNELKIT_SUBJECT) needs service-account key credentials"
                 )
             creds = creds.with_subject(self.subject)
         return creds
@@ -217,7 +211,7 @@ class GoogleApi:
             raise _map_http_error(exc, what) from exc
         except auth_exc.GoogleAuthError as exc:
             raise AuthError(f"{what}: credentials failed: {exc}") from exc
-        except (httplib2.HttpLib2Error, OSError, socket.timeout) as exc:
+        except (TimeoutError, httplib2.HttpLib2Error, OSError) as exc:
             raise TransientApiError(f"{what}: connection failed: {exc}") from exc
 
     # --- calls ----------------------------------------------------------------

@@ -93,7 +93,7 @@ class JsonFormatter(logging.Formatter):
             "severity": SEVERITIES.get(record.levelname, "DEFAULT"),
             "message": record.getMessage(),
             "logger": record.name,
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC)
             .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
         }

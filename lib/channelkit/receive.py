@@ -57,8 +57,8 @@ from channelkit.channel import (
     X_GOOG_RESOURCE_STATE,
     Channel,
     Notification,
-    header_map,
     from_header_map,
+    header_map,
     parse_message_number,
     to_millis,
     validate_channel_id,
@@ -120,7 +120,6 @@ FINISH_RETRY_FIRST, FINISH_RETRY_MAX = 0.2, 2.0
 
 #: Anything else (a bug, an unexpected library error): 503, since it may be transient.
 FALLBACK_STATUS, FALLBACK_OUTCOME = 503, "error"
-
 
 
 def status_for(error: BaseException) -> int:
@@ -223,9 +222,7 @@ class ChannelCache:
         self._ttl = ttl
         self.max_size = max_size
         self._clock = clock
-        self._entries: collections.OrderedDict[str, tuple[float, Channel]] = (
-            collections.OrderedDict()
-        )
+        self._entries: collections.OrderedDict[str, tuple[float, Channel]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -313,7 +310,7 @@ class Receiver:
         store: ChannelStore,
         dispatcher: Any,
         clock: Clock | None = None,
-        cache: ChannelCache | None | object = _DEFAULT_CACHE,
+        cache: ChannelCache | object | None = _DEFAULT_CACHE,
         grace: float | None = None,
         claim_timeout: float | None = None,
         max_body: int | None = None,
@@ -412,9 +409,7 @@ class Receiver:
         channel = self._fetch(channel_id)
         return channel, self._check(channel, headers, body, now_ms)
 
-    def _check(
-        self, channel: Channel, headers: Mapping[str, str], body: bytes, now_ms: int
-    ) -> Notification:
+    def _check(self, channel: Channel, headers: Mapping[str, str], body: bytes, now_ms: int) -> Notification:
         notification = from_header_map(channel, headers, body)
         self._check_live(channel, now_ms)
         return notification

@@ -160,7 +160,7 @@ class Renewer:
     def _renew_claimed(self, old: Channel, summary: RenewalSummary, *, search: bool = True) -> bool:
         """Renew a claimed channel; True when its retirement released the claim too."""
         successor = None
-        for candidate in (self._successors(old) if search else []):
+        for candidate in self._successors(old) if search else []:
             if candidate.status == PENDING:
                 if self.abandon(candidate, old, "abandoned: superseded by a later renewal"):
                     continue
@@ -216,7 +216,7 @@ class Renewer:
             resource_id="",
             resource_uri="",
             status=PENDING,
-            created_at=datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.timezone.utc),
+            created_at=datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC),
             renews=old.id,
             renewed_by=None,
             lease_until=None,
@@ -267,8 +267,7 @@ class Renewer:
             stop(successor.id, store=self.store, google=self.google)
             summary.add("skipped", {"id": old_id, "reason": "stopped during renewal"})
         else:
-            self.abandon(successor, current, f"abandoned: predecessor became {current.status}",
-                         expect=ACTIVE)
+            self.abandon(successor, current, f"abandoned: predecessor became {current.status}", expect=ACTIVE)
             summary.add("skipped", {"id": old_id, "reason": f"channel became {current.status}"})
 
     def abandon(
@@ -280,9 +279,7 @@ class Renewer:
         moved on meanwhile (say, a slow run activated it), and nothing is done.
         """
         try:
-            current = self.store.update(
-                channel.id, expect_status=expect, status=FAILED, last_error=reason
-            )
+            current = self.store.update(channel.id, expect_status=expect, status=FAILED, last_error=reason)
         except ChannelConflictError:
             return False
         self._stop_maybe_live(current, predecessor)
@@ -316,12 +313,18 @@ class Renewer:
             send = getattr(self.dispatcher, "dispatch", self.dispatcher)
             send(notification, successor)
         except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
-            self._log("ERROR", "renewed notification not delivered", successor,
-                      outcome="dispatch_failed", error=type(exc).__name__)
+            self._log(
+                "ERROR",
+                "renewed notification not delivered",
+                successor,
+                outcome="dispatch_failed",
+                error=type(exc).__name__,
+            )
 
     def _log(self, severity: str, message: str, channel: Channel, **fields: Any) -> None:
-        logs.event(log, severity, message, channelId=channel.id,
-                   subscriptionId=channel.subscription_id, **fields)
+        logs.event(
+            log, severity, message, channelId=channel.id, subscriptionId=channel.subscription_id, **fields
+        )
 
 
 def renew_due(
@@ -372,8 +375,13 @@ def renew_due(
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="renew") as pool:
         list(pool.map(work, tasks))
     summary.duration_ms = int((time.monotonic() - started) * 1000)
-    logs.event(log, "INFO", "renewal run finished", outcome="done",
-               **{k: v for k, v in summary.to_json().items() if k != "details"})
+    logs.event(
+        log,
+        "INFO",
+        "renewal run finished",
+        outcome="done",
+        **{k: v for k, v in summary.to_json().items() if k != "details"},
+    )
     return summary
 
 
@@ -389,8 +397,12 @@ def renewal_dispatcher() -> Any:
     try:
         return load_dispatcher(prepare=False)
     except ChannelkitError as exc:
-        logs.event(log, "CRITICAL", f"renewed notifications are not delivered: {exc}",
-                   outcome="dispatch_config_error")
+        logs.event(
+            log,
+            "CRITICAL",
+            f"renewed notifications are not delivered: {exc}",
+            outcome="dispatch_config_error",
+        )
         return None
 
 
@@ -400,8 +412,7 @@ def run_cli(*, json_output: bool = False) -> int:
 
     def progress(done: int, total: int) -> None:
         if interactive:
-            print(f"\rrenewing {done}/{total}", end="" if done < total else "\n",
-                  file=sys.stderr, flush=True)
+            print(f"\rrenewing {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     summary = renew_due(dispatcher=renewal_dispatcher(), progress=progress)
     data = summary.to_json()
@@ -416,6 +427,8 @@ def run_cli(*, json_output: bool = False) -> int:
             print(f"skipped  {item['id']}: {item['reason']}")
         for channel_id in summary.deferred:
             print(f"deferred {channel_id} (time budget reached; next run)")
-        print(f"{data['renewed']} renewed, {data['failed']} failed, {data['skipped']} skipped, "
-              f"{data['stopped']} stopped, {data['deferred']} deferred")
+        print(
+            f"{data['renewed']} renewed, {data['failed']} failed, {data['skipped']} skipped, "
+            f"{data['stopped']} stopped, {data['deferred']} deferred"
+        )
     return 0

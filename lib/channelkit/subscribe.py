@@ -39,9 +39,7 @@ def check_address(address: str) -> str:
         return address
     if parts.scheme == "http" and parts.hostname and is_loopback_url(address):
         return address
-    raise ConfigError(
-        f"address must be an https:// URL (http:// only for localhost), got {address!r}"
-    )
+    raise ConfigError(f"address must be an https:// URL (http:// only for localhost), got {address!r}")
 
 
 def error_text(exc: BaseException) -> str:
@@ -97,7 +95,7 @@ def subscribe(
         method_params=params,
         subscription_id=subscription_id or str(uuid.uuid4()),
         status=PENDING,
-        created_at=datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc),
+        created_at=datetime.datetime.fromtimestamp(now, tz=datetime.UTC),
     )
     try:
         store.create(new)
@@ -106,9 +104,7 @@ def subscribe(
         # stored channel is ours if it carries our random token. Anything else
         # is a genuine clash of ids.
         existing = store.find(new.id)
-        if existing is None or existing.status != PENDING or not ch.tokens_match(
-            existing.token, new.token
-        ):
+        if existing is None or existing.status != PENDING or not ch.tokens_match(existing.token, new.token):
             raise
     return activate(new, store=store, google=google)
 
@@ -138,25 +134,19 @@ def activate(new: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.C
         )
     except ChannelConflictError:
         # Stopped (or failed) while watch ran: the channel is live at Google, so stop it there.
-        marked = store.update(
-            new.id, resource_id=learned.resource_id or None, stop_pending=True
-        )
+        marked = store.update(new.id, resource_id=learned.resource_id or None, stop_pending=True)
         stop_at_google(marked, store=store, google=google)
         raise
 
 
 def fail(channel_id: str, exc: BaseException, *, store: ChannelStore, google: GoogleApi) -> None:
     """Mark a channel whose watch failed ``failed``; stop it at Google if it went live."""
-    failed = store.update(
-        channel_id, status=FAILED, last_error=error_text(exc), stop_pending=None
-    )
+    failed = store.update(channel_id, status=FAILED, last_error=error_text(exc), stop_pending=None)
     if failed.resource_id:  # an early notification proved it live at Google
         stop_at_google(failed, store=store, google=google)
 
 
-def stop_at_google(
-    channel: ch.Channel, *, store: ChannelStore, google: GoogleApi
-) -> GoogleApiError | None:
+def stop_at_google(channel: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> GoogleApiError | None:
     """``channels.stop`` for a channel; None when done (404 counts as done).
 
     On failure the channel keeps ``stop_pending`` so that the next renewal run
@@ -195,9 +185,7 @@ def stop(
     google = google or GoogleApi()
     target = store.get(channel_id)
     related = store.list(subscription_id=target.subscription_id) if target.subscription_id else []
-    channels = [target] + [
-        c for c in related if c.id != target.id and c.status in (PENDING, ACTIVE)
-    ]
+    channels = [target] + [c for c in related if c.id != target.id and c.status in (PENDING, ACTIVE)]
     errors: list[GoogleApiError] = []
     for channel in channels:
         if channel.status == STOPPED and not channel.stop_pending:

@@ -27,17 +27,27 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1,localhost",
-               no_proxy="127.0.0.1,localhost")
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost"
+    )
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--output", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = (tmp_path / "latest-quick.md").read_text()
-    for measure in ("parse one notification", "webhook throughput vs (b)", "vs (c) claim floor",
-                    "Firestore writes per notification", "renew 200 due channels",
-                    "cold start: import the webhook module"):
+    for measure in (
+        "parse one notification",
+        "webhook throughput vs (b)",
+        "vs (c) claim floor",
+        "Firestore writes per notification",
+        "renew 200 due channels",
+        "cold start: import the webhook module",
+    ):
         assert measure in table
     results = json.loads((tmp_path / "latest-quick.json").read_text())["results"]
     for name, target in results["webhook"]["targets"].items():

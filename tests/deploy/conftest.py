@@ -48,7 +48,8 @@ def deployment(tmp_path_factory) -> Deployment:
     handler_log = tmp / "handler-calls.jsonl"
     with GcloudRecorder(PROJECT) as recorder:
         env = gcloud_env(
-            recorder, tmp / "gcloud-config",
+            recorder,
+            tmp / "gcloud-config",
             # Settings from the environment (the rest come as flags below).
             CLOUDSDK_FUNCTIONS_REGION=REGION,
             CHANNELKIT_HANDLER=HANDLER,
@@ -57,9 +58,12 @@ def deployment(tmp_path_factory) -> Deployment:
         )
         args = [
             f"--handler-source={HANDLER_SOURCE}",
-            "--pubsub-topic", TOPIC,
-            "--max-instances", MAX_INSTANCES,
-            "--env", f"DEPLOYED_HANDLER_LOG={handler_log}",
+            "--pubsub-topic",
+            TOPIC,
+            "--max-instances",
+            MAX_INSTANCES,
+            "--env",
+            f"DEPLOYED_HANDLER_LOG={handler_log}",
         ]
         runs = [run_deploy(env, *args)]
         first = len(recorder.find())
@@ -89,7 +93,10 @@ def clean_venv(tmp_path_factory, webhook_zip) -> pathlib.Path:
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     result = subprocess.run(
         [str(directory / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, f"pip install -r requirements.txt failed:\n{result.stderr[-4000:]}"
     return directory
@@ -113,4 +120,3 @@ def serve_artifact(tmp_path, clean_venv):
     yield serve
     for server in servers:
         server.stop()
-

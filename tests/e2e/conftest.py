@@ -11,7 +11,6 @@ import pytest
 
 from channelkit.dispatch import clear_handler_cache
 from channelkit.store import open_store
-
 from support.webhook_testing import HANDLER, SOURCE, FunctionsFrameworkServer, Recording
 
 

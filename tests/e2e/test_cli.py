@@ -17,8 +17,9 @@ def cli(firestore_env, simulator):
     env.update(CHANNELKIT_API_ROOT=simulator.url, CHANNELKIT_API_RETRIES="0")
 
     def run(*args, ok=True):
-        result = subprocess.run([sys.executable, "-m", "channelkit", *args], env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "channelkit", *args], env=env, capture_output=True, text=True, timeout=120
+        )
         if ok:
             assert result.returncode == 0, result.stderr
         return result
@@ -29,14 +30,26 @@ def cli(firestore_env, simulator):
 WATCHES = [
     ("drive", "v3", "files.watch", ["fileId=F1"], ("drive", "files", {"fileId": "F1"}, "update")),
     ("drive", "v3", "changes.watch", ["pageToken=7"], ("drive", "changes", {}, "change")),
-    ("calendar", "v3", "events.watch", ["calendarId=primary"],
-     ("calendar", "events", {"calendarId": "primary"}, "exists")),
-    ("admin", "directory_v1", "users.watch", ["customer=my_customer", "event=add"],
-     ("admin", "users", {"customer": "my_customer"}, "add")),
+    (
+        "calendar",
+        "v3",
+        "events.watch",
+        ["calendarId=primary"],
+        ("calendar", "events", {"calendarId": "primary"}, "exists"),
+    ),
+    (
+        "admin",
+        "directory_v1",
+        "users.watch",
+        ["customer=my_customer", "event=add"],
+        ("admin", "users", {"customer": "my_customer"}, "add"),
+    ),
 ]
 
 
-@pytest.mark.parametrize("api,version,method,params,change", WATCHES, ids=[w[2] + "-" + w[0] for w in WATCHES])
+@pytest.mark.parametrize(
+    "api,version,method,params,change", WATCHES, ids=[w[2] + "-" + w[0] for w in WATCHES]
+)
 def test_watch_prints_the_id_and_notifications_flow(cli, simulator, api, version, method, params, change):
     with Receiver() as hook:
         args = ["watch", api, version, method, "--address", hook.url, "--ttl", "3600"]
@@ -57,10 +70,30 @@ def test_watch_prints_the_id_and_notifications_flow(cli, simulator, api, version
 
 
 def test_list_shows_a_table_and_json_without_tokens(cli):
-    first = cli("watch", "drive", "v3", "files.watch", "--address", "https://x.example/h",
-                "--param", "fileId=A", "--token", "secret-token-1").stdout.strip()
-    second = cli("watch", "calendar", "v3", "events.watch", "--address", "https://x.example/h",
-                 "--param", "calendarId=c", "--ttl", "7200").stdout.strip()
+    first = cli(
+        "watch",
+        "drive",
+        "v3",
+        "files.watch",
+        "--address",
+        "https://x.example/h",
+        "--param",
+        "fileId=A",
+        "--token",
+        "secret-token-1",
+    ).stdout.strip()
+    second = cli(
+        "watch",
+        "calendar",
+        "v3",
+        "events.watch",
+        "--address",
+        "https://x.example/h",
+        "--param",
+        "calendarId=c",
+        "--ttl",
+        "7200",
+    ).stdout.strip()
     table = cli("list").stdout
     header, *rows = table.splitlines()
     assert header.split()[:4] == ["ID", "STATUS", "API", "METHOD"]
@@ -79,29 +112,64 @@ def test_empty_list(cli):
 
 
 def test_stop_ends_the_channel(cli, simulator):
-    channel_id = cli("watch", "drive", "v3", "files.watch", "--address", "https://x.example/h",
-                     "--param", "fileId=A").stdout.strip()
+    channel_id = cli(
+        "watch", "drive", "v3", "files.watch", "--address", "https://x.example/h", "--param", "fileId=A"
+    ).stdout.strip()
     cli("stop", channel_id)
     assert open_store().get(channel_id).status == "stopped"
     assert simulator.live_channels() == []
     assert "stopped" in cli("list").stdout
 
 
-@pytest.mark.parametrize("args,code,fragment", [
-    (["watch", "nosuch", "v1", "files.watch", "--address", "https://x/h"], 2, "no bundled discovery document"),
-    (["watch", "drive", "v3", "files.nope", "--address", "https://x/h"], 2, "no method"),
-    (["watch", "drive", "v3", "changes.watch", "--address", "https://x/h"], 2, "pageToken"),
-    (["watch", "drive", "v3", "files.watch", "--address", "http://example.com/h", "--param", "fileId=F"], 2, "https"),
-    (["watch", "drive", "v3", "files.watch", "--param", "fileId=F"], 2, "--address"),
-    (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--param", "nokey"], 2, "K=V"),
-    (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "-5"], 2, "positive"),
-    (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--param", "fileId=F",
-      "--token", "t" * 300], 2, "token"),
-    (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "inf"], 2, "positive"),
-    (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "1e300"], 2, "at most"),
-    (["stop", "no-such-channel"], 1, "no channel"),
-    (["frobnicate"], 2, "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,code,fragment",
+    [
+        (
+            ["watch", "nosuch", "v1", "files.watch", "--address", "https://x/h"],
+            2,
+            "no bundled discovery document",
+        ),
+        (["watch", "drive", "v3", "files.nope", "--address", "https://x/h"], 2, "no method"),
+        (["watch", "drive", "v3", "changes.watch", "--address", "https://x/h"], 2, "pageToken"),
+        (
+            [
+                "watch",
+                "drive",
+                "v3",
+                "files.watch",
+                "--address",
+                "http://example.com/h",
+                "--param",
+                "fileId=F",
+            ],
+            2,
+            "https",
+        ),
+        (["watch", "drive", "v3", "files.watch", "--param", "fileId=F"], 2, "--address"),
+        (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--param", "nokey"], 2, "K=V"),
+        (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "-5"], 2, "positive"),
+        (
+            [
+                "watch",
+                "drive",
+                "v3",
+                "files.watch",
+                "--address",
+                "https://x/h",
+                "--param",
+                "fileId=F",
+                "--token",
+                "t" * 300,
+            ],
+            2,
+            "token",
+        ),
+        (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "inf"], 2, "positive"),
+        (["watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--ttl", "1e300"], 2, "at most"),
+        (["stop", "no-such-channel"], 1, "no channel"),
+        (["frobnicate"], 2, "invalid choice"),
+    ],
+)
 def test_bad_input_exits_non_zero_with_one_line(cli, args, code, fragment):
     result = cli(*args, ok=False)
     assert result.returncode == code
@@ -112,8 +180,9 @@ def test_bad_input_exits_non_zero_with_one_line(cli, args, code, fragment):
 
 def test_api_failure_exits_1_and_records_the_failure(cli, simulator):
     simulator.fail_next("watch", status=403, message="The caller does not have permission")
-    result = cli("watch", "drive", "v3", "files.watch", "--address", "https://x/h",
-                 "--param", "fileId=F", ok=False)
+    result = cli(
+        "watch", "drive", "v3", "files.watch", "--address", "https://x/h", "--param", "fileId=F", ok=False
+    )
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "403" in result.stderr
     [failed] = json.loads(cli("list", "--json").stdout)
@@ -124,9 +193,14 @@ def test_api_failure_exits_1_and_records_the_failure(cli, simulator):
 def test_store_unavailable_is_a_one_line_failure(simulator, monkeypatch):
     from channelkit.testing.emulators import free_port
 
-    env = dict(os.environ, FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
-               CHANNELKIT_STORE_TIMEOUT="0.5", CHANNELKIT_API_ROOT=simulator.url)
-    result = subprocess.run([sys.executable, "-m", "channelkit", "list"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    env = dict(
+        os.environ,
+        FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
+        CHANNELKIT_STORE_TIMEOUT="0.5",
+        CHANNELKIT_API_ROOT=simulator.url,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "channelkit", "list"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "Firestore failed" in result.stderr

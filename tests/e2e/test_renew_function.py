@@ -36,10 +36,24 @@ def client(env):
 
 def make_channels(simulator):
     google = GoogleApi(root=simulator.url, retries=0)
-    near = subscribe("drive", "v3", "files.watch", address="https://hooks.example.com/w",
-                     params={"fileId": "A"}, ttl=HOUR, google=google)
-    far = subscribe("drive", "v3", "files.watch", address="https://hooks.example.com/w",
-                    params={"fileId": "B"}, ttl=20 * HOUR, google=google)
+    near = subscribe(
+        "drive",
+        "v3",
+        "files.watch",
+        address="https://hooks.example.com/w",
+        params={"fileId": "A"},
+        ttl=HOUR,
+        google=google,
+    )
+    far = subscribe(
+        "drive",
+        "v3",
+        "files.watch",
+        address="https://hooks.example.com/w",
+        params={"fileId": "B"},
+        ttl=20 * HOUR,
+        google=google,
+    )
     return near, far
 
 
@@ -74,8 +88,13 @@ def test_renew_function_answers_503_when_the_store_is_down(env, monkeypatch):
 
 def test_cli_renew_prints_json(env):
     near, _ = make_channels(env)
-    result = subprocess.run([sys.executable, "-m", "channelkit", "renew", "--json"],
-                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "channelkit", "renew", "--json"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["renewed"] == 1 and summary["details"]["renewed"][0]["old"] == near.id
@@ -83,8 +102,13 @@ def test_cli_renew_prints_json(env):
 
 def test_cli_renew_prints_a_readable_summary(env):
     near, _ = make_channels(env)
-    result = subprocess.run([sys.executable, "-m", "channelkit", "renew"],
-                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "channelkit", "renew"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert f"renewed  {near.id} -> " in result.stdout
     assert "1 renewed, 0 failed, 0 skipped, 1 stopped, 0 deferred" in result.stdout

@@ -20,7 +20,6 @@ import threading
 import pytest
 
 from channelkit.testing.emulators import gcloud_available
-
 from support.webhook_testing import http_post, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -30,7 +29,8 @@ RUN_LOCAL = ROOT / "scripts" / "run-local"
 def _env() -> dict[str, str]:
     """The machine's environment without emulator or channelkit settings (run-local starts its own)."""
     return {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith("CHANNELKIT_") and not k.endswith("_EMULATOR_HOST")
     }
 
@@ -64,20 +64,35 @@ def _wait_gone(ports: list[int], emulator_port: int | None = None) -> None:
     """Every port closed and no emulator process left (a killed process lets go a moment later)."""
     emulator_port = emulator_port or ports[-1]
     wait_until(lambda: not [p for p in ports if _port_open(p)], 30, 0.1, f"ports {ports} to close")
-    wait_until(lambda: not _processes_mentioning(f"--port={emulator_port}"), 30, 0.1,
-               "the emulator's Java child to be gone")
+    wait_until(
+        lambda: not _processes_mentioning(f"--port={emulator_port}"),
+        30,
+        0.1,
+        "the emulator's Java child to be gone",
+    )
 
 
 def _run_demo(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(RUN_LOCAL), "--demo", "--free-ports", *args], env=_env(), cwd=str(ROOT),
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+        ["bash", str(RUN_LOCAL), "--demo", "--free-ports", *args],
+        env=_env(),
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
     )
 
 
 def _check_demo_story(out: str) -> None:
-    for step in ("[1] Subscribe", "[2] Sync", "[3] Changes", "[4] Renewal across an expiry",
-                 "[5] Stop", "[6] Done"):
+    for step in (
+        "[1] Subscribe",
+        "[2] Sync",
+        "[3] Changes",
+        "[4] Renewal across an expiry",
+        "[5] Stop",
+        "[6] Done",
+    ):
         assert step in out, f"missing step {step!r} in:\n{out}"
     assert "the handler got message #1, state 'sync'" in out
     assert re.search(r"message #\d+ was delivered 2 times \(answers 200, 200\) and handled 1 time", out)
@@ -110,8 +125,13 @@ def test_the_demo_runs_on_sqlite_without_the_emulator():
 def test_ctrl_c_stops_everything_the_java_child_included():
     _require_gcloud()
     process = subprocess.Popen(
-        ["bash", str(RUN_LOCAL), "--free-ports"], env=_env(), cwd=str(ROOT),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+        ["bash", str(RUN_LOCAL), "--free-ports"],
+        env=_env(),
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
     lines: list[str] = []
 
@@ -122,8 +142,12 @@ def test_ctrl_c_stops_everything_the_java_child_included():
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines) or process.poll() is not None,
-                   180, 0.1, "run-local to print its URLs")
+        wait_until(
+            lambda: any("Ctrl-C stops everything" in line for line in lines) or process.poll() is not None,
+            180,
+            0.1,
+            "run-local to print its URLs",
+        )
         out = "".join(lines)
         assert process.poll() is None, out
         urls = dict(re.findall(r"^\s+(webhook|renew|Google)\s+(http://127\.0\.0\.1:\d+/)", out, re.M))

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from channelkit.store import ClaimOutcome, open_store
-
 from support.webhook_testing import new_channel, notification_headers, wait_until
 
 ALLOWED = {200, 400, 403, 404, 405, 410, 413, 503}
@@ -58,10 +57,16 @@ def test_anything_but_post_is_405(client, store, recording, method):
 @pytest.mark.parametrize(
     "override",
     [
-        {"Channel_ID": None}, {"Message_Number": None}, {"Resource_ID": None},
-        {"Resource_State": None}, {"Resource_URI": None},
-        {"Message_Number": "0"}, {"Message_Number": "-5"}, {"Message_Number": "two"},
-        {"Message_Number": "99999999999999999999"}, {"Message_Number": " "},
+        {"Channel_ID": None},
+        {"Message_Number": None},
+        {"Resource_ID": None},
+        {"Resource_State": None},
+        {"Resource_URI": None},
+        {"Message_Number": "0"},
+        {"Message_Number": "-5"},
+        {"Message_Number": "two"},
+        {"Message_Number": "99999999999999999999"},
+        {"Message_Number": " "},
     ],
 )
 def test_missing_headers_and_bad_message_numbers_are_400(client, store, recording, override):
@@ -239,7 +244,9 @@ def test_a_firestore_outage_is_503_within_the_bound_then_recovers_losing_nothing
     # Google retries the 503 with backoff until it is accepted.
     wait_until(
         lambda: post(client, notification_headers(channel, 2)).status_code == 200,
-        timeout=30, interval=0.2, message="the webhook to recover",
+        timeout=30,
+        interval=0.2,
+        message="the webhook to recover",
     )
     assert post(client, notification_headers(channel, 2)).status_code == 200  # now a duplicate
     assert recording.ok_numbers() == [1, 2]

@@ -23,7 +23,7 @@ def deliver_concurrently(url: str, requests: list[dict]) -> list[int]:
         try:
             barrier.wait(timeout=30)
             statuses[i], _ = http_post(url, requests[i], b"")
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
@@ -40,9 +40,7 @@ def retry_until_accepted(url: str, headers: dict, timeout: float = 20.0) -> None
     wait_until(lambda: http_post(url, headers, b"")[0] == 200, timeout, 0.05, "a 200 on retry")
 
 
-def test_many_concurrent_deliveries_of_one_message_call_the_handler_once(
-    webhook_server, store, recording
-):
+def test_many_concurrent_deliveries_of_one_message_call_the_handler_once(webhook_server, store, recording):
     server = webhook_server(workers=2, RECORDING_HANDLER_DELAY="0.3")
     channel = new_channel()
     store.create(channel)
@@ -61,17 +59,13 @@ def test_many_concurrent_deliveries_of_one_message_call_the_handler_once(
     assert "Traceback" not in server.output()
 
 
-def test_concurrent_duplicates_of_many_messages_are_each_handled_once(
-    webhook_server, store, recording
-):
+def test_concurrent_duplicates_of_many_messages_are_each_handled_once(webhook_server, store, recording):
     server = webhook_server(workers=2)
     channel = new_channel()
     store.create(channel)
     numbers = [1] + [10 * i + 3 for i in range(1, 15)]
     requests = [
-        notification_headers(channel, n, "sync" if n == 1 else "update")
-        for n in numbers
-        for _ in range(2)
+        notification_headers(channel, n, "sync" if n == 1 else "update") for n in numbers for _ in range(2)
     ]
 
     statuses = deliver_concurrently(server.url, requests)
@@ -86,9 +80,7 @@ def test_concurrent_duplicates_of_many_messages_are_each_handled_once(
 def test_a_failing_handler_under_concurrency_still_ends_with_one_successful_call(
     webhook_server, store, recording
 ):
-    server = webhook_server(
-        workers=2, RECORDING_HANDLER_FAIL_FIRST="*", RECORDING_HANDLER_DELAY="0.1"
-    )
+    server = webhook_server(workers=2, RECORDING_HANDLER_FAIL_FIRST="*", RECORDING_HANDLER_DELAY="0.1")
     channel = new_channel()
     store.create(channel)
     headers = notification_headers(channel, 5, "update")

@@ -16,7 +16,6 @@ import time
 import pytest
 
 from channelkit.testing.simulator import CANCELLED, DELIVERED, FAILED, RETRY, Simulator
-
 from support.webhook_testing import http_post, notification_headers, wait_until
 
 CACHE_TTL = 1.0  # seconds the webhook caches a channel lookup
@@ -24,13 +23,25 @@ CACHE_TTL = 1.0  # seconds the webhook caches a channel lookup
 WATCHES = {
     "drive-files": (
         ["drive", "v3", "files.watch", "--param", "fileId=F1"],
-        [{"state": "update", "changed": ["content"]}, {"state": "update", "changed": ["properties"]},
-         {"state": "trash"}, {"state": "untrash"}, {"state": "update"}, {"state": "remove"}],
+        [
+            {"state": "update", "changed": ["content"]},
+            {"state": "update", "changed": ["properties"]},
+            {"state": "trash"},
+            {"state": "untrash"},
+            {"state": "update"},
+            {"state": "remove"},
+        ],
     ),
     "directory-users": (
         ["admin", "directory_v1", "users.watch", "--param", "customer=my_customer"],
-        [{"state": "add"}, {"state": "update"}, {"state": "makeAdmin"}, {"state": "delete"},
-         {"state": "undelete"}, {"state": "update"}],
+        [
+            {"state": "add"},
+            {"state": "update"},
+            {"state": "makeAdmin"},
+            {"state": "delete"},
+            {"state": "undelete"},
+            {"state": "update"},
+        ],
     ),
 }
 
@@ -39,8 +50,9 @@ WATCHES = {
 def sim():
     # sync_before_response: Google's sync may arrive before watch returns, while the
     # channel is still pending; the simulator makes that happen every time.
-    with Simulator(sync_before_response=True, seed=7, retry_base=0.01, max_attempts=6,
-                   delivery_timeout=15) as simulator:
+    with Simulator(
+        sync_before_response=True, seed=7, retry_base=0.01, max_attempts=6, delivery_timeout=15
+    ) as simulator:
         yield simulator
 
 
@@ -51,7 +63,10 @@ def cli(firestore_env, sim):
     def run(*args: str) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "channelkit", *args],
-            env=env, capture_output=True, text=True, timeout=120,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -60,9 +75,7 @@ def cli(firestore_env, sim):
 
 
 @pytest.mark.parametrize("kind", sorted(WATCHES))
-def test_every_message_reaches_the_handler_exactly_once(
-    kind, sim, cli, webhook_server, recording, store
-):
+def test_every_message_reaches_the_handler_exactly_once(kind, sim, cli, webhook_server, recording, store):
     watch_args, changes = WATCHES[kind]
     server = webhook_server(RECORDING_HANDLER_FAIL_FIRST="odd", CHANNELKIT_CACHE_TTL=CACHE_TTL)
 
@@ -107,7 +120,11 @@ def test_every_message_reaches_the_handler_exactly_once(
     assert sim.channel(channel_id).stopped
     assert sim.change_channel_resource(channel_id, **changes[0]) == {}
     late = notification_headers(store.get(channel_id), sent[-1] + 6)
-    wait_until(lambda: http_post(server.url, late)[0] == 410, timeout=10, interval=0.1,
-               message="the stop to take effect")
+    wait_until(
+        lambda: http_post(server.url, late)[0] == 410,
+        timeout=10,
+        interval=0.1,
+        message="the stop to take effect",
+    )
     assert time.monotonic() - stopped_at < CACHE_TTL + 3
     assert sorted(n for n in recording.ok_numbers(channel_id) if n in sent) == sent

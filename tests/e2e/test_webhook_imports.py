@@ -32,9 +32,18 @@ def test_serving_a_notification_does_not_import_googleapiclient(store, firestore
     store.create(channel)
     env = {k: v for k, v in os.environ.items() if k != "CHANNELKIT_HANDLER"}
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(SERVE_ONE), str(SOURCE),
-         json.dumps(notification_headers(channel, 7, "update"))],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(SERVE_ONE),
+            str(SOURCE),
+            json.dumps(notification_headers(channel, 7, "update")),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from channelkit.errors import ChannelkitError
 from channelkit.receive import Receiver, status_for
 from channelkit.store import open_store
-
 from support.webhook_testing import new_channel
 
 MAX_BODY = 64
@@ -34,9 +33,7 @@ SETTINGS = settings(
 
 # Header text as HTTP carries it: printable ASCII, tab, and Latin-1 (no line breaks).
 header_text = st.text(
-    alphabet=st.characters(
-        codec="latin-1", exclude_categories=("Cc",), include_characters="\t"
-    ),
+    alphabet=st.characters(codec="latin-1", exclude_categories=("Cc",), include_characters="\t"),
     max_size=40,
 )
 blank = st.sampled_from(["", " ", "\t", "  \t "])
@@ -51,8 +48,21 @@ def name_case(draw, name: str) -> str:
 
 valid_numbers = st.integers(min_value=1, max_value=2**63 - 1)
 invalid_numbers = st.one_of(
-    st.sampled_from(["0", "-1", "+4", "٣", "1.0", "1e3", "0x1f", "9223372036854775808",
-                     "99999999999999999999", "1 2", "NaN"]),
+    st.sampled_from(
+        [
+            "0",
+            "-1",
+            "+4",
+            "٣",
+            "1.0",
+            "1e3",
+            "0x1f",
+            "9223372036854775808",
+            "99999999999999999999",
+            "1 2",
+            "NaN",
+        ]
+    ),
     st.integers(max_value=0).map(str),
     st.integers(min_value=2**63).map(str),
     header_text.filter(lambda s: not (s.strip().isascii() and s.strip().isdigit())),
@@ -91,8 +101,9 @@ def requests(draw, world: World):
     values["Message-Number"] = str(number) if number_valid else draw(invalid_numbers)
     if not number_valid:
         broken_400 = True
-    values["Resource-ID"] = draw(st.sampled_from(
-        [channel.resource_id if channel else "res-live"] * 6 + ["res-other"]))
+    values["Resource-ID"] = draw(
+        st.sampled_from([channel.resource_id if channel else "res-live"] * 6 + ["res-other"])
+    )
     values["Resource-State"] = draw(st.sampled_from(["sync", "update", "add", "exists"]))
     values["Resource-URI"] = "https://www.googleapis.com/drive/v3/files/F"
     token_kind = draw(st.sampled_from(["right"] * 8 + ["wrong", "missing"]))
@@ -103,8 +114,7 @@ def requests(draw, world: World):
         if channel and values["Channel-Token"] == channel.token:
             token_kind = "right"
     if draw(st.booleans()):
-        values["Channel-Expiration"] = draw(st.one_of(
-            st.just("Tue, 19 Nov 2030 01:13:52 GMT"), header_text))
+        values["Channel-Expiration"] = draw(st.one_of(st.just("Tue, 19 Nov 2030 01:13:52 GMT"), header_text))
     if draw(st.booleans()):
         values["Changed"] = draw(st.one_of(st.just("content, properties"), header_text))
 
@@ -120,10 +130,15 @@ def requests(draw, world: World):
     headers = {}
     for name, value in values.items():
         headers[draw(name_case("X-Goog-" + name))] = value
-    extra = draw(st.dictionaries(
-        st.text(alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=20)
-        .filter(lambda n: n.lower() not in RESERVED and not n.lower().startswith("x-goog")),
-        header_text, max_size=3))
+    extra = draw(
+        st.dictionaries(
+            st.text(alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=20).filter(
+                lambda n: n.lower() not in RESERVED and not n.lower().startswith("x-goog")
+            ),
+            header_text,
+            max_size=3,
+        )
+    )
     headers.update(extra)
     method = draw(st.sampled_from(["POST"] * 16 + ["GET", "PUT", "DELETE", "PATCH"]))
     if draw(st.sampled_from([False] * 9 + [True])):
@@ -216,8 +231,10 @@ def sqlite_receiver():
     store = open_store("sqlite:///:memory:")
     calls: list = []
     receiver = Receiver(
-        store=store, dispatcher=lambda n, c: calls.append((n.channel_id, n.message_number)),
-        max_body=MAX_BODY, grace=0,
+        store=store,
+        dispatcher=lambda n, c: calls.append((n.channel_id, n.message_number)),
+        max_body=MAX_BODY,
+        grace=0,
     )
     yield World(store), receiver, calls
     store.close()

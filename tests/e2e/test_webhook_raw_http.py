@@ -26,9 +26,10 @@ def test_a_malformed_chunked_body_is_400_without_a_traceback(webhook_server, sto
     store.create(channel)
     server = webhook_server()
     headers = "".join(f"{k}: {v}\r\n" for k, v in notification_headers(channel, 3, "update").items())
-    answer = _raw(server, (
-        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" + headers + "\r\nzz\r\n"
-    ).encode())
+    answer = _raw(
+        server,
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" + headers + "\r\nzz\r\n").encode(),
+    )
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert recording.calls() == []
     log = server.log_path.read_text()

@@ -9,13 +9,30 @@ from channelkit.testing.emulators import free_port
 CASES = [
     ("drive", "v3", "files.watch", {"fileId": "F1"}, "/drive/v3/files/F1/watch"),
     ("drive", "v3", "changes.watch", {"pageToken": "42"}, "/drive/v3/changes/watch"),
-    ("calendar", "v3", "events.watch", {"calendarId": "primary"}, "/calendar/v3/calendars/primary/events/watch"),
+    (
+        "calendar",
+        "v3",
+        "events.watch",
+        {"calendarId": "primary"},
+        "/calendar/v3/calendars/primary/events/watch",
+    ),
     ("calendar", "v3", "calendarList.watch", {}, "/calendar/v3/users/me/calendarList/watch"),
     ("calendar", "v3", "acl.watch", {"calendarId": "c1"}, "/calendar/v3/calendars/c1/acl/watch"),
     ("calendar", "v3", "settings.watch", {}, "/calendar/v3/users/me/settings/watch"),
-    ("directory", "v1", "users.watch", {"customer": "my_customer", "event": "add"}, "/admin/directory/v1/users/watch"),
-    ("reports", "v1", "activities.watch", {"userKey": "all", "applicationName": "admin"},
-     "/admin/reports/v1/activity/users/all/applications/admin/watch"),
+    (
+        "directory",
+        "v1",
+        "users.watch",
+        {"customer": "my_customer", "event": "add"},
+        "/admin/directory/v1/users/watch",
+    ),
+    (
+        "reports",
+        "v1",
+        "activities.watch",
+        {"userKey": "all", "applicationName": "admin"},
+        "/admin/reports/v1/activity/users/all/applications/admin/watch",
+    ),
 ]
 
 
@@ -42,13 +59,22 @@ def test_stop_of_an_unknown_channel_is_resource_gone(simulator):
         GoogleApi(root=simulator.url, retries=0).stop("drive", "v3", "nope", "res")
 
 
-@pytest.mark.parametrize("status,error", [(404, ResourceGoneError), (410, ResourceGoneError),
-                                          (401, AuthError), (403, AuthError),
-                                          (400, InvalidRequestError)])
+@pytest.mark.parametrize(
+    "status,error",
+    [
+        (404, ResourceGoneError),
+        (410, ResourceGoneError),
+        (401, AuthError),
+        (403, AuthError),
+        (400, InvalidRequestError),
+    ],
+)
 def test_watch_failures_are_typed(simulator, status, error):
     simulator.fail_next("watch", status=status)
     with pytest.raises(error) as info:
-        GoogleApi(root=simulator.url, retries=3).watch("drive", "v3", "files.watch", {"fileId": "F"}, body("c1"))
+        GoogleApi(root=simulator.url, retries=3).watch(
+            "drive", "v3", "files.watch", {"fileId": "F"}, body("c1")
+        )
     assert info.value.status == status
     assert simulator.live_channels() == []
     assert len([c for c in simulator.calls if c.operation == "drive.files.watch"]) == 1  # not retried
@@ -57,7 +83,8 @@ def test_watch_failures_are_typed(simulator, status, error):
 def test_transient_failures_are_retried_by_the_client_library(simulator):
     simulator.fail_next("watch", status=503, count=1)
     resp = GoogleApi(root=simulator.url, retries=2).watch(
-        "drive", "v3", "files.watch", {"fileId": "F"}, body("c-retry"))
+        "drive", "v3", "files.watch", {"fileId": "F"}, body("c-retry")
+    )
     assert resp["id"] == "c-retry"
     statuses = [c.status for c in simulator.calls if c.operation == "drive.files.watch"]
     assert statuses == [503, 200]
@@ -66,7 +93,9 @@ def test_transient_failures_are_retried_by_the_client_library(simulator):
 def test_transient_failure_after_retries_is_transient_error(simulator):
     simulator.fail_next("watch", status=500, count=5)
     with pytest.raises(TransientApiError):
-        GoogleApi(root=simulator.url, retries=0).watch("drive", "v3", "files.watch", {"fileId": "F"}, body("c"))
+        GoogleApi(root=simulator.url, retries=0).watch(
+            "drive", "v3", "files.watch", {"fileId": "F"}, body("c")
+        )
 
 
 def test_unreachable_root_is_transient_error():

@@ -13,7 +13,6 @@ from channelkit.channel import Channel, Notification
 from channelkit.dispatch import Dispatcher, clear_handler_cache
 from channelkit.errors import PublishError
 from channelkit.store import open_store
-
 from support.webhook_testing import SOURCE, new_channel, notification_headers
 
 PROJECT = "channelkit-test"
@@ -57,20 +56,34 @@ def pull_all(subscriber, sub_path, expected: int, timeout: float = 15.0):
             messages.extend(m.message for m in response.received_messages)
         else:
             time.sleep(0.05)
-    extra = subscriber.pull(subscription=sub_path, max_messages=10, return_immediately=True,
-                            timeout=10)
+    extra = subscriber.pull(subscription=sub_path, max_messages=10, return_immediately=True, timeout=10)
     return messages + [m.message for m in extra.received_messages]
 
 
 def sample():
     channel = Channel(
-        "web_hook", "chan-ps", TOKEN, "https://hook.example/", expiration=2_000_000_000_000,
-        resource_id="res-ps", api="drive", version="v3", method="files.watch",
-        method_params={"fileId": "F"}, subscription_id="sub-ps", status="active",
+        "web_hook",
+        "chan-ps",
+        TOKEN,
+        "https://hook.example/",
+        expiration=2_000_000_000_000,
+        resource_id="res-ps",
+        api="drive",
+        version="v3",
+        method="files.watch",
+        method_params={"fileId": "F"},
+        subscription_id="sub-ps",
+        status="active",
     )
     notification = Notification(
-        12, "update", "https://www.googleapis.com/drive/v3/files/F", "res-ps",
-        channel_id="chan-ps", token=TOKEN, changed=("content", "properties"), body=b"",
+        12,
+        "update",
+        "https://www.googleapis.com/drive/v3/files/F",
+        "res-ps",
+        channel_id="chan-ps",
+        token=TOKEN,
+        changed=("content", "properties"),
+        body=b"",
     )
     return notification, channel
 
@@ -90,7 +103,10 @@ def test_one_message_per_notification_with_data_and_attributes(pubsub, topic):
     assert data["api"] == "drive" and data["method"] == "files.watch"
     assert data["methodParams"] == {"fileId": "F"}
     assert dict(message.attributes) == {
-        "channelId": "chan-ps", "messageNumber": "12", "state": "update", "subscriptionId": "sub-ps",
+        "channelId": "chan-ps",
+        "messageNumber": "12",
+        "state": "update",
+        "subscriptionId": "sub-ps",
     }
     assert TOKEN not in message.data.decode() and TOKEN not in str(dict(message.attributes))
 
@@ -105,9 +121,7 @@ def test_a_missing_topic_is_a_publish_error_within_the_timeout(pubsub):
     assert time.monotonic() - started < 10
 
 
-def test_the_webhook_publishes_each_accepted_notification_once(
-    firestore_env, pubsub, topic, monkeypatch
-):
+def test_the_webhook_publishes_each_accepted_notification_once(firestore_env, pubsub, topic, monkeypatch):
     _, subscriber = pubsub
     topic_path, sub_path = topic
     monkeypatch.setenv("CHANNELKIT_PUBSUB_TOPIC", topic_path)

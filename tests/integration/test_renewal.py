@@ -56,9 +56,17 @@ def run(store, google, handler, clock):
 @pytest.fixture
 def watch(store, google, clock, hook):
     def make(file_id="F1", ttl=DAY, address=None):
-        return subscribe("drive", "v3", "files.watch", address=address or hook.url,
-                         params={"fileId": file_id}, ttl=ttl, store=store, google=google,
-                         clock=clock)
+        return subscribe(
+            "drive",
+            "v3",
+            "files.watch",
+            address=address or hook.url,
+            params={"fileId": file_id},
+            ttl=ttl,
+            store=store,
+            google=google,
+            clock=clock,
+        )
 
     return make
 
@@ -99,8 +107,9 @@ def test_near_expiry_is_renewed_and_far_is_not(store, simulator, watch, run, han
     assert len(renewed) == 1 and renewed[0][1].id == new.id and renewed[0][0].channel_id == new.id
 
 
-def test_overlap_both_channels_accepted_then_old_gone_after_grace(store, simulator, watch, google,
-                                                                     run, hook, handler):
+def test_overlap_both_channels_accepted_then_old_gone_after_grace(
+    store, simulator, watch, google, run, hook, handler
+):
     old = watch("F1", ttl=HOUR)
     simulator.wait_for_deliveries(1, channel_id=old.id)
 
@@ -117,14 +126,24 @@ def test_overlap_both_channels_accepted_then_old_gone_after_grace(store, simulat
     updates = [(c, s) for c, n, s in hook.statuses if n > 1]
     assert sorted(c for c, _ in updates) == sorted([old.id, new_id])
     assert {s for _, s in updates} == {200}
-    assert sorted(n.channel_id for n in (n for n, _ in handler.calls) if n.state == "update") == \
-        sorted([old.id, new_id])
+    assert sorted(n.channel_id for n in (n for n, _ in handler.calls) if n.state == "update") == sorted(
+        [old.id, new_id]
+    )
 
     def deliver_on_old(number):
-        request = urllib.request.Request(hook.url, method="POST", data=b"", headers={
-            "X-Goog-Channel-ID": old.id, "X-Goog-Channel-Token": old.token,
-            "X-Goog-Message-Number": str(number), "X-Goog-Resource-ID": old.resource_id,
-            "X-Goog-Resource-State": "update", "X-Goog-Resource-URI": old.resource_uri})
+        request = urllib.request.Request(
+            hook.url,
+            method="POST",
+            data=b"",
+            headers={
+                "X-Goog-Channel-ID": old.id,
+                "X-Goog-Channel-Token": old.token,
+                "X-Goog-Message-Number": str(number),
+                "X-Goog-Resource-ID": old.resource_id,
+                "X-Goog-Resource-State": "update",
+                "X-Goog-Resource-URI": old.resource_uri,
+            },
+        )
         try:
             return urllib.request.urlopen(request, timeout=10).status
         except urllib.error.HTTPError as exc:
@@ -239,14 +258,18 @@ def crash_once(monkeypatch, obj, name, *, after=False):
     monkeypatch.setattr(obj, name, dying)
 
 
-@pytest.mark.parametrize("step", [
-    "successor stored",      # died before watch
-    "watch done",            # watch went through at Google, nothing recorded
-    "successor active",      # died before retiring the old channel
-    "old marked stopped",    # died before stopping the old channel at Google
-])
-def test_a_crash_after_any_step_converges_on_the_next_run(store, simulator, watch, run, google,
-                                                          monkeypatch, step, handler):
+@pytest.mark.parametrize(
+    "step",
+    [
+        "successor stored",  # died before watch
+        "watch done",  # watch went through at Google, nothing recorded
+        "successor active",  # died before retiring the old channel
+        "old marked stopped",  # died before stopping the old channel at Google
+    ],
+)
+def test_a_crash_after_any_step_converges_on_the_next_run(
+    store, simulator, watch, run, google, monkeypatch, step, handler
+):
     old = watch("F1", ttl=HOUR)
     if step == "successor stored":
         crash_once(monkeypatch, google, "watch")
@@ -275,8 +298,16 @@ def test_a_crash_after_any_step_converges_on_the_next_run(store, simulator, watc
 def test_a_crashed_subscribe_is_swept(store, simulator, google, clock, hook, monkeypatch, run):
     crash_once(monkeypatch, google, "watch", after=True)
     with pytest.raises(Crash):
-        subscribe("drive", "v3", "files.watch", address=hook.url, params={"fileId": "F9"},
-                  store=store, google=google, clock=clock)
+        subscribe(
+            "drive",
+            "v3",
+            "files.watch",
+            address=hook.url,
+            params={"fileId": "F9"},
+            store=store,
+            google=google,
+            clock=clock,
+        )
     monkeypatch.undo()
     [pending] = store.list(status="pending")
     assert simulator.channel(pending.id).live
@@ -355,7 +386,8 @@ def test_progress_is_reported_for_every_due_channel(store, simulator, watch, run
 
 
 def test_a_stalled_run_finishing_after_another_keeps_one_active_channel(
-        store, simulator, watch, run, monkeypatch):
+    store, simulator, watch, run, monkeypatch
+):
     """A activates its successor, stalls past its lease; B retires the old channel to it."""
     old = watch("F1", ttl=4 * HOUR)
     simulator.clock.advance(2 * HOUR)  # due now; a successor (4 h) will not be
@@ -378,7 +410,8 @@ def test_a_stalled_run_finishing_after_another_keeps_one_active_channel(
 
 
 def test_a_slow_watch_overtaken_by_another_run_keeps_one_active_channel(
-        store, simulator, watch, run, google, monkeypatch):
+    store, simulator, watch, run, google, monkeypatch
+):
     """A's watch is slow; B abandons A's pending successor, renews, and A backs off."""
     old = watch("F1", ttl=4 * HOUR)
     simulator.clock.advance(2 * HOUR)  # due now; a successor (4 h) will not be

@@ -28,7 +28,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from channelkit.testing.fixtures import simulator  # noqa: F401  (the fixture under test)
-from channelkit.testing.simulator import CANCELLED, DELIVERED, DAY, HOUR, Resource, Simulator
+from channelkit.testing.simulator import CANCELLED, DAY, HOUR, Resource, Simulator
 
 SERVICE_PATHS = {
     ("drive", "v3"): "drive/v3/",
@@ -124,9 +124,12 @@ def channel_body(receiver, channel_id="chan-1", **extra):
 
 
 def watch_file(sim, receiver, channel_id="chan-1", file_id="file-1", **extra):
-    return client(sim, DRIVE).files().watch(
-        fileId=file_id, body=channel_body(receiver, channel_id, **extra)
-    ).execute()
+    return (
+        client(sim, DRIVE)
+        .files()
+        .watch(fileId=file_id, body=channel_body(receiver, channel_id, **extra))
+        .execute()
+    )
 
 
 def reason(error: HttpError) -> str:
@@ -135,8 +138,9 @@ def reason(error: HttpError) -> str:
 
 def post_json(url: str, body=None, method="POST"):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with NO_PROXY.open(request, timeout=5) as response:
             raw = response.read()
@@ -149,32 +153,70 @@ def post_json(url: str, body=None, method="POST"):
 # --- the eight watch methods ------------------------------------------------
 
 WATCHES = [
-    pytest.param(DRIVE, lambda s, b: s.files().watch(fileId="file-1", body=b),
-                 "/drive/v3/files/file-1/watch", Resource.of("drive", "files", fileId="file-1"),
-                 HOUR, id="drive.files"),
-    pytest.param(DRIVE, lambda s, b: s.changes().watch(pageToken="42", body=b),
-                 "/drive/v3/changes/watch", Resource.of("drive", "changes"), HOUR, id="drive.changes"),
-    pytest.param(CALENDAR, lambda s, b: s.events().watch(calendarId="team@example.com", body=b),
-                 "/calendar/v3/calendars/team%40example.com/events/watch",
-                 Resource.of("calendar", "events", calendarId="team@example.com"), HOUR,
-                 id="calendar.events"),
-    pytest.param(CALENDAR, lambda s, b: s.calendarList().watch(body=b),
-                 "/calendar/v3/users/me/calendarList/watch", Resource.of("calendar", "calendarList"),
-                 HOUR, id="calendar.calendarList"),
-    pytest.param(CALENDAR, lambda s, b: s.acl().watch(calendarId="primary", body=b),
-                 "/calendar/v3/calendars/primary/acl/watch",
-                 Resource.of("calendar", "acl", calendarId="primary"), HOUR, id="calendar.acl"),
-    pytest.param(CALENDAR, lambda s, b: s.settings().watch(body=b),
-                 "/calendar/v3/users/me/settings/watch", Resource.of("calendar", "settings"),
-                 HOUR, id="calendar.settings"),
-    pytest.param(DIRECTORY, lambda s, b: s.users().watch(customer="my_customer", body=b),
-                 "/admin/directory/v1/users/watch",
-                 Resource.of("directory", "users", customer="my_customer"), 2 * HOUR,
-                 id="directory.users"),
-    pytest.param(REPORTS, lambda s, b: s.activities().watch(userKey="all", applicationName="drive", body=b),
-                 "/admin/reports/v1/activity/users/all/applications/drive/watch",
-                 Resource.of("reports", "activities", userKey="all", applicationName="drive"), HOUR,
-                 id="reports.activities"),
+    pytest.param(
+        DRIVE,
+        lambda s, b: s.files().watch(fileId="file-1", body=b),
+        "/drive/v3/files/file-1/watch",
+        Resource.of("drive", "files", fileId="file-1"),
+        HOUR,
+        id="drive.files",
+    ),
+    pytest.param(
+        DRIVE,
+        lambda s, b: s.changes().watch(pageToken="42", body=b),
+        "/drive/v3/changes/watch",
+        Resource.of("drive", "changes"),
+        HOUR,
+        id="drive.changes",
+    ),
+    pytest.param(
+        CALENDAR,
+        lambda s, b: s.events().watch(calendarId="team@example.com", body=b),
+        "/calendar/v3/calendars/team%40example.com/events/watch",
+        Resource.of("calendar", "events", calendarId="team@example.com"),
+        HOUR,
+        id="calendar.events",
+    ),
+    pytest.param(
+        CALENDAR,
+        lambda s, b: s.calendarList().watch(body=b),
+        "/calendar/v3/users/me/calendarList/watch",
+        Resource.of("calendar", "calendarList"),
+        HOUR,
+        id="calendar.calendarList",
+    ),
+    pytest.param(
+        CALENDAR,
+        lambda s, b: s.acl().watch(calendarId="primary", body=b),
+        "/calendar/v3/calendars/primary/acl/watch",
+        Resource.of("calendar", "acl", calendarId="primary"),
+        HOUR,
+        id="calendar.acl",
+    ),
+    pytest.param(
+        CALENDAR,
+        lambda s, b: s.settings().watch(body=b),
+        "/calendar/v3/users/me/settings/watch",
+        Resource.of("calendar", "settings"),
+        HOUR,
+        id="calendar.settings",
+    ),
+    pytest.param(
+        DIRECTORY,
+        lambda s, b: s.users().watch(customer="my_customer", body=b),
+        "/admin/directory/v1/users/watch",
+        Resource.of("directory", "users", customer="my_customer"),
+        2 * HOUR,
+        id="directory.users",
+    ),
+    pytest.param(
+        REPORTS,
+        lambda s, b: s.activities().watch(userKey="all", applicationName="drive", body=b),
+        "/admin/reports/v1/activity/users/all/applications/drive/watch",
+        Resource.of("reports", "activities", userKey="all", applicationName="drive"),
+        HOUR,
+        id="reports.activities",
+    ),
 ]
 
 
@@ -269,26 +311,53 @@ def test_message_numbers_are_per_channel(simulator, receiver):
 @pytest.mark.parametrize(
     "api, call, resource, state, extra, expected_body",
     [
-        pytest.param(DRIVE, lambda s, b: s.changes().watch(pageToken="7", body=b),
-                     Resource.of("drive", "changes"), "change", {}, {"kind": "drive#changes"},
-                     id="drive.changes"),
-        pytest.param(CALENDAR, lambda s, b: s.events().watch(calendarId="primary", body=b),
-                     Resource.of("calendar", "events", calendarId="primary"), "exists", {}, None,
-                     id="calendar.events"),
-        pytest.param(DIRECTORY, lambda s, b: s.users().watch(domain="example.com", event="add", body=b),
-                     Resource.of("directory", "users", domain="example.com"), "add",
-                     {"body": {"primaryEmail": "ada@example.com"}},
-                     {"kind": "admin#directory#user", "primaryEmail": "ada@example.com"},
-                     id="directory.users"),
-        pytest.param(REPORTS,
-                     lambda s, b: s.activities().watch(userKey="all", applicationName="login",
-                                                       body={**b, "payload": True}),
-                     Resource.of("reports", "activities", userKey="all", applicationName="login"),
-                     "login_success", {}, {"kind": "admin#reports#activity"}, id="reports.payload"),
-        pytest.param(REPORTS,
-                     lambda s, b: s.activities().watch(userKey="all", applicationName="login", body=b),
-                     Resource.of("reports", "activities", userKey="all", applicationName="login"),
-                     "login_success", {}, None, id="reports.no-payload"),
+        pytest.param(
+            DRIVE,
+            lambda s, b: s.changes().watch(pageToken="7", body=b),
+            Resource.of("drive", "changes"),
+            "change",
+            {},
+            {"kind": "drive#changes"},
+            id="drive.changes",
+        ),
+        pytest.param(
+            CALENDAR,
+            lambda s, b: s.events().watch(calendarId="primary", body=b),
+            Resource.of("calendar", "events", calendarId="primary"),
+            "exists",
+            {},
+            None,
+            id="calendar.events",
+        ),
+        pytest.param(
+            DIRECTORY,
+            lambda s, b: s.users().watch(domain="example.com", event="add", body=b),
+            Resource.of("directory", "users", domain="example.com"),
+            "add",
+            {"body": {"primaryEmail": "ada@example.com"}},
+            {"kind": "admin#directory#user", "primaryEmail": "ada@example.com"},
+            id="directory.users",
+        ),
+        pytest.param(
+            REPORTS,
+            lambda s, b: s.activities().watch(
+                userKey="all", applicationName="login", body={**b, "payload": True}
+            ),
+            Resource.of("reports", "activities", userKey="all", applicationName="login"),
+            "login_success",
+            {},
+            {"kind": "admin#reports#activity"},
+            id="reports.payload",
+        ),
+        pytest.param(
+            REPORTS,
+            lambda s, b: s.activities().watch(userKey="all", applicationName="login", body=b),
+            Resource.of("reports", "activities", userKey="all", applicationName="login"),
+            "login_success",
+            {},
+            None,
+            id="reports.no-payload",
+        ),
     ],
 )
 def test_each_api_sends_its_own_states_and_bodies(
@@ -372,7 +441,9 @@ def test_stop_ends_deliveries_for_that_channel_only(simulator, receiver):
 
     assert list(simulator.change("drive", "files", fileId="file-1", state="update")) == ["chan-2"]
     simulator.wait_idle()
-    assert [(r.headers["X-Goog-Channel-ID"], r.state) for r in receiver.requests[2:]] == [("chan-2", "update")]
+    assert [(r.headers["X-Goog-Channel-ID"], r.state) for r in receiver.requests[2:]] == [
+        ("chan-2", "update")
+    ]
     assert [c.id for c in simulator.live_channels()] == ["chan-2"]
     with pytest.raises(HttpError) as stopped_twice:
         drive.channels().stop(body={"id": "chan-1", "resourceId": response["resourceId"]}).execute()
@@ -442,11 +513,17 @@ def test_expiry_on_the_simulator_clock_ends_deliveries(simulator, receiver):
     "api, call, max_ttl",
     [
         pytest.param(DRIVE, lambda s, b: s.files().watch(fileId="f", body=b), DAY, id="drive.files"),
-        pytest.param(DRIVE, lambda s, b: s.changes().watch(pageToken="1", body=b), 7 * DAY, id="drive.changes"),
+        pytest.param(
+            DRIVE, lambda s, b: s.changes().watch(pageToken="1", body=b), 7 * DAY, id="drive.changes"
+        ),
         pytest.param(CALENDAR, lambda s, b: s.settings().watch(body=b), 30 * DAY, id="calendar"),
         pytest.param(DIRECTORY, lambda s, b: s.users().watch(customer="c", body=b), 2 * DAY, id="directory"),
-        pytest.param(REPORTS, lambda s, b: s.activities().watch(userKey="all", applicationName="admin", body=b),
-                     6 * HOUR, id="reports"),
+        pytest.param(
+            REPORTS,
+            lambda s, b: s.activities().watch(userKey="all", applicationName="admin", body=b),
+            6 * HOUR,
+            id="reports",
+        ),
     ],
 )
 def test_requested_expiration_is_clamped_to_the_api_maximum(simulator, receiver, api, call, max_ttl):
@@ -469,7 +546,10 @@ def test_receiver_5xx_is_retried_with_backoff_until_accepted(simulator, receiver
     assert delivered.attempt == 4 and delivered.status == 200
     attempts = [d for d in simulator.deliveries if d.state == "sync"]
     assert [(d.attempt, d.outcome, d.status) for d in attempts] == [
-        (1, "retry", 503), (2, "retry", 500), (3, "retry", 504), (4, "delivered", 200)
+        (1, "retry", 503),
+        (2, "retry", 500),
+        (3, "retry", 504),
+        (4, "delivered", 200),
     ]
     assert [r.number for r in receiver.wait_for(4)] == [1, 1, 1, 1]
 
@@ -520,7 +600,9 @@ def test_fail_next_watch_gives_http_error_with_that_status(simulator, receiver):
     assert [c.status for c in simulator.calls] == [503, 503, 200]
 
     simulator.fail_next("stop", status=500)
-    stop = client(simulator, DRIVE).channels().stop(body={"id": "chan-1", "resourceId": response["resourceId"]})
+    stop = (
+        client(simulator, DRIVE).channels().stop(body={"id": "chan-1", "resourceId": response["resourceId"]})
+    )
     with pytest.raises(HttpError) as error:
         stop.execute()
     assert error.value.resp.status == 500
@@ -539,17 +621,28 @@ def test_duplicate_channel_id_is_rejected_with_channel_id_not_unique(simulator, 
     "body, expected_reason",
     [
         pytest.param({"type": "web_hook", "address": "https://example.com/h"}, "required", id="no-id"),
-        pytest.param({"id": "bad id!", "type": "web_hook", "address": "https://example.com/h"},
-                     "invalid", id="bad-id"),
-        pytest.param({"id": "x" * 65, "type": "web_hook", "address": "https://example.com/h"},
-                     "invalid", id="long-id"),
+        pytest.param(
+            {"id": "bad id!", "type": "web_hook", "address": "https://example.com/h"}, "invalid", id="bad-id"
+        ),
+        pytest.param(
+            {"id": "x" * 65, "type": "web_hook", "address": "https://example.com/h"}, "invalid", id="long-id"
+        ),
         pytest.param({"id": "c", "type": "email", "address": "https://example.com/h"}, "invalid", id="type"),
-        pytest.param({"id": "c", "type": "web_hook", "address": "http://example.com/h"},
-                     "push.webhookUrlNotHttps", id="http-off-machine"),
-        pytest.param({"id": "c", "type": "web_hook", "address": "http://10.0.0.1/h"},
-                     "push.webhookUrlNotHttps", id="http-private-ip"),
-        pytest.param({"id": "c", "type": "web_hook", "address": "ftp://127.0.0.1/h"},
-                     "push.webhookUrlNotHttps", id="ftp"),
+        pytest.param(
+            {"id": "c", "type": "web_hook", "address": "http://example.com/h"},
+            "push.webhookUrlNotHttps",
+            id="http-off-machine",
+        ),
+        pytest.param(
+            {"id": "c", "type": "web_hook", "address": "http://10.0.0.1/h"},
+            "push.webhookUrlNotHttps",
+            id="http-private-ip",
+        ),
+        pytest.param(
+            {"id": "c", "type": "web_hook", "address": "ftp://127.0.0.1/h"},
+            "push.webhookUrlNotHttps",
+            id="ftp",
+        ),
     ],
 )
 def test_invalid_channels_are_refused_with_googles_error_shape(simulator, body, expected_reason):
@@ -577,7 +670,8 @@ def test_https_address_off_this_machine_is_accepted_but_never_sent(simulator):
     simulator.change("drive", "files", fileId="f", state="update")
     simulator.wait_idle()
     assert [(d.state, d.outcome, d.attempt) for d in simulator.deliveries] == [
-        ("sync", "undeliverable", 0), ("update", "undeliverable", 0)
+        ("sync", "undeliverable", 0),
+        ("update", "undeliverable", 0),
     ]
     assert not simulator.channel("c").deliverable
 
@@ -596,8 +690,10 @@ def test_reorder_next_sends_the_held_batch_in_reverse(simulator, receiver):
     watch_file(simulator, receiver)
     receiver.wait_for(1)
     simulator.reorder_next(3)
-    queued = [simulator.change("drive", "files", fileId="file-1", state=s)["chan-1"]
-              for s in ("add", "update", "trash")]
+    queued = [
+        simulator.change("drive", "files", fileId="file-1", state=s)["chan-1"]
+        for s in ("add", "update", "trash")
+    ]
     got = receiver.wait_for(4)[1:]
     assert [r.number for r in got] == list(reversed(queued))
     assert [r.state for r in got] == ["trash", "update", "add"]
@@ -628,10 +724,16 @@ def test_http_control_api_drives_the_simulator(simulator, receiver):
     control = simulator.url + "_simulator/"
     watch_file(simulator, receiver, "chan-1")
 
-    status, body = post_json(control + "change", {
-        "api": "drive", "kind": "files", "params": {"fileId": "file-1"},
-        "state": "update", "changed": ["content"],
-    })
+    status, body = post_json(
+        control + "change",
+        {
+            "api": "drive",
+            "kind": "files",
+            "params": {"fileId": "file-1"},
+            "state": "update",
+            "changed": ["content"],
+        },
+    )
     assert status == 200 and [m["channelId"] for m in body["messages"]] == ["chan-1"]
     status, body = post_json(control + "change", {"channelId": "chan-1", "state": "remove"})
     assert status == 200
@@ -660,7 +762,8 @@ def test_http_control_api_drives_the_simulator(simulator, receiver):
 def test_cli_prints_root_url_and_serves_until_interrupted():
     process = subprocess.Popen(
         [sys.executable, "-m", "channelkit.testing.simulator", "--port", "0"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = process.stdout.readline().strip()

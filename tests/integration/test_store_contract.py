@@ -19,7 +19,7 @@ from channelkit.errors import (
 )
 from channelkit.store import ClaimOutcome, open_store
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 NOW = 1_900_000_000_000  # ms
 HOUR = 3_600_000
 
@@ -37,13 +37,24 @@ def store(request, tmp_path):
 
 def make(status="active", expiration=NOW + 10 * HOUR, **fields) -> Channel:
     values = dict(
-        api="drive", version="v3", method="files.watch", method_params={"fileId": "F"},
-        subscription_id="sub-" + uuid.uuid4().hex[:8], status=status,
+        api="drive",
+        version="v3",
+        method="files.watch",
+        method_params={"fileId": "F"},
+        subscription_id="sub-" + uuid.uuid4().hex[:8],
+        status=status,
         created_at=datetime.datetime(2030, 1, 1, tzinfo=UTC),
     )
     values.update(fields)
-    return Channel("web_hook", str(uuid.uuid4()), "tok", "https://x.example/hook",
-                   expiration=expiration, params={"ttl": "60"}, **values)
+    return Channel(
+        "web_hook",
+        str(uuid.uuid4()),
+        "tok",
+        "https://x.example/hook",
+        expiration=expiration,
+        params={"ttl": "60"},
+        **values,
+    )
 
 
 def run_concurrently(n, fn):
@@ -54,7 +65,7 @@ def run_concurrently(n, fn):
         barrier.wait()
         try:
             results[i] = fn(i)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
@@ -266,7 +277,10 @@ def test_abandoned_claim_is_taken_over_after_the_timeout(store):
     c = make()
     store.create(c)
     crashed = store.claim_message(c.id, 5, now_ms=NOW, timeout_seconds=60)
-    assert store.claim_message(c.id, 5, now_ms=NOW + 59_000, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
+    assert (
+        store.claim_message(c.id, 5, now_ms=NOW + 59_000, timeout_seconds=60).outcome
+        is ClaimOutcome.IN_PROGRESS
+    )
     retry = store.claim_message(c.id, 5, now_ms=NOW + 61_000, timeout_seconds=60)
     assert retry.outcome is ClaimOutcome.CLAIMED
     # the crashed instance waking up cannot finish or release the new claim
@@ -288,9 +302,7 @@ def test_finish_or_release_needs_a_claim(store):
 def test_concurrent_claims_of_one_message_have_exactly_one_winner(store):
     c = make()
     store.create(c)
-    results = run_concurrently(
-        16, lambda i: store.claim_message(c.id, 42, now_ms=NOW, timeout_seconds=60)
-    )
+    results = run_concurrently(16, lambda i: store.claim_message(c.id, 42, now_ms=NOW, timeout_seconds=60))
     outcomes = [r.outcome for r in results]
     assert outcomes.count(ClaimOutcome.CLAIMED) == 1
     assert outcomes.count(ClaimOutcome.IN_PROGRESS) == 15

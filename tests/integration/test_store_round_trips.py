@@ -53,8 +53,7 @@ def test_a_change_after_our_own_write_needs_no_read(store, monkeypatch):
     assert store.get("c1").last_error == "two"
 
 
-def test_a_remembered_version_that_went_stale_is_refused_and_the_change_reread(store, other,
-                                                                                monkeypatch):
+def test_a_remembered_version_that_went_stale_is_refused_and_the_change_reread(store, other, monkeypatch):
     make(store, "c1", expiration=1000)
     other.update("c1", status="stopped", last_error="stopped elsewhere")
     reads = count_reads(store, monkeypatch)
@@ -63,8 +62,7 @@ def test_a_remembered_version_that_went_stale_is_refused_and_the_change_reread(s
         store.update("c1", expect_status="active", renewed_by="x")
     assert reads == ["c1"]
     stored = other.get("c1")
-    assert (stored.status, stored.renewed_by, stored.last_error) == ("stopped", None,
-                                                                     "stopped elsewhere")
+    assert (stored.status, stored.renewed_by, stored.last_error) == ("stopped", None, "stopped elsewhere")
 
 
 def test_a_lease_taken_elsewhere_is_not_taken_again_on_a_remembered_record(store, other):

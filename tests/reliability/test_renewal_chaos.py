@@ -11,8 +11,7 @@ hands one notification to the app twice.
 from __future__ import annotations
 
 
-def test_renewal_chaos_ends_with_one_live_channel_per_subscription_and_every_change_delivered(
-        run_scenario):
+def test_renewal_chaos_ends_with_one_live_channel_per_subscription_and_every_change_delivered(run_scenario):
     result = run_scenario("renewal_chaos")
     summary = f"{result['scenario']}: {result['notes']}"
     # The chaos really happened: runs died mid-way, Google refused calls.

@@ -13,7 +13,6 @@ import zipfile
 import pytest
 
 from channelkit.testing.emulators import free_port, stop_process_group
-
 from support.gcloud_recorder import GcloudRecorder
 from support.webhook_testing import http_post, wait_until
 
@@ -58,22 +57,30 @@ class Deployment:
         everything = self.recorder.find()
         if run is None:
             return found
-        window = everything[: self.first_run_requests] if run == 0 else everything[self.first_run_requests:]
+        window = everything[: self.first_run_requests] if run == 0 else everything[self.first_run_requests :]
         ids = {id(r) for r in window}
         return [r for r in found if id(r) in ids]
 
 
 def run_deploy(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(DEPLOY), *args], env=env, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=timeout, cwd=str(ROOT),
+        ["bash", str(DEPLOY), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        cwd=str(ROOT),
     )
 
 
 def last_zip(deployment: Deployment, function: str) -> zipfile.ZipFile:
     sent = [
-        r for r in deployment.requests(api="cloudfunctions")
-        if r.method in ("POST", "PATCH") and r.json and r.json.get("name", "").endswith(f"/functions/{function}")
+        r
+        for r in deployment.requests(api="cloudfunctions")
+        if r.method in ("POST", "PATCH")
+        and r.json
+        and r.json.get("name", "").endswith(f"/functions/{function}")
     ]
     assert sent, f"no deployment of {function} was sent:\n{deployment.recorder.log()}"
     return zipfile.ZipFile(io.BytesIO(deployment.recorder.source_zip(sent[-1].json)))
@@ -82,17 +89,32 @@ def last_zip(deployment: Deployment, function: str) -> zipfile.ZipFile:
 class ArtifactServer:
     """functions-framework of the clean venv, serving an unzipped source directory."""
 
-    def __init__(self, venv_dir: pathlib.Path, source: pathlib.Path, target: str,
-                 env: dict[str, str], log_path: pathlib.Path):
+    def __init__(
+        self,
+        venv_dir: pathlib.Path,
+        source: pathlib.Path,
+        target: str,
+        env: dict[str, str],
+        log_path: pathlib.Path,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [str(venv_dir / "bin" / "functions-framework"), f"--target={target}",
-             f"--source={source / 'main.py'}", "--host=127.0.0.1", f"--port={self.port}"],
-            cwd=str(source), env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                str(venv_dir / "bin" / "functions-framework"),
+                f"--target={target}",
+                f"--source={source / 'main.py'}",
+                "--host=127.0.0.1",
+                f"--port={self.port}",
+            ],
+            cwd=str(source),
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -126,8 +148,12 @@ def artifact_env(function_env: dict[str, str], firestore_host: str) -> dict[str,
         "LANG": "C.UTF-8",
         "FIRESTORE_EMULATOR_HOST": firestore_host,
         "NO_GCE_CHECK": "True",
-        "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
-        "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost",
+        "http_proxy": dead,
+        "https_proxy": dead,
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "no_proxy": "127.0.0.1,localhost",
+        "NO_PROXY": "127.0.0.1,localhost",
         # Renewal talks to Google's APIs: here, to a closed loopback port.
         "CHANNELKIT_API_ROOT": f"http://127.0.0.1:{free_port()}/",
     }

@@ -132,7 +132,7 @@ class GcloudRecorder:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "GcloudRecorder":
+    def start(self) -> GcloudRecorder:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -141,7 +141,7 @@ class GcloudRecorder:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "GcloudRecorder":
+    def __enter__(self) -> GcloudRecorder:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -175,13 +175,19 @@ class GcloudRecorder:
 
     # -- queries for tests ---------------------------------------------------------
 
-    def find(self, method: str | None = None, api: str | None = None,
-             path: str | None = None, verb: str | None = None) -> list[Recorded]:
+    def find(
+        self,
+        method: str | None = None,
+        api: str | None = None,
+        path: str | None = None,
+        verb: str | None = None,
+    ) -> list[Recorded]:
         """Recorded requests matching all the given filters (``path`` is a regex search)."""
         with self._lock:
             requests = list(self.requests)
         return [
-            r for r in requests
+            r
+            for r in requests
             if (method is None or r.method == method)
             and (api is None or r.api == api)
             and (path is None or re.search(path, r.path))
@@ -229,8 +235,13 @@ class GcloudRecorder:
             except ValueError:
                 body = None
         record = Recorded(
-            method=http.command, path=urllib.parse.unquote(rest), api=api, query=query,
-            headers={k.lower(): v for k, v in http.headers.items()}, raw=raw, json=body,
+            method=http.command,
+            path=urllib.parse.unquote(rest),
+            api=api,
+            query=query,
+            headers={k.lower(): v for k, v in http.headers.items()},
+            raw=raw,
+            json=body,
         )
         try:
             with self._lock:
@@ -331,10 +342,11 @@ class GcloudRecorder:
             return self._get_operation(name)
         m = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/runtimes", name)
         if m:
-            return {"runtimes": [
-                {"name": rt, "displayName": rt, "environment": "GEN_2", "stage": "GA"}
-                for rt in RUNTIMES
-            ]}
+            return {
+                "runtimes": [
+                    {"name": rt, "displayName": rt, "environment": "GEN_2", "stage": "GA"} for rt in RUNTIMES
+                ]
+            }
         m = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/functions", name)
         if m and verb == "generateUploadUrl":
             upload_id = f"upload-{next(self._ids)}"
@@ -343,11 +355,16 @@ class GcloudRecorder:
                 "storageSource": {"bucket": f"gcf-v2-uploads-{PROJECT_NUMBER}", "object": f"{upload_id}.zip"},
             }
         if m and r.method == "POST":
-            function = self._create(f"{name}/{r.query['functionId']}",
-                                    _function_deployed(f"{name}/{r.query['functionId']}", r.json))
-            return self._operation(name.rsplit("/", 1)[0], function,
-                                   "type.googleapis.com/google.cloud.functions.v2.Function",
-                                   _function_metadata(function))
+            function = self._create(
+                f"{name}/{r.query['functionId']}",
+                _function_deployed(f"{name}/{r.query['functionId']}", r.json),
+            )
+            return self._operation(
+                name.rsplit("/", 1)[0],
+                function,
+                "type.googleapis.com/google.cloud.functions.v2.Function",
+                _function_metadata(function),
+            )
         m = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/functions/([^/]+)", name)
         if m:
             if verb:
@@ -360,9 +377,12 @@ class GcloudRecorder:
                 changed = _function_deployed(name, r.json, current)
                 function = self._patch(name, changed, r.query.get("updateMask"))
                 function = self._put(name, _function_deployed(name, function))
-                return self._operation(name.rsplit("/", 2)[0], function,
-                                       "type.googleapis.com/google.cloud.functions.v2.Function",
-                                       _function_metadata(function))
+                return self._operation(
+                    name.rsplit("/", 2)[0],
+                    function,
+                    "type.googleapis.com/google.cloud.functions.v2.Function",
+                    _function_metadata(function),
+                )
         raise ApiError(404, "NOT_FOUND", f"cloudfunctions: no route for {r.method} {path}")
 
     def _api_cloudbuild(self, r: Recorded, path: str):
@@ -371,7 +391,7 @@ class GcloudRecorder:
             return {
                 "name": path,
                 "serviceAccountEmail": f"projects/{m.group(1)}/serviceAccounts/"
-                                       f"{PROJECT_NUMBER}-compute@developer.gserviceaccount.com",
+                f"{PROJECT_NUMBER}-compute@developer.gserviceaccount.com",
             }
         raise ApiError(404, "NOT_FOUND", f"cloudbuild: no route for {r.method} {path}")
 
@@ -390,14 +410,19 @@ class GcloudRecorder:
             parent = name if verb == "batchEnable" else name.rsplit("/services/", 1)[0]
             for service in services:
                 self._put(f"{parent}/services/{service}", {"config": {"name": service}, "state": "ENABLED"})
-            return self._operation("", {"services": []},
-                                   "type.googleapis.com/google.api.serviceusage.v1.BatchEnableServicesResponse")
+            return self._operation(
+                "",
+                {"services": []},
+                "type.googleapis.com/google.api.serviceusage.v1.BatchEnableServicesResponse",
+            )
         if name.startswith("operations/"):
             return self._get_operation(name)
         if r.method == "GET" and "/services/" in name:
             # Every service counts as enabled unless the test removed it.
             return self._state.resources.get(name) or {
-                "name": name, "config": {"name": name.rsplit("/", 1)[-1]}, "state": "ENABLED",
+                "name": name,
+                "config": {"name": name.rsplit("/", 1)[-1]},
+                "state": "ENABLED",
             }
         raise ApiError(404, "NOT_FOUND", f"serviceusage: no route for {r.method} {path}")
 
@@ -407,8 +432,12 @@ class GcloudRecorder:
             return self._iam(r, name)
         m = re.fullmatch(r"projects/([^/]+)", name)
         if m and r.method == "GET":
-            return {"projectId": m.group(1), "projectNumber": PROJECT_NUMBER,
-                    "name": m.group(1), "lifecycleState": "ACTIVE"}
+            return {
+                "projectId": m.group(1),
+                "projectNumber": PROJECT_NUMBER,
+                "name": m.group(1),
+                "lifecycleState": "ACTIVE",
+            }
         raise ApiError(404, "NOT_FOUND", f"cloudresourcemanager: no route for {r.method} {path}")
 
     def _api_iam(self, r: Recorded, path: str):
@@ -418,10 +447,14 @@ class GcloudRecorder:
             account_id = r.json["accountId"]
             email = f"{account_id}@{m.group(1)}.iam.gserviceaccount.com"
             account = dict(r.json.get("serviceAccount") or {})
-            account.update({
-                "email": email, "projectId": m.group(1), "uniqueId": str(next(self._ids)),
-                "name": f"projects/{m.group(1)}/serviceAccounts/{email}",
-            })
+            account.update(
+                {
+                    "email": email,
+                    "projectId": m.group(1),
+                    "uniqueId": str(next(self._ids)),
+                    "name": f"projects/{m.group(1)}/serviceAccounts/{email}",
+                }
+            )
             return self._create(f"projects/{m.group(1)}/serviceAccounts/{email}", account)
         m = re.fullmatch(r"projects/([^/]+)/serviceAccounts/([^/]+)", name)
         if m:
@@ -461,8 +494,9 @@ class GcloudRecorder:
         if m and r.method == "POST":
             db_name = f"{name}/{r.query.get('databaseId', '(default)')}"
             database = self._create(db_name, {**(r.json or {}), "uid": "db-uid"})
-            return self._operation(db_name, database,
-                                   "type.googleapis.com/google.firestore.admin.v1.Database")
+            return self._operation(
+                db_name, database, "type.googleapis.com/google.firestore.admin.v1.Database"
+            )
         m = re.fullmatch(r"projects/([^/]+)/databases/([^/]+)", name)
         if m and r.method == "GET":
             return self._get(name)
@@ -472,7 +506,10 @@ class GcloudRecorder:
             if r.method == "GET":
                 return self._state.resources.get(name) or {
                     "name": name,
-                    "indexConfig": {"usesAncestorConfig": True, "ancestorField": f"{database}/collectionGroups/__default__/fields/*"},
+                    "indexConfig": {
+                        "usesAncestorConfig": True,
+                        "ancestorField": f"{database}/collectionGroups/__default__/fields/*",
+                    },
                 }
             if r.method == "PATCH":
                 current = self._state.resources.get(name) or {"name": name}
@@ -481,10 +518,17 @@ class GcloudRecorder:
                 if ttl is not None and "ttlConfig" in (r.query.get("updateMask") or "ttlConfig"):
                     changes["ttlConfig"] = {**ttl, "state": "ACTIVE"} if ttl is not None else None
                 current.update({k: v for k, v in changes.items() if v is not None})
-                field_ = self._put(name, current)
-                return self._operation(database, None, "",
-                                       {"@type": "type.googleapis.com/google.firestore.admin.v1.FieldOperationMetadata",
-                                        "field": name, "state": "SUCCESSFUL"})
+                self._put(name, current)
+                return self._operation(
+                    database,
+                    None,
+                    "",
+                    {
+                        "@type": "type.googleapis.com/google.firestore.admin.v1.FieldOperationMetadata",
+                        "field": name,
+                        "state": "SUCCESSFUL",
+                    },
+                )
         raise ApiError(404, "NOT_FOUND", f"firestore: no route for {r.method} {path}")
 
     def _api_pubsub(self, r: Recorded, path: str):
@@ -552,12 +596,14 @@ def _function_deployed(name: str, sent: dict | None, current: dict | None = None
     service["service"] = f"projects/{project}/locations/{region}/services/{short.lower()}"
     service["uri"] = f"https://{short.lower()}-abc123xyz-{region[:2]}.a.run.app"
     service.setdefault("revision", f"{short.lower()}-00001-abc")
-    function.update({
-        "name": name,
-        "environment": "GEN_2",
-        "state": "ACTIVE",
-        "url": f"https://{region}-{project}.cloudfunctions.net/{short}",
-    })
+    function.update(
+        {
+            "name": name,
+            "environment": "GEN_2",
+            "state": "ACTIVE",
+            "url": f"https://{region}-{project}.cloudfunctions.net/{short}",
+        }
+    )
     return function
 
 
@@ -566,10 +612,7 @@ def _function_metadata(function: dict) -> dict:
         "@type": "type.googleapis.com/google.cloud.functions.v2.OperationMetadata",
         "target": function["name"],
         "verb": "create",
-        "stages": [
-            {"name": stage, "state": "COMPLETE"}
-            for stage in ("BUILD", "SERVICE")
-        ],
+        "stages": [{"name": stage, "state": "COMPLETE"} for stage in ("BUILD", "SERVICE")],
     }
 
 

@@ -40,7 +40,7 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -66,9 +66,9 @@ def handle(notification, channel) -> None:
     if delay:
         time.sleep(delay)
     earlier = [
-        c for c in read_calls(path)
-        if c["channelId"] == notification.channel_id
-        and c["messageNumber"] == notification.message_number
+        c
+        for c in read_calls(path)
+        if c["channelId"] == notification.channel_id and c["messageNumber"] == notification.message_number
     ]
     fail = not earlier and _should_fail(
         notification.message_number, os.environ.get("RECORDING_HANDLER_FAIL_FIRST", "")

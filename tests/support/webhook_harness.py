@@ -41,8 +41,9 @@ class WebhookServer(Receiver):
     """``with WebhookServer(store, handler, clock) as hook:`` ... ``hook.url``; ``hook.statuses``."""
 
     def __init__(self, store, handler, clock, **receiver_options):
-        self.receiver = ChannelReceiver(store=store, dispatcher=handler, clock=clock, cache=None,
-                                        **receiver_options)
+        self.receiver = ChannelReceiver(
+            store=store, dispatcher=handler, clock=clock, cache=None, **receiver_options
+        )
         self.statuses: list[tuple[str, int, int]] = []  # (channel id, message number, status)
         super().__init__(self._judge)
 
@@ -51,6 +52,7 @@ class WebhookServer(Receiver):
             status = self.receiver.receive("POST", headers, body).status
         except ChannelkitError as exc:
             status = status_for(exc)
-        self.statuses.append((headers.get("X-Goog-Channel-ID"),
-                              int(headers.get("X-Goog-Message-Number") or 0), status))
+        self.statuses.append(
+            (headers.get("X-Goog-Channel-ID"), int(headers.get("X-Goog-Message-Number") or 0), status)
+        )
         return status

@@ -23,7 +23,6 @@ import pytest
 
 from channelkit.channel import Channel
 from channelkit.testing.emulators import free_port, stop_process_group
-
 from support.recording_handler import read_calls
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -31,7 +30,7 @@ SOURCE = ROOT / "functions" / "webhook.py"
 TESTS = ROOT / "tests"
 VENV_BIN = pathlib.Path(sys.executable).parent
 HANDLER = "support.recording_handler:handle"
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
@@ -59,9 +58,7 @@ class Recording:
         return [c for c in self.calls() if c["ok"]]
 
     def ok_numbers(self, channel_id: str | None = None) -> list[int]:
-        return [
-            c["messageNumber"] for c in self.ok() if channel_id is None or c["channelId"] == channel_id
-        ]
+        return [c["messageNumber"] for c in self.ok() if channel_id is None or c["channelId"] == channel_id]
 
 
 def new_channel(
@@ -124,9 +121,7 @@ class FunctionsFrameworkServer:
         self.log_path = log_path
         full_env = dict(os.environ)
         full_env.update(env)
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(TESTS), full_env.get("PYTHONPATH", "")) if p
-        )
+        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), full_env.get("PYTHONPATH", "")) if p)
         full_env["WORKERS"] = str(workers)
         full_env.setdefault("THREADS", "16")
         full_env["NO_PROXY"] = full_env["no_proxy"] = "127.0.0.1,localhost"
@@ -160,12 +155,18 @@ class FunctionsFrameworkServer:
         wait_until(answered, timeout, 0.1, "the webhook server to answer")
         # Build the store and make a first Firestore read (slow on a cold emulator).
         warm = {
-            "X-Goog-Channel-ID": "warm-up", "X-Goog-Message-Number": "1",
-            "X-Goog-Resource-ID": "r", "X-Goog-Resource-State": "sync",
+            "X-Goog-Channel-ID": "warm-up",
+            "X-Goog-Message-Number": "1",
+            "X-Goog-Resource-ID": "r",
+            "X-Goog-Resource-State": "sync",
             "X-Goog-Resource-URI": "https://www.googleapis.com/x",
         }
-        wait_until(lambda: http_post(self.url, warm, b"", timeout=30)[0] == 404, timeout, 0.2,
-                   "the webhook server to reach Firestore")
+        wait_until(
+            lambda: http_post(self.url, warm, b"", timeout=30)[0] == 404,
+            timeout,
+            0.2,
+            "the webhook server to reach Firestore",
+        )
 
     def stop(self) -> None:
         stop_process_group(self.process, timeout=15)
@@ -180,8 +181,9 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def http_post(url: str, headers: dict, body: bytes = b"", *, method: str = "POST", timeout=30):
     """(status, body) of one request, without any proxy."""
-    request = urllib.request.Request(url, data=body if method != "GET" else None,
-                                     headers=headers, method=method)
+    request = urllib.request.Request(
+        url, data=body if method != "GET" else None, headers=headers, method=method
+    )
     try:
         with _opener.open(request, timeout=timeout) as response:
             return response.status, response.read()

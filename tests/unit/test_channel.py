@@ -19,7 +19,7 @@ from channelkit.errors import (
     TokenMismatchError,
 )
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 OLD = pytest.param(
     google_channel,
     marks=pytest.mark.xfail(strict=True, reason="defect of googleapiclient.channel"),
@@ -97,9 +97,16 @@ def test_expiration_rejects_garbage():
 
 
 @BOTH
-@pytest.mark.parametrize("missing", ["X-Goog-Message-Number", "X-Goog-Resource-ID",
-                                     "X-Goog-Resource-State", "X-Goog-Resource-URI",
-                                     "X-Goog-Channel-ID"])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "X-Goog-Message-Number",
+        "X-Goog-Resource-ID",
+        "X-Goog-Resource-State",
+        "X-Goog-Resource-URI",
+        "X-Goog-Channel-ID",
+    ],
+)
 def test_missing_header_raises_invalid_notification_naming_it(module, missing):
     headers = {k: v for k, v in HEADERS.items() if k != missing}
     with pytest.raises(InvalidNotificationError) as info:
@@ -146,9 +153,15 @@ def test_token_comparison_is_constant_time(monkeypatch):
     assert ("tok", "tok") in calls
 
 
-@pytest.mark.parametrize("stored, given, ok", [
-    ("tök", "tök", True), ("tök", "tok", False), ("tok", "tök", False), ("tök", "tök ", False),
-])
+@pytest.mark.parametrize(
+    "stored, given, ok",
+    [
+        ("tök", "tök", True),
+        ("tök", "tok", False),
+        ("tok", "tök", False),
+        ("tök", "tök ", False),
+    ],
+)
 def test_non_ascii_tokens_are_compared_in_constant_time(monkeypatch, stored, given, ok):
     calls = []
     real = ck.hmac.compare_digest
@@ -194,12 +207,15 @@ def test_notification_keeps_the_extra_headers_and_body(module):
     assert n.body == b'{"kind":"drive#changes"}'
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("content,properties", ("content", "properties")),
-    ("content, properties , parents", ("content", "properties", "parents")),
-    ("content", ("content",)),
-    ("", ()),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("content,properties", ("content", "properties")),
+        ("content, properties , parents", ("content", "properties", "parents")),
+        ("content", ("content",)),
+        ("", ()),
+    ],
+)
 def test_changed_header_parses_with_or_without_spaces(value, expected):
     n = ck.notification_from_headers(channel(), dict(HEADERS, **{"X-Goog-Changed": value}))
     assert n.changed == expected
@@ -290,8 +306,12 @@ def _outcome(make):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(_NAMES), _SPELL, _VALUE), max_size=10),
-       st.booleans(), st.sampled_from(["tok", None]), st.sampled_from(["res-1", ""]))
+@given(
+    st.lists(st.tuples(st.sampled_from(_NAMES), _SPELL, _VALUE), max_size=10),
+    st.booleans(),
+    st.sampled_from(["tok", None]),
+    st.sampled_from(["res-1", ""]),
+)
 def test_dict_short_path_matches_the_general_path(entries, start_valid, token, resource_id):
     headers = dict(HEADERS) if start_valid else {}
     for name, spell, value in entries:
@@ -320,4 +340,5 @@ def test_werkzeug_request_headers_are_read_from_the_environ_with_the_same_result
     general = {name: value for name, value in wsgi.items()}  # what iterating them yields
     assert ck.header_map(wsgi) == ck.header_map(general)
     assert _outcome(lambda: ck.notification_from_headers(channel(), wsgi)) == _outcome(
-        lambda: ck.from_header_map(channel(), ck.header_map(general)))
+        lambda: ck.from_header_map(channel(), ck.header_map(general))
+    )

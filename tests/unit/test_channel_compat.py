@@ -35,21 +35,35 @@ def legacy_program(module):
     ch = module.Channel("web_hook", "chan-1", "tok", "https://example.com/hook")
     out["plain_body"] = ch.body()
     ch2 = module.Channel(
-        "web_hook", "chan-2", None, "https://example.com/hook",
-        expiration=1_426_325_213_000, params={"ttl": "3600"},
-        resource_id="res-1", resource_uri="https://www.googleapis.com/drive/v3/files/F",
+        "web_hook",
+        "chan-2",
+        None,
+        "https://example.com/hook",
+        expiration=1_426_325_213_000,
+        params={"ttl": "3600"},
+        resource_id="res-1",
+        resource_uri="https://www.googleapis.com/drive/v3/files/F",
     )
     out["full_body"] = ch2.body()
     made = module.new_webhook_channel(
-        "https://example.com/hook", token="tok",
-        expiration=datetime.datetime(2030, 1, 2, 3, 4, 5), params={"a": "b"},
+        "https://example.com/hook",
+        token="tok",
+        expiration=datetime.datetime(2030, 1, 2, 3, 4, 5),
+        params={"a": "b"},
     )
     out["made"] = (made.type, made.token, made.address, int(made.expiration), made.params)
     out["made_id_is_uuid"] = len(made.id) == 36
     # watch() response as Google sends it
-    ch.update({"kind": "api#channel", "id": "chan-1", "resourceId": "res-9",
-               "resourceUri": "https://www.googleapis.com/drive/v3/files/F?alt=json",
-               "expiration": "1426325213000", "token": None})
+    ch.update(
+        {
+            "kind": "api#channel",
+            "id": "chan-1",
+            "resourceId": "res-9",
+            "resourceUri": "https://www.googleapis.com/drive/v3/files/F?alt=json",
+            "expiration": "1426325213000",
+            "token": None,
+        }
+    )
     out["after_update"] = (ch.id, ch.resource_id, ch.resource_uri, int(ch.expiration), ch.token)
     headers = {
         "x-goog-channel-id": "chan-1",
@@ -74,9 +88,13 @@ def legacy_program(module):
     direct = module.Notification(3, "sync", "uri", "rid")
     out["direct"] = (direct.message_number, direct.state, direct.resource_uri, direct.resource_id)
     out["params"] = dict(module.CHANNEL_PARAMS)
-    out["constants"] = [module.X_GOOG_CHANNEL_ID, module.X_GOOG_MESSAGE_NUMBER,
-                        module.X_GOOG_RESOURCE_STATE, module.X_GOOG_RESOURCE_URI,
-                        module.X_GOOG_RESOURCE_ID]
+    out["constants"] = [
+        module.X_GOOG_CHANNEL_ID,
+        module.X_GOOG_MESSAGE_NUMBER,
+        module.X_GOOG_RESOURCE_STATE,
+        module.X_GOOG_RESOURCE_URI,
+        module.X_GOOG_RESOURCE_ID,
+    ]
     out["epoch"] = module.EPOCH
     return out
 
@@ -99,6 +117,5 @@ def test_invalid_notification_is_catchable_as_googleapiclients_error():
 def test_constructor_argument_order_matches():
     args = ("web_hook", "id-1", "tok", "https://x", 5, {"p": "q"}, "rid", "ruri")
     ours, theirs = ck_channel.Channel(*args), google_channel.Channel(*args)
-    for attr in ("type", "id", "token", "address", "expiration", "params",
-                 "resource_id", "resource_uri"):
+    for attr in ("type", "id", "token", "address", "expiration", "params", "resource_id", "resource_uri"):
         assert getattr(ours, attr) == getattr(theirs, attr), attr

@@ -47,27 +47,45 @@ def handler_dir(tmp_path, monkeypatch):
 
 def notification(number=5, state="update"):
     return Notification(
-        number, state, "https://www.googleapis.com/drive/v3/files/F", "res-1",
-        channel_id="chan-1", token=TOKEN, changed=("content",), body=b'{"a":1}',
+        number,
+        state,
+        "https://www.googleapis.com/drive/v3/files/F",
+        "res-1",
+        channel_id="chan-1",
+        token=TOKEN,
+        changed=("content",),
+        body=b'{"a":1}',
     )
 
 
 def channel():
     return Channel(
-        "web_hook", "chan-1", TOKEN, "https://hook.example/", expiration=123,
-        resource_id="res-1", api="drive", version="v3", method="files.watch",
-        method_params={"fileId": "F"}, subscription_id="sub-9", status="active",
+        "web_hook",
+        "chan-1",
+        TOKEN,
+        "https://hook.example/",
+        expiration=123,
+        resource_id="res-1",
+        api="drive",
+        version="v3",
+        method="files.watch",
+        method_params={"fileId": "F"},
+        subscription_id="sub-9",
+        status="active",
     )
 
 
 def test_a_handler_path_is_imported_once_and_called_with_notification_and_channel(handler_dir):
-    handler_dir("app_handler_once", """
+    handler_dir(
+        "app_handler_once",
+        """
         IMPORTS = []
         IMPORTS.append(1)
         CALLS = []
         def handle(notification, channel):
             CALLS.append((notification.message_number, channel.subscription_id))
-    """)
+    """,
+    )
     dispatcher = load_dispatcher(handler="app_handler_once:handle")
     dispatcher.dispatch(notification(1), channel())
     load_dispatcher(handler="app_handler_once:handle").dispatch(notification(2), channel())
@@ -79,13 +97,16 @@ def test_a_handler_path_is_imported_once_and_called_with_notification_and_channe
 
 
 def test_a_dotted_attribute_path_is_resolved(handler_dir):
-    handler_dir("app_handler_nested", """
+    handler_dir(
+        "app_handler_nested",
+        """
         class App:
             seen = []
             @staticmethod
             def handle(notification, channel):
                 App.seen.append(notification.state)
-    """)
+    """,
+    )
     Dispatcher(handler="app_handler_nested:App.handle").dispatch(notification(), channel())
     assert sys.modules["app_handler_nested"].App.seen == ["update"]
 
@@ -177,8 +198,13 @@ def test_the_pubsub_message_carries_the_notification_and_subscription_but_no_tok
     assert TOKEN not in json.dumps(payload)
     attributes = pubsub_attributes(notification(), channel())
     assert attributes == {
-        "channelId": "chan-1", "messageNumber": "5", "state": "update", "subscriptionId": "sub-9",
+        "channelId": "chan-1",
+        "messageNumber": "5",
+        "state": "update",
+        "subscriptionId": "sub-9",
     }
     assert pubsub_attributes(notification(), None) == {
-        "channelId": "chan-1", "messageNumber": "5", "state": "update",
+        "channelId": "chan-1",
+        "messageNumber": "5",
+        "state": "update",
     }

@@ -24,18 +24,21 @@ def http_error(status, reason=None, message="nope"):
     return HttpError(httplib2.Response({"status": status}), json.dumps(body).encode())
 
 
-@pytest.mark.parametrize("status,reason,expected", [
-    (404, None, ResourceGoneError),
-    (410, None, ResourceGoneError),
-    (401, None, AuthError),
-    (403, "forbidden", AuthError),
-    (403, "rateLimitExceeded", TransientApiError),
-    (429, None, TransientApiError),
-    (500, None, TransientApiError),
-    (503, None, TransientApiError),
-    (400, "push.webhookUrlUnauthorized", InvalidRequestError),
-    (409, None, GoogleApiError),
-])
+@pytest.mark.parametrize(
+    "status,reason,expected",
+    [
+        (404, None, ResourceGoneError),
+        (410, None, ResourceGoneError),
+        (401, None, AuthError),
+        (403, "forbidden", AuthError),
+        (403, "rateLimitExceeded", TransientApiError),
+        (429, None, TransientApiError),
+        (500, None, TransientApiError),
+        (503, None, TransientApiError),
+        (400, "push.webhookUrlUnauthorized", InvalidRequestError),
+        (409, None, GoogleApiError),
+    ],
+)
 def test_http_errors_map_to_typed_errors(status, reason, expected):
     error = google_api._map_http_error(http_error(status, reason), "drive v3 files.watch")
     assert type(error) is expected
@@ -49,23 +52,33 @@ def test_aliases_name_the_admin_apis():
     assert google_api.canonical("drive", "v3") == ("drive", "v3")
 
 
-@pytest.mark.parametrize("api,version,method", [
-    ("drive", "v3", "files.watch"), ("drive", "v3", "changes.watch"),
-    ("calendar", "v3", "events.watch"), ("calendar", "v3", "calendarList.watch"),
-    ("calendar", "v3", "acl.watch"), ("calendar", "v3", "settings.watch"),
-    ("admin", "directory_v1", "users.watch"), ("admin", "reports_v1", "activities.watch"),
-])
+@pytest.mark.parametrize(
+    "api,version,method",
+    [
+        ("drive", "v3", "files.watch"),
+        ("drive", "v3", "changes.watch"),
+        ("calendar", "v3", "events.watch"),
+        ("calendar", "v3", "calendarList.watch"),
+        ("calendar", "v3", "acl.watch"),
+        ("calendar", "v3", "settings.watch"),
+        ("admin", "directory_v1", "users.watch"),
+        ("admin", "reports_v1", "activities.watch"),
+    ],
+)
 def test_every_supported_watch_method_is_found_in_the_bundled_documents(api, version, method):
     assert google_api.method_description(api, version, method)["httpMethod"] == "POST"
 
 
-@pytest.mark.parametrize("api,version,method,fragment", [
-    ("nosuchapi", "v1", "files.watch", "no bundled discovery document"),
-    ("drive", "v99", "files.watch", "no bundled discovery document"),
-    ("drive", "v3", "folders.watch", "no resource 'folders'"),
-    ("drive", "v3", "files.observe", "no method 'files.observe'"),
-    ("drive", "v3", "watch", "RESOURCE.METHOD"),
-])
+@pytest.mark.parametrize(
+    "api,version,method,fragment",
+    [
+        ("nosuchapi", "v1", "files.watch", "no bundled discovery document"),
+        ("drive", "v99", "files.watch", "no bundled discovery document"),
+        ("drive", "v3", "folders.watch", "no resource 'folders'"),
+        ("drive", "v3", "files.observe", "no method 'files.observe'"),
+        ("drive", "v3", "watch", "RESOURCE.METHOD"),
+    ],
+)
 def test_unknown_apis_and_methods_are_clear_errors(api, version, method, fragment):
     with pytest.raises(UnknownApiError) as info:
         google_api.method_description(api, version, method)
@@ -90,9 +103,16 @@ def test_missing_required_and_unknown_parameters_are_refused():
     google_api.check_watch_method("drive", "v3", "changes.watch", {"pageToken": "1"})
 
 
-@pytest.mark.parametrize("url,loopback", [
-    ("http://127.0.0.1:8080/", True), ("http://localhost/", True), ("http://[::1]:9/", True),
-    ("http://127.9.9.9/", True), ("https://example.com/", False), ("http://10.0.0.1/", False),
-])
+@pytest.mark.parametrize(
+    "url,loopback",
+    [
+        ("http://127.0.0.1:8080/", True),
+        ("http://localhost/", True),
+        ("http://[::1]:9/", True),
+        ("http://127.9.9.9/", True),
+        ("https://example.com/", False),
+        ("http://10.0.0.1/", False),
+    ],
+)
 def test_loopback_detection(url, loopback):
     assert google_api.is_loopback_url(url) is loopback

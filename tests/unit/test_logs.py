@@ -22,8 +22,15 @@ def test_a_line_has_severity_message_and_the_fields(capsys):
 
 
 def test_fields_named_like_secrets_are_dropped_even_nested(capsys):
-    [line] = emit(capsys, "INFO", "x", token="t0k", channelToken="t0k", password="p",
-                  notification={"channelId": "c", "token": "t0k", "Authorization": "Bearer x"})
+    [line] = emit(
+        capsys,
+        "INFO",
+        "x",
+        token="t0k",
+        channelToken="t0k",
+        password="p",
+        notification={"channelId": "c", "token": "t0k", "Authorization": "Bearer x"},
+    )
     text = json.dumps(line)
     assert "t0k" not in text and "Bearer" not in text and '"p"' not in text
     assert line["notification"] == {"channelId": "c"}

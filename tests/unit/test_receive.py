@@ -37,7 +37,7 @@ from channelkit.receive import (
 from channelkit.store import ClaimOutcome, open_store
 from channelkit.store.sqlite import SQLiteStore
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 NOW = 1_900_000_000.0  # seconds
 HOUR_MS = 3_600_000
 TOKEN = "tok-Secret-5f2c9"
@@ -96,14 +96,32 @@ def receiver(store, recorder, clock):
     return Receiver(store=store, dispatcher=recorder, clock=clock, grace=60, claim_timeout=30)
 
 
-def make_channel(store, cid="chan-1", *, status="active", token=TOKEN, resource_id=RESOURCE,
-                 expiration=int(NOW * 1000) + HOUR_MS, **fields) -> Channel:
+def make_channel(
+    store,
+    cid="chan-1",
+    *,
+    status="active",
+    token=TOKEN,
+    resource_id=RESOURCE,
+    expiration=int(NOW * 1000) + HOUR_MS,
+    **fields,
+) -> Channel:
     channel = Channel(
-        "web_hook", cid, token, "https://hook.example/webhook", expiration=expiration,
-        resource_id=resource_id, resource_uri="https://www.googleapis.com/drive/v3/files/F",
-        api="drive", version="v3", method="files.watch", method_params={"fileId": "F"},
-        subscription_id="sub-1", status=status,
-        created_at=datetime.datetime.fromtimestamp(NOW - 60, UTC), **fields,
+        "web_hook",
+        cid,
+        token,
+        "https://hook.example/webhook",
+        expiration=expiration,
+        resource_id=resource_id,
+        resource_uri="https://www.googleapis.com/drive/v3/files/F",
+        api="drive",
+        version="v3",
+        method="files.watch",
+        method_params={"fileId": "F"},
+        subscription_id="sub-1",
+        status=status,
+        created_at=datetime.datetime.fromtimestamp(NOW - 60, UTC),
+        **fields,
     )
     store.create(channel)
     return channel
@@ -214,8 +232,13 @@ def test_a_body_over_the_limit_is_refused_and_a_stream_is_not_read_past_it(store
 
 @pytest.mark.parametrize(
     "missing",
-    ["X-Goog-Channel-ID", "X-Goog-Message-Number", "X-Goog-Resource-ID",
-     "X-Goog-Resource-State", "X-Goog-Resource-URI"],
+    [
+        "X-Goog-Channel-ID",
+        "X-Goog-Message-Number",
+        "X-Goog-Resource-ID",
+        "X-Goog-Resource-State",
+        "X-Goog-Resource-URI",
+    ],
 )
 def test_a_missing_or_blank_required_header_is_400(store, receiver, recorder, missing):
     make_channel(store)
@@ -307,9 +330,7 @@ def test_a_channel_replaced_by_a_renewal_takes_in_flight_deliveries_for_the_grac
     assert recorder.numbers == [9]
 
 
-def test_a_pending_channel_learns_its_resource_id_from_the_first_notification(
-    store, receiver, recorder
-):
+def test_a_pending_channel_learns_its_resource_id_from_the_first_notification(store, receiver, recorder):
     make_channel(store, status="pending", resource_id="", expiration=None)
     receiver.receive("POST", headers(number=1, resource="res-LEARNT"), b"")
     stored = store.get("chan-1")
@@ -369,9 +390,7 @@ def test_a_dispatch_error_passes_through_and_releases_the_claim(store, recorder,
     assert claim.outcome is ClaimOutcome.CLAIMED  # nothing left behind
 
 
-def test_a_message_in_progress_elsewhere_is_503_until_its_claim_times_out(
-    store, receiver, recorder, clock
-):
+def test_a_message_in_progress_elsewhere_is_503_until_its_claim_times_out(store, receiver, recorder, clock):
     make_channel(store)
     store.claim_message("chan-1", 3, now_ms=int(NOW * 1000), timeout_seconds=30)  # a crashed peer
     with pytest.raises(MessageInProgressError) as info:
@@ -439,12 +458,9 @@ def flaky(tmp_path):
 
 
 @pytest.mark.parametrize("operation", ["find", "claim_message", "record_resource"])
-def test_a_store_outage_is_503_and_leaves_nothing_that_swallows_the_retry(
-    flaky, recorder, clock, operation
-):
+def test_a_store_outage_is_503_and_leaves_nothing_that_swallows_the_retry(flaky, recorder, clock, operation):
     learning = operation == "record_resource"
-    make_channel(flaky, status="pending" if learning else "active",
-                 resource_id="" if learning else RESOURCE)
+    make_channel(flaky, status="pending" if learning else "active", resource_id="" if learning else RESOURCE)
     receiver = Receiver(store=flaky, dispatcher=recorder, clock=clock, cache=None)
     flaky.failing = {operation}
     with pytest.raises(StoreUnavailable) as info:
@@ -458,8 +474,13 @@ def test_a_store_outage_is_503_and_leaves_nothing_that_swallows_the_retry(
 def test_a_processed_message_that_cannot_be_marked_done_is_still_accepted(flaky, recorder, clock):
     make_channel(flaky)
     waits = []
-    receiver = Receiver(store=flaky, dispatcher=recorder, clock=clock, claim_timeout=30,
-                        sleep=lambda s: (waits.append(s), clock.advance(s)))
+    receiver = Receiver(
+        store=flaky,
+        dispatcher=recorder,
+        clock=clock,
+        claim_timeout=30,
+        sleep=lambda s: (waits.append(s), clock.advance(s)),
+    )
     flaky.failing = {"finish_message"}
     assert receiver.receive("POST", headers(number=2, state="update"), b"").accepted
     assert recorder.numbers == [2]  # answering 503 here would risk a second call later
@@ -482,8 +503,7 @@ def test_a_short_outage_after_the_handler_is_waited_out_so_a_late_duplicate_is_n
     store = FinishFailsAFewTimes(str(tmp_path / "f.db"))
     store.failing = set()
     make_channel(store)
-    receiver = Receiver(store=store, dispatcher=recorder, clock=clock, claim_timeout=30,
-                        sleep=clock.advance)
+    receiver = Receiver(store=store, dispatcher=recorder, clock=clock, claim_timeout=30, sleep=clock.advance)
     store.failures_left = 3  # the store is away for three attempts, then back
     assert receiver.receive("POST", headers(number=5, state="update"), b"").accepted
     clock.advance(60)  # long past the claim timeout, Google delivers the message again
@@ -516,8 +536,7 @@ class Monotonic(FakeClock):
 def test_cached_lookups_keep_reads_off_the_store_within_the_ttl(flaky, recorder, clock):
     make_channel(flaky)
     mono = Monotonic(0.0)
-    receiver = Receiver(store=flaky, dispatcher=recorder, clock=clock,
-                        cache=ChannelCache(ttl=10, clock=mono))
+    receiver = Receiver(store=flaky, dispatcher=recorder, clock=clock, cache=ChannelCache(ttl=10, clock=mono))
     receiver.receive("POST", headers(number=1), b"")
     flaky.failing = {"find"}  # a read now would fail: the cache answers
     receiver.receive("POST", headers(number=2, state="update"), b"")
@@ -530,8 +549,7 @@ def test_cached_lookups_keep_reads_off_the_store_within_the_ttl(flaky, recorder,
 def test_a_stop_takes_effect_within_the_cache_ttl(store, recorder, clock):
     make_channel(store)
     mono = Monotonic(0.0)
-    receiver = Receiver(store=store, dispatcher=recorder, clock=clock,
-                        cache=ChannelCache(ttl=5, clock=mono))
+    receiver = Receiver(store=store, dispatcher=recorder, clock=clock, cache=ChannelCache(ttl=5, clock=mono))
     receiver.receive("POST", headers(number=1), b"")
     store.update("chan-1", status="stopped")
     receiver.receive("POST", headers(number=2, state="update"), b"")  # cached: still live
@@ -546,8 +564,12 @@ def test_a_stale_cached_channel_never_refuses_without_a_fresh_read(store, record
     cache = ChannelCache(ttl=60, clock=Monotonic(0.0))
     receiver = Receiver(store=store, dispatcher=recorder, clock=clock, cache=cache)
     stale = store.get("chan-1")
-    for outdated in (stale.copy(status="stopped"), stale.copy(resource_id="res-OLD"),
-                     stale.copy(expiration=1000), stale.copy(status="failed")):
+    for outdated in (
+        stale.copy(status="stopped"),
+        stale.copy(resource_id="res-OLD"),
+        stale.copy(expiration=1000),
+        stale.copy(status="failed"),
+    ):
         cache.put(outdated)
         receiver.receive("POST", headers(number=len(recorder.calls) + 1, state="update"), b"")
     assert recorder.numbers == [1, 2, 3, 4]
@@ -575,14 +597,22 @@ def test_every_error_maps_to_its_status_and_anything_else_to_503():
     from channelkit import errors
 
     expected = {
-        errors.MethodNotAllowedError: 405, errors.MissingHeaderError: 400,
-        errors.InvalidMessageNumberError: 400, errors.ChannelMismatchError: 400,
-        errors.TokenMismatchError: 403, errors.ResourceMismatchError: 403,
-        errors.ChannelNotFoundError: 404, errors.ChannelGoneError: 410,
-        errors.BodyTooLargeError: 413, errors.UnreadableBodyError: 400,
+        errors.MethodNotAllowedError: 405,
+        errors.MissingHeaderError: 400,
+        errors.InvalidMessageNumberError: 400,
+        errors.ChannelMismatchError: 400,
+        errors.TokenMismatchError: 403,
+        errors.ResourceMismatchError: 403,
+        errors.ChannelNotFoundError: 404,
+        errors.ChannelGoneError: 410,
+        errors.BodyTooLargeError: 413,
+        errors.UnreadableBodyError: 400,
         errors.MessageInProgressError: 503,
-        errors.HandlerError: 503, errors.HandlerConfigError: 503, errors.PublishError: 503,
-        errors.StoreUnavailable: 503, errors.ConfigError: 503,
+        errors.HandlerError: 503,
+        errors.HandlerConfigError: 503,
+        errors.PublishError: 503,
+        errors.StoreUnavailable: 503,
+        errors.ConfigError: 503,
     }
     for kind, status in expected.items():
         exc = kind("X-GOOG-CHANNEL-ID") if kind is errors.MissingHeaderError else kind("x")
@@ -635,8 +665,12 @@ def test_each_request_is_one_structured_line_without_the_token(store, receiver, 
             pass
     lines = log_lines()
     assert [(l["outcome"], l["status"]) for l in lines] == [
-        ("dispatch_failed", 503), ("accepted", 200), ("duplicate", 200),
-        ("forbidden", 403), ("method_not_allowed", 405), ("unknown_channel", 404),
+        ("dispatch_failed", 503),
+        ("accepted", 200),
+        ("duplicate", 200),
+        ("forbidden", 403),
+        ("method_not_allowed", 405),
+        ("unknown_channel", 404),
     ]
     for line in lines:
         assert {"severity", "message", "latencyMs", "outcome", "status"} <= set(line)

@@ -69,7 +69,7 @@ class MessageClaim:
 
 
 def _ms_to_datetime(ms: int) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
 
 
 class ChannelStore(abc.ABC):
@@ -99,9 +99,7 @@ class ChannelStore(abc.ABC):
         """The record and its version, or None."""
 
     @abc.abstractmethod
-    def _compare_and_set(
-        self, channel_id: str, record: Record, version: Version, previous: Record
-    ) -> Any:
+    def _compare_and_set(self, channel_id: str, record: Record, version: Version, previous: Record) -> Any:
         """Replace ``previous`` by ``record`` iff the version is still ``version``.
 
         Falsy if it was not; truthy if it was: the new version, or True when
@@ -136,7 +134,7 @@ class ChannelStore(abc.ABC):
     def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
         """Delete the message record iff unchanged."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections (optional)."""
 
     # --- channels -------------------------------------------------------------
@@ -186,9 +184,7 @@ class ChannelStore(abc.ABC):
 
         return self._cas_update(channel_id, change)
 
-    def list(
-        self, *, status: str | None = None, subscription_id: str | None = None
-    ) -> list[Channel]:
+    def list(self, *, status: str | None = None, subscription_id: str | None = None) -> list[Channel]:
         """Every channel (optionally of one status or subscription), oldest first."""
         filters = []
         if status is not None:
@@ -196,7 +192,7 @@ class ChannelStore(abc.ABC):
         if subscription_id is not None:
             filters.append(("subscriptionId", "==", subscription_id))
         channels = [records.from_record(r) for r in self._query(filters)]
-        epoch = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+        epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
         return sorted(channels, key=lambda c: (c.created_at or epoch, c.id))
 
     def due_for_renewal(self, before_ms: int, *, limit: int | None = None) -> list[Channel]:
@@ -204,9 +200,7 @@ class ChannelStore(abc.ABC):
         found = self._query([("renewAt", "<=", int(before_ms))], order_by="renewAt", limit=limit)
         return [records.from_record(r) for r in found]
 
-    def record_resource(
-        self, channel_id: str, resource_id: str, resource_uri: str | None = None
-    ) -> Channel:
+    def record_resource(self, channel_id: str, resource_id: str, resource_uri: str | None = None) -> Channel:
         """Teach a channel its resource id from its first valid notification, once.
 
         Only a ``pending`` channel (its watch has not returned yet) or a
@@ -380,13 +374,20 @@ class ChannelStore(abc.ABC):
         Only the status changes (claimedAt, expireAt and claimId stay as claimed):
         the webhook encodes one field on every notification, not three.
         """
-        return self._settle(claim, lambda version: self._update_message(
-            claim.channel_id, claim.number, {"status": "done"}, version) is not None)
+        return self._settle(
+            claim,
+            lambda version: (
+                self._update_message(claim.channel_id, claim.number, {"status": "done"}, version) is not None
+            ),
+        )
 
     def release_message(self, claim: MessageClaim) -> bool:
         """Drop a claim so a retry can process the message; False if taken over."""
-        return self._settle(claim, lambda version: self._delete_message(
-            claim.channel_id, claim.number, version), released=True)
+        return self._settle(
+            claim,
+            lambda version: self._delete_message(claim.channel_id, claim.number, version),
+            released=True,
+        )
 
     def _settle(self, claim: MessageClaim, write, *, released: bool = False) -> bool:
         """Finish or release a claim, which is ours as long as it carries our ``claimId``.
@@ -434,4 +435,4 @@ def _status_set(expect: str | Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(expect)
 
 
-__all__ = ["ChannelStore", "ClaimOutcome", "MessageClaim", "ChannelExistsError"]
+__all__ = ["ChannelExistsError", "ChannelStore", "ClaimOutcome", "MessageClaim"]

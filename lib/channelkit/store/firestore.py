@@ -107,9 +107,7 @@ class FirestoreStore(ChannelStore):
     def _insert(self, channel_id: str, record: Record) -> Version:
         with self._errors():
             try:
-                result = self._channels.document(document_id(channel_id)).create(
-                    record, **self._write_kw
-                )
+                result = self._channels.document(document_id(channel_id)).create(record, **self._write_kw)
             except gexc.AlreadyExists as exc:
                 raise ChannelExistsError(f"channel {channel_id!r} already exists") from exc
             except gexc.Conflict as exc:
@@ -197,9 +195,7 @@ class FirestoreStore(ChannelStore):
     def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
         with self._errors():
             try:
-                self._message(channel_id, number).delete(
-                    option=self._precondition(version), **self._write_kw
-                )
+                self._message(channel_id, number).delete(option=self._precondition(version), **self._write_kw)
             except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
                 return False
         return True

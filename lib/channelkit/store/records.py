@@ -17,7 +17,7 @@ from typing import Any
 
 from channelkit.channel import SUBSCRIPTION_FIELDS, Channel, from_millis
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 #: Channel attribute -> record field.
 FIELDS = {
@@ -45,7 +45,14 @@ FIELDS = {
     "stopped_at": "stoppedAt",
 }
 assert set(FIELDS) == {
-    "id", "type", "token", "address", "expiration", "params", "resource_id", "resource_uri",
+    "id",
+    "type",
+    "token",
+    "address",
+    "expiration",
+    "params",
+    "resource_id",
+    "resource_uri",
     *SUBSCRIPTION_FIELDS,
 }
 

@@ -96,7 +96,7 @@ class Emulator:
     def log_path(self) -> str:
         return self._log.name
 
-    def start(self, timeout: float = 120.0) -> "Emulator":
+    def start(self, timeout: float = 120.0) -> Emulator:
         """Start and wait for the ready line; EmulatorError if it does not come."""
         if not gcloud_available():
             raise EmulatorError("gcloud is not on PATH: install the Google Cloud SDK")
@@ -115,8 +115,7 @@ class Emulator:
         while not self._ready.wait(0.1):
             if self._process.poll() is not None:
                 raise EmulatorError(
-                    f"{self.kind} emulator exited with {self._process.returncode}; "
-                    f"log: {self.log_path}"
+                    f"{self.kind} emulator exited with {self._process.returncode}; log: {self.log_path}"
                 )
             if time.monotonic() > deadline:
                 self.stop()
@@ -141,7 +140,7 @@ class Emulator:
         """Delete every document of ``project`` (Firestore only)."""
         reset_firestore(self.host_port, project)
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -56,13 +56,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = [
+    "WATCH_KINDS",
     "ApiCall",
     "ChannelInfo",
     "Clock",
     "Delivery",
     "Resource",
     "Simulator",
-    "WATCH_KINDS",
     "WatchKind",
     "is_loopback_host",
     "main",
@@ -82,20 +82,38 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 DRIVE_CHANGED = frozenset({"content", "parents", "children", "permissions", "properties"})
 #: Delivery outcomes, one per attempt record.
 DELIVERED, RETRY, FAILED, UNDELIVERABLE, CANCELLED = (
-    "delivered", "retry", "failed", "undeliverable", "cancelled"
+    "delivered",
+    "retry",
+    "failed",
+    "undeliverable",
+    "cancelled",
 )
 
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9\-_+/=]{1,64}")
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 _STATUS_NAMES = {
-    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-    404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-    502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
 _REASONS = {
-    400: "badRequest", 401: "authError", 403: "forbidden", 404: "notFound",
-    409: "conflict", 429: "rateLimitExceeded", 500: "backendError",
-    502: "backendError", 503: "backendError", 504: "backendError",
+    400: "badRequest",
+    401: "authError",
+    403: "forbidden",
+    404: "notFound",
+    409: "conflict",
+    429: "rateLimitExceeded",
+    500: "backendError",
+    502: "backendError",
+    503: "backendError",
+    504: "backendError",
 }
 
 
@@ -144,8 +162,12 @@ _DIRECTORY_STATES = frozenset({"add", "delete", "makeAdmin", "undelete", "update
 
 def _calendar(kind: str, path: str) -> WatchKind:
     return WatchKind(
-        "calendar", kind, f"calendar/v3/{path}/watch", f"{GOOGLEAPIS}calendar/v3/{path}",
-        _CALENDAR_STATES, 30 * DAY,
+        "calendar",
+        kind,
+        f"calendar/v3/{path}/watch",
+        f"{GOOGLEAPIS}calendar/v3/{path}",
+        _CALENDAR_STATES,
+        30 * DAY,
     )
 
 
@@ -153,23 +175,53 @@ def _calendar(kind: str, path: str) -> WatchKind:
 #: bundled with google-api-python-client (drive.v3, calendar.v3, admin.directory_v1,
 #: admin.reports_v1).
 WATCH_KINDS: tuple[WatchKind, ...] = (
-    WatchKind("drive", "files", "drive/v3/files/{fileId}/watch",
-              f"{GOOGLEAPIS}drive/v3/files/{{fileId}}", _DRIVE_FILE_STATES, DAY, changed=True),
-    WatchKind("drive", "changes", "drive/v3/changes/watch", f"{GOOGLEAPIS}drive/v3/changes",
-              frozenset({"change"}), 7 * DAY, key_query=("driveId",),
-              required_query=("pageToken",), body="changes"),
+    WatchKind(
+        "drive",
+        "files",
+        "drive/v3/files/{fileId}/watch",
+        f"{GOOGLEAPIS}drive/v3/files/{{fileId}}",
+        _DRIVE_FILE_STATES,
+        DAY,
+        changed=True,
+    ),
+    WatchKind(
+        "drive",
+        "changes",
+        "drive/v3/changes/watch",
+        f"{GOOGLEAPIS}drive/v3/changes",
+        frozenset({"change"}),
+        7 * DAY,
+        key_query=("driveId",),
+        required_query=("pageToken",),
+        body="changes",
+    ),
     _calendar("events", "calendars/{calendarId}/events"),
     _calendar("calendarList", "users/me/calendarList"),
     _calendar("acl", "calendars/{calendarId}/acl"),
     _calendar("settings", "users/me/settings"),
-    WatchKind("directory", "users", "admin/directory/v1/users/watch",
-              f"{ADMIN}admin/directory/v1/users", _DIRECTORY_STATES, 2 * DAY,
-              default_ttl=2 * HOUR, key_query=("customer", "domain"),
-              one_of_query=("customer", "domain"), filter_query="event", body="user"),
-    WatchKind("reports", "activities",
-              "admin/reports/v1/activity/users/{userKey}/applications/{applicationName}/watch",
-              f"{ADMIN}admin/reports/v1/activity/users/{{userKey}}/applications/{{applicationName}}",
-              None, 6 * HOUR, filter_query="eventName", body="activity"),
+    WatchKind(
+        "directory",
+        "users",
+        "admin/directory/v1/users/watch",
+        f"{ADMIN}admin/directory/v1/users",
+        _DIRECTORY_STATES,
+        2 * DAY,
+        default_ttl=2 * HOUR,
+        key_query=("customer", "domain"),
+        one_of_query=("customer", "domain"),
+        filter_query="event",
+        body="user",
+    ),
+    WatchKind(
+        "reports",
+        "activities",
+        "admin/reports/v1/activity/users/{userKey}/applications/{applicationName}/watch",
+        f"{ADMIN}admin/reports/v1/activity/users/{{userKey}}/applications/{{applicationName}}",
+        None,
+        6 * HOUR,
+        filter_query="eventName",
+        body="activity",
+    ),
 )
 _KINDS = {(k.api, k.kind): k for k in WATCH_KINDS}
 _WATCH_ROUTES = [(k.pattern, k) for k in WATCH_KINDS]
@@ -299,7 +351,7 @@ class Clock:
             return self._now_locked()
 
     def now(self) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(self.now_ms() / 1000, datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(self.now_ms() / 1000, datetime.UTC)
 
     def advance(self, seconds: float) -> int:
         """Move forward (or back, if negative) by ``seconds``; return the new now in ms."""
@@ -452,9 +504,19 @@ class _Channel:
 
     def info(self, now_ms: int) -> ChannelInfo:
         return ChannelInfo(
-            self.id, self.resource, self.resource.resource_id, self.resource_uri, self.address,
-            self.token, self.expiration_ms, dict(self.params), self.payload, self.filter,
-            self.deliverable, self.stopped, self.expired(now_ms),
+            self.id,
+            self.resource,
+            self.resource.resource_id,
+            self.resource_uri,
+            self.address,
+            self.token,
+            self.expiration_ms,
+            dict(self.params),
+            self.payload,
+            self.filter,
+            self.deliverable,
+            self.stopped,
+            self.expired(now_ms),
         )
 
 
@@ -533,7 +595,8 @@ class Simulator:
         self._schedule: list[tuple[float, int, str]] = []  # (due, seq, channel id)
         self._seq = itertools.count()
         self._failures: dict[str, collections.deque[tuple[int, str | None]]] = {
-            "watch": collections.deque(), "stop": collections.deque()
+            "watch": collections.deque(),
+            "stop": collections.deque(),
         }
         self._duplicates = 0
         self._reorder_left = 0
@@ -550,8 +613,12 @@ class Simulator:
         self._server.simulator = self
         self._stopping = False
         self._threads = [
-            threading.Thread(target=self._server.serve_forever, args=(0.05,),  # quick shutdown
-                             name="simulator-http", daemon=True),
+            threading.Thread(
+                target=self._server.serve_forever,
+                args=(0.05,),  # quick shutdown
+                name="simulator-http",
+                daemon=True,
+            ),
             threading.Thread(target=self._deliver_loop, name="simulator-delivery", daemon=True),
         ]
         for thread in self._threads:
@@ -759,7 +826,8 @@ class Simulator:
 
         def matching() -> list[Delivery]:
             return [
-                d for d in self._deliveries
+                d
+                for d in self._deliveries
                 if (channel_id is None or d.channel_id == channel_id)
                 and (state is None or d.state == state)
                 and (outcome is None or d.outcome == outcome)
@@ -833,13 +901,31 @@ class Simulator:
         heapq.heappush(self._schedule, (time.monotonic() + delay, next(self._seq), channel_id))
         self._cond.notify_all()
 
-    def _record(self, message: _Message, *, attempt: int, outcome: str,
-                status: int | None = None, error: str | None = None) -> None:
-        self._deliveries.append(Delivery(
-            message.channel.id, message.number, message.state, message.channel.address,
-            dict(message.headers), message.body, attempt, outcome, status, error,
-            message.duplicate, self.clock.now_ms(),
-        ))
+    def _record(
+        self,
+        message: _Message,
+        *,
+        attempt: int,
+        outcome: str,
+        status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._deliveries.append(
+            Delivery(
+                message.channel.id,
+                message.number,
+                message.state,
+                message.channel.address,
+                dict(message.headers),
+                message.body,
+                attempt,
+                outcome,
+                status,
+                error,
+                message.duplicate,
+                self.clock.now_ms(),
+            )
+        )
         self._cond.notify_all()
 
     def _finish(self, message: _Message) -> None:
@@ -877,13 +963,11 @@ class Simulator:
                     self._record(message, attempt=message.attempt, outcome=DELIVERED, status=status)
                     self._finish(message)
                 elif retryable and message.attempt < self.max_attempts:
-                    self._record(message, attempt=message.attempt, outcome=RETRY,
-                                 status=status, error=error)
+                    self._record(message, attempt=message.attempt, outcome=RETRY, status=status, error=error)
                     delay = self.retry_base * 2 ** (message.attempt - 1)
                     self._schedule_channel(channel.id, delay)
                 else:
-                    self._record(message, attempt=message.attempt, outcome=FAILED,
-                                 status=status, error=error)
+                    self._record(message, attempt=message.attempt, outcome=FAILED, status=status, error=error)
                     self._finish(message)
 
     def _next_due(self) -> _Message | None:
@@ -917,8 +1001,9 @@ class Simulator:
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             return None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
 
-    def _body(self, spec: WatchKind, resource: Resource, state: str,
-              override: Mapping[str, Any] | None, now_ms: int) -> bytes:
+    def _body(
+        self, spec: WatchKind, resource: Resource, state: str, override: Mapping[str, Any] | None, now_ms: int
+    ) -> bytes:
         if spec.body is None:
             return b""
         params = dict(resource.params)
@@ -938,8 +1023,9 @@ class Simulator:
             data = {
                 "kind": "admin#reports#activity",
                 "id": {
-                    "time": datetime.datetime.fromtimestamp(now_ms / 1000, datetime.timezone.utc)
-                    .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    "time": datetime.datetime.fromtimestamp(now_ms / 1000, datetime.UTC)
+                    .isoformat(timespec="milliseconds")
+                    .replace("+00:00", "Z"),
                     "uniqueQualifier": str(self._rng.getrandbits(62)),
                     "applicationName": params["applicationName"],
                     "customerId": "C0000000",
@@ -958,8 +1044,9 @@ class Simulator:
 
     # internals: the API side
 
-    def _handle_api(self, method: str, path: str, query: dict[str, str],
-                    body: Any) -> tuple[int, Any, str | None]:
+    def _handle_api(
+        self, method: str, path: str, query: dict[str, str], body: Any
+    ) -> tuple[int, Any, str | None]:
         """(status, JSON or None, operation) for one API request."""
         spec, path_params, stop_api = None, {}, STOP_PATHS.get(path)
         for pattern, candidate in _WATCH_ROUTES:
@@ -981,8 +1068,16 @@ class Simulator:
         except ApiError as exc:
             raise _Answer(exc.status, google_error(exc.status, exc.message, exc.reason), operation) from None
 
-    def _serve(self, spec: WatchKind | None, stop_api: str | None, path_params: dict[str, str],
-               query: dict[str, str], body: Any, kind: str, operation: str) -> tuple[int, Any, str]:
+    def _serve(
+        self,
+        spec: WatchKind | None,
+        stop_api: str | None,
+        path_params: dict[str, str],
+        query: dict[str, str],
+        body: Any,
+        kind: str,
+        operation: str,
+    ) -> tuple[int, Any, str]:
         if self.latency > 0:
             time.sleep(self.latency)
         with self._cond:
@@ -997,8 +1092,9 @@ class Simulator:
         self._stop(stop_api, body)
         return 204, None, operation
 
-    def _watch(self, spec: WatchKind, path_params: dict[str, str],
-               query: dict[str, str], body: Any) -> dict[str, Any]:
+    def _watch(
+        self, spec: WatchKind, path_params: dict[str, str], query: dict[str, str], body: Any
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(400, "required", "Required: channel in the request body")
         channel_id = body.get("id")
@@ -1025,7 +1121,9 @@ class Simulator:
             if not query.get(name):
                 raise ApiError(400, "required", f"Required parameter: {name}")
         if spec.one_of_query and not any(query.get(n) for n in spec.one_of_query):
-            raise ApiError(400, "badRequest", f"Bad Request: one of {', '.join(spec.one_of_query)} is required")
+            raise ApiError(
+                400, "badRequest", f"Bad Request: one of {', '.join(spec.one_of_query)} is required"
+            )
         watch_filter = query.get(spec.filter_query) if spec.filter_query else None
         if watch_filter:
             try:
@@ -1034,9 +1132,15 @@ class Simulator:
                 raise ApiError(400, "invalid", f"Invalid value for {spec.filter_query}: {exc}") from None
         key = {**path_params, **{n: query[n] for n in spec.key_query if query.get(n)}}
         resource = Resource.of(spec.api, spec.kind, **key)
-        uri_query = [(n, query[n]) for n in (*spec.key_query, *spec.required_query,
-                                             *((spec.filter_query,) if spec.filter_query else ()))
-                     if query.get(n)]
+        uri_query = [
+            (n, query[n])
+            for n in (
+                *spec.key_query,
+                *spec.required_query,
+                *((spec.filter_query,) if spec.filter_query else ()),
+            )
+            if query.get(n)
+        ]
         resource_uri = spec.uri.format(**{k: urllib.parse.quote(v, safe="") for k, v in path_params.items()})
         resource_uri += "?" + urllib.parse.urlencode([*uri_query, ("alt", "json")])
 
@@ -1047,9 +1151,16 @@ class Simulator:
             if existing is not None and existing.live(now):
                 raise ApiError(400, "channelIdNotUnique", f"Channel id {channel_id} not unique")
             channel = _Channel(
-                channel_id, resource, resource_uri, address, token or None, expiration,
-                {str(k): str(v) for k, v in channel_params.items()}, bool(body.get("payload")),
-                watch_filter or None, is_loopback_host(host),
+                channel_id,
+                resource,
+                resource_uri,
+                address,
+                token or None,
+                expiration,
+                {str(k): str(v) for k, v in channel_params.items()},
+                bool(body.get("payload")),
+                watch_filter or None,
+                is_loopback_host(host),
             )
             self._channels[channel_id] = channel
             sync = self._new_message(channel, "sync", b"")
@@ -1094,8 +1205,7 @@ class Simulator:
 
     # internals: the control API
 
-    def _handle_control(self, method: str, name: str, query: dict[str, str],
-                        body: Any) -> tuple[int, Any]:
+    def _handle_control(self, method: str, name: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         if body is _INVALID_JSON or (body is not None and not isinstance(body, dict)):
             return 400, {"error": {"message": "body must be a JSON object"}}
         body = body or {}
@@ -1148,8 +1258,12 @@ def _control_config(sim: Simulator, body: dict, query: dict) -> Any:
 
 
 def _control_fail_next(sim: Simulator, body: dict, query: dict) -> Any:
-    sim.fail_next(str(body.get("operation")), int(body.get("status", 503)),
-                  int(body.get("count", 1)), body.get("message"))
+    sim.fail_next(
+        str(body.get("operation")),
+        int(body.get("status", 503)),
+        int(body.get("count", 1)),
+        body.get("message"),
+    )
     return {}
 
 
@@ -1299,7 +1413,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = _INVALID_JSON
         if parts.path.startswith(CONTROL_PREFIX):
-            status, payload = sim._handle_control(method, parts.path[len(CONTROL_PREFIX):], query, body)
+            status, payload = sim._handle_control(method, parts.path[len(CONTROL_PREFIX) :], query, body)
             self._send(status, payload)
             return
         operation = None
@@ -1309,12 +1423,13 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = exc.status, google_error(exc.status, exc.message, exc.reason)
         except _Answer as answer:
             status, payload, operation = answer.status, answer.payload, answer.operation
-        except Exception as exc:  # a simulator bug: answer like Google's backend would
+        except Exception as exc:  # noqa: BLE001 - a simulator bug: answer like Google's backend would
             status, payload = 500, google_error(500, f"Simulator error: {exc!r}")
         if body is _INVALID_JSON:
             body = raw.decode("utf-8", "replace")
-        sim._record_call(ApiCall(method, parts.path, query, body, status, payload, operation,
-                                 sim.clock.now_ms()))
+        sim._record_call(
+            ApiCall(method, parts.path, query, body, status, payload, operation, sim.clock.now_ms())
+        )
         self._send(status, payload)
 
     def _send(self, status: int, payload: Any) -> None:
@@ -1338,16 +1453,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
-    parser.add_argument("--sync-before-response", action="store_true",
-                        help="deliver each sync notification before answering its watch call")
+    parser.add_argument(
+        "--sync-before-response",
+        action="store_true",
+        help="deliver each sync notification before answering its watch call",
+    )
     parser.add_argument("--retry-base", type=float, default=0.01, help="backoff base in seconds")
     parser.add_argument("--max-attempts", type=int, default=6, help="delivery attempts per notification")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
     parser.add_argument("--seed", type=int, default=None, help="seed for message numbers and ids")
     args = parser.parse_args(argv)
     sim = Simulator(
-        args.host, args.port, sync_before_response=args.sync_before_response,
-        retry_base=args.retry_base, max_attempts=args.max_attempts, latency=args.latency,
+        args.host,
+        args.port,
+        sync_before_response=args.sync_before_response,
+        retry_base=args.retry_base,
+        max_attempts=args.max_attempts,
+        latency=args.latency,
         seed=args.seed,
     ).start()
     print(sim.url, flush=True)
