@@ -448,7 +448,11 @@ def _text(value: Any) -> str:
 
 def _required(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name)
-    if value is None or not value.strip():
+    if value is None:
+        raise MissingHeaderError(name)
+    if not value.strip():
+        if name == X_GOOG_MESSAGE_NUMBER:  # int("") raised ValueError in googleapiclient
+            raise InvalidMessageNumberError("message number is blank, not a positive integer")
         raise MissingHeaderError(name)
     return value.strip()
 

@@ -8,8 +8,8 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
     ├── ConfigError                     bad setting (environment, argument)
     ├── InvalidNotificationError        a push request that is not a valid notification
     │   │                               (also googleapiclient.errors.InvalidNotificationError)
-    │   ├── MissingHeaderError          a required X-Goog header is absent
-    │   ├── InvalidMessageNumberError   not a positive integer (also ValueError)
+    │   ├── MissingHeaderError          a required X-Goog header is absent (also KeyError)
+    │   ├── InvalidMessageNumberError   blank, or not a positive integer (also ValueError)
     │   ├── ChannelMismatchError        notification for another channel
     │   ├── TokenMismatchError          token absent or different
     │   └── ResourceMismatchError       resource id differs from the stored one
@@ -64,16 +64,26 @@ class InvalidNotificationError(ChannelkitError):
     """
 
 
-class MissingHeaderError(InvalidNotificationError):
-    """A required ``X-Goog-*`` header is missing."""
+class MissingHeaderError(InvalidNotificationError, KeyError):
+    """A required ``X-Goog-*`` header is missing (or blank).
+
+    Also a ``KeyError``: ``googleapiclient.channel`` let the headers' ``KeyError``
+    escape, and code written against it may still catch that.
+    """
 
     def __init__(self, header: str):
         super().__init__(f"missing required header {header}")
         self.header = header
 
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
 
 class InvalidMessageNumberError(InvalidNotificationError, ValueError):
-    """``X-Goog-Message-Number`` is not a positive integer."""
+    """``X-Goog-Message-Number`` is blank or not a positive integer.
+
+    Also a ``ValueError``, which ``int()`` raised in ``googleapiclient.channel``.
+    """
 
 
 class ChannelMismatchError(InvalidNotificationError):

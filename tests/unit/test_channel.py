@@ -114,12 +114,13 @@ def test_missing_header_raises_invalid_notification_naming_it(module, missing):
     assert missing.upper() in str(info.value).upper()
 
 
-def test_missing_header_is_never_a_key_error():
+def test_missing_header_is_a_typed_error_that_names_the_header_unquoted():
     headers = {k: v for k, v in HEADERS.items() if k != "X-Goog-Resource-ID"}
     with pytest.raises(MissingHeaderError) as info:
         ck.notification_from_headers(channel(), headers)
-    assert not isinstance(info.value, KeyError)
+    assert isinstance(info.value, InvalidNotificationError)
     assert info.value.header == ck.X_GOOG_RESOURCE_ID
+    assert str(info.value) == "missing required header X-GOOG-RESOURCE-ID"  # not KeyError's repr quoting
 
 
 @BOTH
