@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 from channelkit.channel import Channel
 from channelkit.errors import ChannelkitError, ConfigError, InvalidRequestError, UnknownApiError
+from channelkit.hints import explain
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_TTL = 366 * 86_400  # no Google channel lives longer; the API clamps far less
@@ -194,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"channelkit: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except ChannelkitError as exc:
-        print(f"channelkit: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"channelkit: error: {explain(exc, os.environ) or _one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("channelkit: interrupted", file=sys.stderr)

@@ -73,7 +73,12 @@ class FirestoreStore(ChannelStore):
                 project = config.project(project)
                 if project is None and os.environ.get("FIRESTORE_EMULATOR_HOST"):
                     project = EMULATOR_PROJECT
-                client = firestore.Client(project=project)
+                try:
+                    client = firestore.Client(project=project)
+                except OSError as exc:  # google-cloud-core: no project passed and none in ADC
+                    raise StoreUnavailable(
+                        "Firestore failed: ProjectUnknownError: no Google Cloud project"
+                    ) from exc
         self.client = client
         self._channels = client.collection(self.collection_name)
         self._read_kw = self._call_kwargs(_TRANSIENT_READ)
