@@ -191,6 +191,12 @@ class Notification:
     the rest are keyword-only additions.
     """
 
+    # Set lazily: the raw optional headers, and their parsed forms once read (see below).
+    _expiration_header: str | None
+    _changed_header: str | None
+    _channel_expiration: datetime.datetime | None
+    _changed: tuple[str, ...]
+
     def __init__(
         self,
         message_number,
@@ -319,6 +325,22 @@ class Channel:
     fields (``api``, ``version``, ``method``, ``method_params``,
     ``subscription_id``, ``status``, ...) are keyword-only and default to None.
     """
+
+    # The subscription fields (SUBSCRIPTION_FIELDS), set by __init__; annotated for type checkers.
+    api: str | None
+    version: str | None
+    method: str | None
+    method_params: dict[str, Any] | None
+    subscription_id: str | None
+    status: str | None
+    created_at: datetime.datetime | None
+    renews: str | None
+    renewed_by: str | None
+    lease_until: Any
+    lease_owner: str | None
+    last_error: str | None
+    stop_pending: bool | None
+    stopped_at: Any
 
     def __init__(
         self,

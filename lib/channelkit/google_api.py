@@ -120,6 +120,7 @@ def _error_details(exc: Any) -> tuple[int | None, str | None, str]:
 def _map_http_error(exc: Any, what: str) -> GoogleApiError:
     status, reason, message = _error_details(exc)
     text = f"{what}: HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
+    cls: type[GoogleApiError]
     if status in (404, 410):
         cls = ResourceGoneError
     elif status == 403 and reason in _RATE_LIMIT_REASONS:
@@ -217,9 +218,20 @@ class GoogleApi:
     # --- calls ----------------------------------------------------------------
 
     def watch(
-        self, api: str, version: str, method: str, params: dict[str, Any], body: dict[str, Any]
+        self,
+        api: str | None,
+        version: str | None,
+        method: str | None,
+        params: dict[str, Any],
+        body: dict[str, Any],
     ) -> dict[str, Any]:
-        """Call ``API.METHOD(**params, body=body)``; the channel Google returned."""
+        """Call ``API.METHOD(**params, body=body)``; the channel Google returned.
+
+        ``api``, ``version`` and ``method`` are a stored channel's (None on a channel
+        channelkit did not store: ``UnknownApiError``).
+        """
+        if not (api and version and method):
+            raise UnknownApiError(f"no API method to call: api={api!r} version={version!r} method={method!r}")
         check_watch_method(api, version, method, params)
         try:
             request = self._method(api, version, method)(**params, body=body)
@@ -227,8 +239,10 @@ class GoogleApi:
             raise InvalidRequestError(f"{method}: {exc}") from exc
         return self._execute(request, f"{api} {version} {method}") or {}
 
-    def stop(self, api: str, version: str, channel_id: str, resource_id: str) -> None:
+    def stop(self, api: str | None, version: str | None, channel_id: str, resource_id: str) -> None:
         """``channels.stop`` of the API; ResourceGoneError if Google no longer knows it."""
+        if not (api and version):
+            raise UnknownApiError(f"no API to stop the channel with: api={api!r} version={version!r}")
         request = self._method(api, version, "channels.stop")(
             body={"id": channel_id, "resourceId": resource_id}
         )
