@@ -203,4 +203,5 @@ def test_store_unavailable_is_a_one_line_failure(simulator, monkeypatch):
         [sys.executable, "-m", "channelkit", "list"], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1
-    assert len(result.stderr.strip().splitlines()) == 1 and "Firestore failed" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Firestore emulator" in result.stderr and env["FIRESTORE_EMULATOR_HOST"] in result.stderr
