@@ -9,8 +9,10 @@ module works when only the import changes. Its known defects are fixed:
   Google's string form, and in ``body()``. Timezone-aware datetimes are
   accepted; naive ones are read as UTC. ``Channel.expires_at`` gives an aware
   datetime.
-* a missing header raises ``InvalidNotificationError`` naming it (never
-  ``KeyError``); a message number must be a positive integer;
+* a missing header raises ``MissingHeaderError`` naming it, an
+  ``InvalidNotificationError`` that is also the ``KeyError`` the old module let
+  escape; a message number must be a positive integer, else
+  ``InvalidMessageNumberError`` (also a ``ValueError``, as ``int()`` raised);
 * the channel token is checked, in constant time;
 * ``X-Goog-Channel-Token``, ``X-Goog-Channel-Expiration``, ``X-Goog-Changed``
   and the body are kept on the ``Notification``.
