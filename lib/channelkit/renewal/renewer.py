@@ -158,7 +158,7 @@ class Renewer:
 
     def _notify_renewed(self, r: ChannelRenewal) -> RenewalStep:
         assert r.successor is not None  # found or made, and live
-        self._send_renewed(r.successor)
+        send_renewed(self.dispatcher, r.successor)
         return RenewalStep.RETIRE_OLD
 
     def _retire_old(self, r: ChannelRenewal) -> RenewalStep:
@@ -234,25 +234,6 @@ class Renewer:
             abandon(successor, current, reason, store=self.store, google=self.google, expect=ACTIVE)
             summary.add(skipped, {"id": old_id, "reason": f"channel became {current.status}"})
 
-    def _send_renewed(self, successor: StoredChannel) -> None:
-        """The app's handler gets a synthetic ``renewed`` notification; its failure is logged."""
-        if self.dispatcher is None:
-            return
-        notification = renewed_notification(successor)
-        try:
-            # A Dispatcher, or any callable (notification, channel), as the webhook takes.
-            send = getattr(self.dispatcher, "dispatch", self.dispatcher)
-            send(notification, successor)
-        except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
-            error = type(exc).__name__
-            _log(
-                "ERROR",
-                "renewed notification not delivered",
-                successor,
-                outcome="dispatch_failed",
-                error=error,
-            )
-
 
 def successor_of(old: StoredChannel, now_ms: int) -> StoredChannel:
     """A new ``pending`` channel for the same subscription, asking for the lifetime ``old`` got."""
@@ -286,6 +267,23 @@ def renewed_notification(successor: StoredChannel) -> Notification:
         channel_id=successor.id,
         channel_expiration=successor.expires_at,
     )
+
+
+def send_renewed(dispatcher: Any, successor: StoredChannel) -> None:
+    """Give the app's handler a synthetic ``renewed`` notification; its failure is logged, not raised.
+
+    ``dispatcher`` is a Dispatcher, or any callable (notification, channel) as
+    the webhook takes; None sends nothing.
+    """
+    if dispatcher is None:
+        return
+    notification = renewed_notification(successor)
+    try:
+        send = getattr(dispatcher, "dispatch", dispatcher)
+        send(notification, successor)
+    except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
+        error = type(exc).__name__
+        _log("ERROR", "renewed notification not delivered", successor, outcome="dispatch_failed", error=error)
 
 
 def _log(severity: str, message: str, channel: StoredChannel, **fields: Any) -> None:

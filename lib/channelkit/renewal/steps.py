@@ -1,9 +1,9 @@
 """The steps of renewing one channel, and which step may follow which.
 
 New before old: the successor is live before the old channel is retired, so a
-subscription is never without a live channel. Every step is one store write or
-one Google call, so a run that dies after any of them leaves a trace the next
-run finishes from (its lease still set: see ``Renewer.renew_channel``)::
+subscription is never without a live channel. A run that dies between any two
+steps leaves its lease set, and the next run takes the branch that finishes
+its work (see ``Renewer.renew_channel``)::
 
     CLAIM_LEASE ──┬── clean claim ─────────────────────────▶ MAKE_SUCCESSOR
                   ├── a crashed run's trace ─▶ FIND_SUCCESSOR ──┬── none ──▶ MAKE_SUCCESSOR
