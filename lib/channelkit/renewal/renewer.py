@@ -1,8 +1,9 @@
 """Renewing one channel: each step of ``steps`` done by one method of ``Renewer``.
 
 ``Renewer.renew_channel`` walks a channel from ``CLAIM_LEASE`` to ``DONE``:
-each step does its one store write or Google call and names the step that
-follows, which must be one that ``NEXT_STEPS`` allows. What the steps learn
+the step ``WATCH`` is done by the method ``_watch`` (and so on), which does
+its part and names the step that follows: one that ``NEXT_STEPS`` allows, or
+a RuntimeError says the code broke the drawing in ``steps``. What the steps learn
 (the claimed channel, its successor) is kept on a ``ChannelRenewal``; what
 became of the channel is counted on the run's ``RenewalSummary``.
 """

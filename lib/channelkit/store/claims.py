@@ -1,21 +1,24 @@
 """Message claims: the rules on which exactly-once delivery rests.
 
 Each notification (channel id + message number) gets one message record,
-created only by whoever claims it first. Its life::
+created only by whoever claims it first. Its timeline::
 
-    claim_message
-        │ create-only write: exactly one of any number of claimants succeeds
-        ▼
-    in_progress ──(claimId: ours)──┬── finish_message ──▶ done   (a later claim: DONE)
-        │                          └── release_message ─▶ deleted (a retry claims it again)
+    claim_message: create-only; of any number of claimants, one creates it (CLAIMED)
         │
-        ├── another claimant, younger than the claim timeout ──▶ IN_PROGRESS (it waits)
-        └── another claimant, older than the claim timeout ──▶ taken over: a new claimId
-            written by compare-and-set on the record's version, one winner (CLAIMED)
+        ▼
+    in_progress ─┬─ finish_message ──▶ done      later claims: DONE (a duplicate)
+    claimedAt    └─ release_message ─▶ deleted   a retry claims it afresh
+    claimId
+        │
+        │  later claims while it is in_progress:
+        ├─ claimedAt within the claim timeout ─▶ IN_PROGRESS (its owner is still at work)
+        └─ older: its owner is presumed dead ──▶ taken over (CLAIMED): a new claimedAt
+           and claimId, written by compare-and-set on the version: one taker wins
 
 A claim is ours while the record carries our ``claimId``; the version only
-saves a read. Finishing or releasing first writes at the claim's version; when
-that is refused, the record is read again:
+saves a read. A create whose answer was lost (the record exists, with our
+``claimId``) is ours. Finishing or releasing first writes at the claim's
+version; when that is refused, the record is read again:
 
 * same ``claimId``, only the version changed (our earlier write landed though
   its answer was lost, or the store restored the record with a new version):
