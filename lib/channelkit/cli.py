@@ -15,11 +15,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channelkit.channel import Channel
 from channelkit.errors import ChannelkitError, ConfigError, InvalidRequestError, UnknownApiError
 from channelkit.hints import explain
+
+if TYPE_CHECKING:
+    from channelkit.renewal import RenewalSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_TTL = 366 * 86_400  # no Google channel lives longer; the API clamps far less
@@ -179,10 +182,36 @@ def _cmd_stop(args) -> int:
     return EXIT_OK
 
 
-def _cmd_renew(args) -> int:
-    from channelkit.renewal import run_cli
+def _cmd_renew(args: argparse.Namespace) -> int:
+    """One renewal run: a progress line on a terminal, then the summary."""
+    from channelkit.renewal import renew_due, renewal_dispatcher
 
-    return run_cli(json_output=args.json)
+    interactive = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if interactive:
+            print(f"\rrenewing {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    summary = renew_due(dispatcher=renewal_dispatcher(), progress=progress)
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        print(format_renewal(summary))
+    return EXIT_OK
+
+
+def format_renewal(summary: RenewalSummary) -> str:
+    """A run's summary for people: a line per renewed, failed, skipped or deferred channel, then the counts."""
+    lines = [f"renewed  {item['old']} -> {item['new']}" for item in summary.renewed]
+    lines += [f"failed   {item['id']}: {item['reason']}" for item in summary.failed]
+    lines += [f"skipped  {item['id']}: {item['reason']}" for item in summary.skipped]
+    lines += [f"deferred {channel_id} (time budget reached; next run)" for channel_id in summary.deferred]
+    counts = summary.to_json()
+    lines.append(
+        f"{counts['renewed']} renewed, {counts['failed']} failed, {counts['skipped']} skipped, "
+        f"{counts['stopped']} stopped, {counts['deferred']} deferred"
+    )
+    return "\n".join(lines)
 
 
 COMMANDS = {"watch": _cmd_watch, "list": _cmd_list, "stop": _cmd_stop, "renew": _cmd_renew}

@@ -278,7 +278,7 @@ def test_a_crash_after_any_step_converges_on_the_next_run(
     elif step == "successor active":
         crash_once(monkeypatch, renewal.Renewer, "_retire")
     else:
-        crash_once(monkeypatch, renewal, "stop_at_google")
+        crash_once(monkeypatch, renewal.renewer, "stop_at_google")
     with pytest.raises(Crash):
         run(renew_before=3 * HOUR, concurrency=1)
     monkeypatch.undo()

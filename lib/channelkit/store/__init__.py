@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from channelkit import config
-from channelkit.store.base import ChannelStore, ClaimOutcome, MessageClaim
+from channelkit.store.base import ChannelStore
+from channelkit.store.claims import ClaimOutcome, MessageClaim
 from channelkit.store.records import ACTIVE, FAILED, PENDING, STATUSES, STOPPED
 
 __all__ = [

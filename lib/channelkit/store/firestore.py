@@ -23,7 +23,8 @@ from google.api_core import retry as gretry
 
 from channelkit import config
 from channelkit.errors import ChannelExistsError, StoreUnavailable
-from channelkit.store.base import ChannelStore, Record, Version
+from channelkit.store.base import ChannelStore
+from channelkit.store.records import Record, Version
 
 MESSAGES = "messages"
 #: Documents per call when a query is paged.

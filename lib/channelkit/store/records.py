@@ -19,6 +19,11 @@ from channelkit.channel import SUBSCRIPTION_FIELDS, Channel, from_millis
 
 UTC = datetime.UTC
 
+#: A stored record: field name -> value, as the backend hands it back.
+Record = dict[str, Any]
+#: A record's version, opaque: Firestore's ``update_time``, a random id in SQLite.
+Version = Any
+
 #: Channel attribute -> record field.
 FIELDS = {
     "id": "id",
@@ -61,6 +66,35 @@ PENDING, ACTIVE, STOPPED, FAILED = "pending", "active", "stopped", "failed"
 STATUSES = (PENDING, ACTIVE, STOPPED, FAILED)
 
 
+class StoredChannel(Channel):
+    """A channel as the store hands it back, its subscription fields declared.
+
+    ``Channel`` sets these attributes from its keyword arguments; declaring
+    them here lets the type checker follow the store's code. It behaves as a
+    ``Channel`` in every other way (equal to one with the same fields).
+    """
+
+    api: str | None
+    version: str | None
+    method: str | None
+    method_params: dict[str, Any] | None
+    subscription_id: str | None
+    status: str | None
+    created_at: datetime.datetime | None
+    renews: str | None
+    renewed_by: str | None
+    lease_until: int | None
+    lease_owner: str | None
+    last_error: str | None
+    stop_pending: bool | None
+    stopped_at: int | None
+
+    def copy(self, **changes: Any) -> StoredChannel:
+        """A new StoredChannel with the same fields, some replaced."""
+        copied = super().copy(**changes)
+        return StoredChannel(**{attr: getattr(copied, attr) for attr in FIELDS})
+
+
 def field_name(attr: str) -> str:
     """The record field for a Channel attribute (ValueError for unknown ones)."""
     try:
@@ -75,9 +109,9 @@ def _aware(value: Any) -> Any:
     return value
 
 
-def to_record(channel: Channel, *, ttl_days: int) -> dict[str, Any]:
+def to_record(channel: Channel, *, ttl_days: int) -> Record:
     """The stored form of ``channel``, with its derived fields."""
-    record: dict[str, Any] = {}
+    record: Record = {}
     for attr, name in FIELDS.items():
         value = getattr(channel, attr)
         if value is None or value == "":
@@ -85,15 +119,16 @@ def to_record(channel: Channel, *, ttl_days: int) -> dict[str, Any]:
         if attr == "created_at":
             value = _aware(value)
         record[name] = value
-    if channel.status == ACTIVE and channel.expiration:
+    # Read back from the record: a plain Channel does not declare its subscription fields.
+    if record.get("status") == ACTIVE and channel.expiration:
         record["renewAt"] = int(channel.expiration)
-    end = from_millis(channel.expiration) or _aware(channel.created_at)
+    end = from_millis(channel.expiration) or record.get("createdAt")
     if end is not None:
         record["expireAt"] = end + datetime.timedelta(days=ttl_days)
     return record
 
 
-def from_record(record: dict[str, Any]) -> Channel:
+def from_record(record: Record) -> StoredChannel:
     """The Channel a record describes (derived and unknown fields are dropped)."""
     values = {attr: record.get(name) for attr, name in FIELDS.items()}
     for attr in ("resource_id", "resource_uri"):
@@ -104,4 +139,4 @@ def from_record(record: dict[str, Any]) -> Channel:
         values["params"] = dict(values["params"])
     if values["method_params"] is not None:
         values["method_params"] = dict(values["method_params"])
-    return Channel(**values)
+    return StoredChannel(**values)

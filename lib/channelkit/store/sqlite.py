@@ -20,7 +20,8 @@ from typing import Any
 
 from channelkit import config
 from channelkit.errors import ChannelExistsError, ConfigError, StoreUnavailable
-from channelkit.store.base import ChannelStore, Record, Version
+from channelkit.store.base import ChannelStore
+from channelkit.store.records import Record, Version
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (

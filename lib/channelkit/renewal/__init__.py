@@ -1,0 +1,44 @@
+"""Renewal: keep every subscription alive by replacing channels before they expire.
+
+Google never renews a channel. Each run (Cloud Scheduler → the ``renew``
+function, or ``python -m channelkit renew``) does three things:
+
+1. *Renew*: every ``active`` channel expiring within ``CHANNELKIT_RENEW_BEFORE``
+   is claimed with a lease (one winner among overlapping runs) and replaced:
+   successor stored ``pending`` → ``watch`` → successor ``active`` → old marked
+   ``stopped`` (``renewed_by`` links them) → old stopped at Google. New before
+   old: there is never a moment without a live channel. Once the successor is
+   live, the app's handler gets a synthetic ``renewed`` notification (at least
+   once) for a catch-up sync.
+2. *Finish stops*: channels marked ``stop_pending`` are stopped at Google again.
+3. *Sweep*: a ``pending`` channel older than the renewal lease belongs to a
+   crashed subscribe or renewal. It is stopped at Google (404 = it never went
+   live) and marked ``failed``, so nothing stays live without a record.
+
+Renewing one channel is a self-contained, idempotent unit: a crash after any
+step converges on the next run. Channels are renewed in parallel with a bound;
+a run that nears its time budget claims no more work.
+
+The modules: ``steps`` (the steps of renewing one channel and which follows
+which), ``renewer`` (each step done), ``cleanup`` (the sweep and the retried
+stops), ``outcomes`` (what a run counts), ``run`` (the run: pool and budget).
+"""
+
+from __future__ import annotations
+
+from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
+from channelkit.renewal.renewer import RENEWED_STATE, SYNTHETIC_MESSAGE_NUMBER, Renewer
+from channelkit.renewal.run import renew_due, renewal_dispatcher
+from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
+
+__all__ = [
+    "NEXT_STEPS",
+    "RENEWED_STATE",
+    "SYNTHETIC_MESSAGE_NUMBER",
+    "RenewalOutcome",
+    "RenewalStep",
+    "RenewalSummary",
+    "Renewer",
+    "renew_due",
+    "renewal_dispatcher",
+]

@@ -1,0 +1,291 @@
+"""Renewing one channel: each step of ``steps`` done by one method of ``Renewer``.
+
+``Renewer.renew_channel`` walks a channel from ``CLAIM_LEASE`` to ``DONE``:
+the step ``WATCH`` is done by the method ``_watch`` (and so on), which does
+its part and names the step that follows: one that ``NEXT_STEPS`` allows, or
+a RuntimeError says the code broke the drawing in ``steps``. What the steps learn
+(the claimed channel, its successor) is kept on a ``ChannelRenewal``; what
+became of the channel is counted on the run's ``RenewalSummary``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, cast
+
+from channelkit import config, logs
+from channelkit.channel import Notification, to_millis
+from channelkit.errors import ChannelConflictError, GoogleApiError, ResourceGoneError, TransientApiError
+from channelkit.google_api import GoogleApi
+from channelkit.renewal.cleanup import abandon, stop_maybe_live
+from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
+from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
+from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore
+from channelkit.store.records import StoredChannel
+from channelkit.subscribe import activate, error_text, stop_at_google
+
+log = logs.get_logger("channelkit.renewal")
+
+RENEWED_STATE = "renewed"
+#: Synthetic notifications carry message number 0: Google's numbers start at 1.
+SYNTHETIC_MESSAGE_NUMBER = 0
+
+
+@dataclasses.dataclass
+class ChannelRenewal:
+    """What renewing one channel has learned so far."""
+
+    #: The channel as ``due()`` listed it; once claimed, as the claim wrote it.
+    old: StoredChannel
+    summary: RenewalSummary
+    #: A run may have started replacing ``old`` without finishing: look for its successor.
+    search: bool
+    successor: StoredChannel | None = None
+    #: The old channel as retired (marked stopped), to stop at Google.
+    retired: StoredChannel | None = None
+
+
+@dataclasses.dataclass
+class Renewer:
+    """One renewal run's collaborators and settings (clock and owner injectable)."""
+
+    store: ChannelStore
+    google: GoogleApi
+    dispatcher: Any = None
+    clock: Callable[[], float] = time.time
+    renew_before: float = dataclasses.field(default_factory=config.renew_before)
+    lease_seconds: float = dataclasses.field(default_factory=config.renew_lease)
+    owner: str = dataclasses.field(default_factory=lambda: f"renew-{uuid.uuid4().hex[:12]}")
+    #: When ``due()`` listed the channels (ms on ``clock``); None: never listed.
+    listed_ms: int | None = dataclasses.field(default=None, init=False)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def due(self) -> list[StoredChannel]:
+        """Active channels expiring within ``renew_before``, soonest first."""
+        self.listed_ms = self.now_ms()
+        return self.store.due_for_renewal(self.listed_ms + int(self.renew_before * 1000))
+
+    def renew_channel(self, old: StoredChannel, summary: RenewalSummary) -> None:
+        """Replace ``old`` by a successor; safe to repeat after a crash at any step.
+
+        ``old`` is the channel as ``due()`` listed it. A claim that was never
+        released (``leaseOwner`` still set) is the trace of a run that crashed or
+        stalled mid-renewal: only then can a successor already exist, and only
+        then are the subscription's channels searched for it (a query per
+        channel would cost far more than the renewal itself). So a claim is
+        released only by a run that found no such trace and finished cleanly;
+        after an error, as after a crash, it stays until it lapses, and the
+        next run looks for what was left.
+        """
+        renewal = ChannelRenewal(old, summary, search=self._may_have_successor(old))
+        step = RenewalStep.CLAIM_LEASE
+        while step is not RenewalStep.DONE:
+            following: RenewalStep = getattr(self, "_" + step.name.lower())(renewal)
+            if following not in NEXT_STEPS[step]:
+                raise RuntimeError(f"renewal step {step.name} cannot lead to {following.name}")
+            step = following
+
+    def _may_have_successor(self, old: StoredChannel) -> bool:
+        """Could a run have started replacing ``old`` without finishing? (see ``renew_channel``)"""
+        if old.lease_owner is not None or self.listed_ms is None:
+            return True
+        # Listed long ago: another run may have claimed it since, and lapsed.
+        return self.now_ms() - self.listed_ms >= self.lease_seconds * 1000
+
+    # --- the steps, in the order of RenewalStep ------------------------------------
+
+    def _claim_lease(self, r: ChannelRenewal) -> RenewalStep:
+        claimed = self.store.claim_lease(
+            r.old.id, self.owner, now_ms=self.now_ms(), lease_seconds=self.lease_seconds
+        )
+        if claimed is None:
+            reason = "claimed by another run or no longer active"
+            r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": reason})
+            return RenewalStep.DONE
+        r.old = claimed
+        return RenewalStep.FIND_SUCCESSOR if r.search else RenewalStep.MAKE_SUCCESSOR
+
+    def _find_successor(self, r: ChannelRenewal) -> RenewalStep:
+        """Adopt the active successor a crashed or slow run left; abandon every other one."""
+        for candidate in self._successors(r.old):
+            if candidate.status == PENDING:
+                reason = "abandoned: superseded by a later renewal"
+                if abandon(candidate, r.old, reason, store=self.store, google=self.google):
+                    continue
+                candidate = self.store.get(candidate.id)  # activated meanwhile
+            if candidate.status != ACTIVE:
+                continue
+            if r.successor is None:
+                r.successor = candidate  # a crashed or slow run got this far: finish its work
+            else:
+                reason = "abandoned: a second successor"
+                abandon(candidate, r.old, reason, store=self.store, google=self.google, expect=ACTIVE)
+        return RenewalStep.NOTIFY_RENEWED if r.successor is not None else RenewalStep.MAKE_SUCCESSOR
+
+    def _make_successor(self, r: ChannelRenewal) -> RenewalStep:
+        r.successor = successor_of(r.old, self.now_ms())
+        self.store.create(r.successor)
+        return RenewalStep.WATCH
+
+    def _watch(self, r: ChannelRenewal) -> RenewalStep:
+        old, pending = r.old, r.successor
+        assert pending is not None  # made by MAKE_SUCCESSOR
+        try:
+            # activate() answers the channel as the store wrote it: a StoredChannel.
+            r.successor = cast(StoredChannel, activate(pending, store=self.store, google=self.google))
+        except ResourceGoneError as exc:
+            self.store.update(old.id, status=FAILED, last_error=error_text(exc))
+            reason = f"watched resource is gone: {exc}"
+            r.summary.add(RenewalOutcome.FAILED, {"id": old.id, "reason": reason})
+            _log("WARNING", "subscription failed: resource gone", old, outcome="failed")
+            return RenewalStep.RELEASE_LEASE
+        except ChannelConflictError:
+            r.summary.add(RenewalOutcome.SKIPPED, {"id": old.id, "reason": "stopped during renewal"})
+            return RenewalStep.RELEASE_LEASE
+        except GoogleApiError as exc:
+            if isinstance(exc, TransientApiError):
+                stop_maybe_live(pending, old, store=self.store, google=self.google)
+            self.store.update(old.id, last_error=error_text(exc))
+            r.summary.add(RenewalOutcome.SKIPPED, {"id": old.id, "reason": f"retry next run: {exc}"})
+            _log("WARNING", "renewal postponed", old, outcome="postponed", error=str(exc))
+            return RenewalStep.RELEASE_LEASE
+        return RenewalStep.NOTIFY_RENEWED
+
+    def _notify_renewed(self, r: ChannelRenewal) -> RenewalStep:
+        assert r.successor is not None  # found or made, and live
+        send_renewed(self.dispatcher, r.successor)
+        return RenewalStep.RETIRE_OLD
+
+    def _retire_old(self, r: ChannelRenewal) -> RenewalStep:
+        assert r.successor is not None
+        r.retired = self._retire(r.old, r.successor, r.summary)
+        return RenewalStep.STOP_OLD if r.retired is not None else RenewalStep.RELEASE_LEASE
+
+    def _stop_old(self, r: ChannelRenewal) -> RenewalStep:
+        assert r.retired is not None and r.successor is not None
+        if stop_at_google(r.retired, store=self.store, google=self.google) is None:
+            r.summary.add(RenewalOutcome.STOPPED, r.old.id)
+        _log("INFO", "channel renewed", r.successor, outcome="renewed", renews=r.old.id)
+        return RenewalStep.DONE
+
+    def _release_lease(self, r: ChannelRenewal) -> RenewalStep:
+        if not r.search:  # else left to lapse: see renew_channel
+            self.store.release_lease(r.old.id, self.owner)
+        return RenewalStep.DONE
+
+    # --- what the steps share ------------------------------------------------------
+
+    def _successors(self, old: StoredChannel) -> list[StoredChannel]:
+        if not old.subscription_id:
+            return []
+        return [
+            c
+            for c in self.store.list(subscription_id=old.subscription_id)
+            if c.renews == old.id and c.status in (PENDING, ACTIVE)
+        ]
+
+    def _retire(
+        self, old: StoredChannel, successor: StoredChannel, summary: RenewalSummary
+    ) -> StoredChannel | None:
+        """The successor is live: mark the old channel stopped, its claim released in the
+        same write. The channel as retired, or None if it had left ``active`` meanwhile."""
+        try:
+            retired = self.store.update(
+                old.id,
+                expect_status=ACTIVE,
+                status=STOPPED,
+                renewed_by=successor.id,
+                stopped_at=self.now_ms(),
+                stop_pending=True,
+                last_error=None,
+                lease_until=None,
+                lease_owner=None,
+            )
+        except ChannelConflictError:
+            self._retire_conflict(old.id, successor, summary)
+            return None
+        summary.add(RenewalOutcome.RENEWED, {"old": old.id, "new": successor.id})
+        return retired
+
+    def _retire_conflict(self, old_id: str, successor: StoredChannel, summary: RenewalSummary) -> None:
+        """The old channel left ``active`` while we renewed it: find out why, on what is stored."""
+        current = self.store.get(old_id)
+        skipped = RenewalOutcome.SKIPPED
+        if current.renewed_by == successor.id:
+            summary.add(skipped, {"id": old_id, "reason": "renewed by another run"})
+        elif current.renewed_by:
+            # Another run retired it to its own successor: ours is one too many.
+            reason = "abandoned: another run renewed first"
+            abandon(successor, current, reason, store=self.store, google=self.google, expect=ACTIVE)
+            summary.add(skipped, {"id": old_id, "reason": "renewed by another run"})
+        elif current.status == STOPPED:
+            # Stopped by hand while we renewed: the subscription is over, successor included.
+            from channelkit.subscribe import stop
+
+            stop(successor.id, store=self.store, google=self.google)
+            summary.add(skipped, {"id": old_id, "reason": "stopped during renewal"})
+        else:
+            reason = f"abandoned: predecessor became {current.status}"
+            abandon(successor, current, reason, store=self.store, google=self.google, expect=ACTIVE)
+            summary.add(skipped, {"id": old_id, "reason": f"channel became {current.status}"})
+
+
+def successor_of(old: StoredChannel, now_ms: int) -> StoredChannel:
+    """A new ``pending`` channel for the same subscription, asking for the lifetime ``old`` got."""
+    lifetime = None
+    created = to_millis(old.created_at)
+    if old.expiration and created is not None and old.expiration > created:
+        lifetime = old.expiration - created  # ask for what Google granted last time
+    return old.copy(
+        id=str(uuid.uuid4()),
+        expiration=now_ms + lifetime if lifetime else None,
+        resource_id="",
+        resource_uri="",
+        status=PENDING,
+        created_at=datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC),
+        renews=old.id,
+        renewed_by=None,
+        lease_until=None,
+        lease_owner=None,
+        last_error=None,
+        stop_pending=None,
+    )
+
+
+def renewed_notification(successor: StoredChannel) -> Notification:
+    """The synthetic notification that tells the app a channel was replaced (for a catch-up sync)."""
+    return Notification(
+        SYNTHETIC_MESSAGE_NUMBER,
+        RENEWED_STATE,
+        successor.resource_uri,
+        successor.resource_id,
+        channel_id=successor.id,
+        channel_expiration=successor.expires_at,
+    )
+
+
+def send_renewed(dispatcher: Any, successor: StoredChannel) -> None:
+    """Give the app's handler a synthetic ``renewed`` notification; its failure is logged, not raised.
+
+    ``dispatcher`` is a Dispatcher, or any callable (notification, channel) as
+    the webhook takes; None sends nothing.
+    """
+    if dispatcher is None:
+        return
+    notification = renewed_notification(successor)
+    try:
+        send = getattr(dispatcher, "dispatch", dispatcher)
+        send(notification, successor)
+    except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
+        error = type(exc).__name__
+        _log("ERROR", "renewed notification not delivered", successor, outcome="dispatch_failed", error=error)
+
+
+def _log(severity: str, message: str, channel: StoredChannel, **fields: Any) -> None:
+    logs.event(log, severity, message, channelId=channel.id, subscriptionId=channel.subscription_id, **fields)

@@ -1,0 +1,115 @@
+"""One renewal run: every channel's work on a bounded pool, within a time budget.
+
+Renewals go first, then the retried stops, then the sweep: a slow Google stop
+must never cost a subscription its channel. Work not started when the budget
+is spent is deferred to the next run; one channel's failure is counted, never
+raised.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from channelkit import config, logs
+from channelkit.errors import ChannelkitError
+from channelkit.google_api import GoogleApi
+from channelkit.renewal.cleanup import finish_stop, stale_pending, sweep_channel
+from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
+from channelkit.renewal.renewer import Renewer
+from channelkit.store import ChannelStore, open_store
+from channelkit.store.records import StoredChannel
+from channelkit.subscribe import error_text
+
+log = logs.get_logger("channelkit.renewal")
+
+#: One channel's work in a run: (channel, summary) -> None.
+Unit = Callable[[StoredChannel, RenewalSummary], None]
+
+
+def renew_due(
+    *,
+    store: ChannelStore | None = None,
+    google: GoogleApi | None = None,
+    dispatcher: Any = None,
+    clock: Callable[[], float] = time.time,
+    renew_before: int | None = None,
+    concurrency: int | None = None,
+    budget_seconds: float | None = None,
+    lease_seconds: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RenewalSummary:
+    """One renewal run: sweep, finish pending stops, renew what is due. Never raises for one channel.
+
+    ``progress(done, total)`` is called after each due channel's renewal.
+    """
+    started = time.monotonic()
+    store = store or open_store()
+    google = google or GoogleApi()
+    renewer = Renewer(
+        store,
+        google,
+        dispatcher,
+        clock,
+        config.renew_before(renew_before),
+        config.renew_lease(lease_seconds),
+    )
+    budget = config.renew_budget(budget_seconds)
+    summary = RenewalSummary()
+    tasks: list[tuple[Unit, StoredChannel]] = [(renewer.renew_channel, c) for c in renewer.due()]
+    renewals = len(tasks)
+    tasks += [(functools.partial(finish_stop, store=store, google=google), c) for c in store.pending_stops()]
+    stale = stale_pending(store, now_ms=renewer.now_ms(), lease_seconds=renewer.lease_seconds)
+    tasks += [(functools.partial(sweep_channel, store=store, google=google), c) for c in stale]
+    renewed_count = 0
+    count_lock = threading.Lock()
+
+    def work(index: int) -> None:
+        nonlocal renewed_count
+        unit, channel = tasks[index]
+        try:
+            if time.monotonic() - started > budget:
+                summary.add(RenewalOutcome.DEFERRED, channel.id)
+                return
+            unit(channel, summary)
+        except ChannelkitError as exc:  # the store or Google failed for this one: next run
+            summary.add(RenewalOutcome.SKIPPED, {"id": channel.id, "reason": error_text(exc)})
+        finally:
+            if index < renewals:
+                with count_lock:
+                    renewed_count += 1
+                    if progress:
+                        progress(renewed_count, renewals)
+
+    workers = config.renew_concurrency(concurrency)
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="renew") as pool:
+        list(pool.map(work, range(len(tasks))))
+    summary.duration_ms = int((time.monotonic() - started) * 1000)
+    counts = {k: v for k, v in summary.to_json().items() if k != "details"}
+    logs.event(log, "INFO", "renewal run finished", outcome="done", **counts)
+    return summary
+
+
+def renewal_dispatcher() -> Any:
+    """The app's dispatcher for ``renewed`` notifications, or None if it is misconfigured.
+
+    Renewal must go on when the handler cannot be imported or the topic is
+    malformed: a broken handler must not also let every channel expire. The
+    handler is imported when the first ``renewed`` notification is sent.
+    """
+    from channelkit.dispatch import load_dispatcher
+
+    try:
+        return load_dispatcher(prepare=False)
+    except ChannelkitError as exc:
+        logs.event(
+            log,
+            "CRITICAL",
+            f"renewed notifications are not delivered: {exc}",
+            outcome="dispatch_config_error",
+        )
+        return None

@@ -1,0 +1,42 @@
+"""Channels as the store hands them back (pure)."""
+
+import datetime
+
+from channelkit.channel import Channel
+from channelkit.store import records
+from channelkit.store.records import StoredChannel
+
+UTC = datetime.UTC
+
+
+def channel(**fields):
+    values = dict(
+        expiration=1_900_000_000_000,
+        api="drive",
+        version="v3",
+        method="files.watch",
+        method_params={"fileId": "F"},
+        subscription_id="s1",
+        status="active",
+        created_at=datetime.datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    values.update(fields)
+    return Channel("web_hook", "c1", "tok", "https://x.example/hook", **values)
+
+
+def test_a_stored_channel_stays_one_through_copies_and_equals_the_channel_it_stores():
+    plain = channel()
+    stored = records.from_record(records.to_record(plain, ttl_days=30))
+    assert isinstance(stored, StoredChannel) and stored == plain and plain == stored
+    changed = stored.copy(status="stopped", lease_owner="run-a")
+    assert isinstance(changed, StoredChannel)
+    assert (changed.status, changed.lease_owner, stored.status) == ("stopped", "run-a", "active")
+    assert changed == plain.copy(status="stopped", lease_owner="run-a")
+
+
+def test_renew_at_is_derived_only_while_active():
+    assert records.to_record(channel(), ttl_days=30)["renewAt"] == 1_900_000_000_000
+    assert "renewAt" not in records.to_record(channel(status="stopped"), ttl_days=30)
+    no_expiry = channel(expiration=None)
+    expire_at = records.to_record(no_expiry, ttl_days=30)["expireAt"]
+    assert expire_at == datetime.datetime(2030, 1, 31, tzinfo=UTC)
