@@ -338,11 +338,11 @@ class Channel:
     created_at: datetime.datetime | None
     renews: str | None
     renewed_by: str | None
-    lease_until: Any
+    lease_until: int | None
     lease_owner: str | None
     last_error: str | None
     stop_pending: bool | None
-    stopped_at: Any
+    stopped_at: int | None
 
     def __init__(
         self,

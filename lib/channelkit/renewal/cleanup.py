@@ -9,16 +9,15 @@ predecessor's stands in, Google's resource id being stable for a resource.
 
 from __future__ import annotations
 
-from channelkit.channel import to_millis
+from channelkit.channel import Channel, to_millis
 from channelkit.errors import ChannelConflictError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.store import FAILED, PENDING, ChannelStore
-from channelkit.store.records import StoredChannel
 from channelkit.subscribe import stop_at_google
 
 
-def stale_pending(store: ChannelStore, *, now_ms: int, lease_seconds: float) -> list[StoredChannel]:
+def stale_pending(store: ChannelStore, *, now_ms: int, lease_seconds: float) -> list[Channel]:
     """``pending`` channels older than the lease: a crashed subscribe or renewal left them."""
     stale_before = now_ms - lease_seconds * 1000
     return [
@@ -29,7 +28,7 @@ def stale_pending(store: ChannelStore, *, now_ms: int, lease_seconds: float) -> 
 
 
 def sweep_channel(
-    channel: StoredChannel, summary: RenewalSummary, *, store: ChannelStore, google: GoogleApi
+    channel: Channel, summary: RenewalSummary, *, store: ChannelStore, google: GoogleApi
 ) -> None:
     """Abandon one stale pending channel (unless it was activated meanwhile)."""
     predecessor = store.find(channel.renews) if channel.renews else None
@@ -38,17 +37,15 @@ def sweep_channel(
         summary.add(RenewalOutcome.FAILED, {"id": channel.id, "reason": "abandoned pending channel"})
 
 
-def finish_stop(
-    channel: StoredChannel, summary: RenewalSummary, *, store: ChannelStore, google: GoogleApi
-) -> None:
+def finish_stop(channel: Channel, summary: RenewalSummary, *, store: ChannelStore, google: GoogleApi) -> None:
     """Stop at Google a channel whose earlier stop failed."""
     if stop_at_google(channel, store=store, google=google) is None:
         summary.add(RenewalOutcome.STOPPED, channel.id)
 
 
 def abandon(
-    channel: StoredChannel,
-    predecessor: StoredChannel | None,
+    channel: Channel,
+    predecessor: Channel | None,
     reason: str,
     *,
     store: ChannelStore,
@@ -69,7 +66,7 @@ def abandon(
 
 
 def stop_maybe_live(
-    channel: StoredChannel, predecessor: StoredChannel | None, *, store: ChannelStore, google: GoogleApi
+    channel: Channel, predecessor: Channel | None, *, store: ChannelStore, google: GoogleApi
 ) -> None:
     """Stop a channel that may have gone live at Google without our knowing its id."""
     resource_id = channel.resource_id or (predecessor.resource_id if predecessor else "")

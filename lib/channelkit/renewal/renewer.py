@@ -15,17 +15,16 @@ import datetime
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from channelkit import config, logs
-from channelkit.channel import Notification, to_millis
+from channelkit.channel import Channel, Notification, to_millis
 from channelkit.errors import ChannelConflictError, GoogleApiError, ResourceGoneError, TransientApiError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal.cleanup import abandon, stop_maybe_live
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore
-from channelkit.store.records import StoredChannel
 from channelkit.subscribe import activate, error_text, stop_at_google
 
 log = logs.get_logger("channelkit.renewal")
@@ -40,13 +39,13 @@ class ChannelRenewal:
     """What renewing one channel has learned so far."""
 
     #: The channel as ``due()`` listed it; once claimed, as the claim wrote it.
-    old: StoredChannel
+    old: Channel
     summary: RenewalSummary
     #: A run may have started replacing ``old`` without finishing: look for its successor.
     search: bool
-    successor: StoredChannel | None = None
+    successor: Channel | None = None
     #: The old channel as retired (marked stopped), to stop at Google.
-    retired: StoredChannel | None = None
+    retired: Channel | None = None
 
 
 @dataclasses.dataclass
@@ -66,12 +65,12 @@ class Renewer:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def due(self) -> list[StoredChannel]:
+    def due(self) -> list[Channel]:
         """Active channels expiring within ``renew_before``, soonest first."""
         self.listed_ms = self.now_ms()
         return self.store.due_for_renewal(self.listed_ms + int(self.renew_before * 1000))
 
-    def renew_channel(self, old: StoredChannel, summary: RenewalSummary) -> None:
+    def renew_channel(self, old: Channel, summary: RenewalSummary) -> None:
         """Replace ``old`` by a successor; safe to repeat after a crash at any step.
 
         ``old`` is the channel as ``due()`` listed it. A claim that was never
@@ -91,7 +90,7 @@ class Renewer:
                 raise RuntimeError(f"renewal step {step.name} cannot lead to {following.name}")
             step = following
 
-    def _may_have_successor(self, old: StoredChannel) -> bool:
+    def _may_have_successor(self, old: Channel) -> bool:
         """Could a run have started replacing ``old`` without finishing? (see ``renew_channel``)"""
         if old.lease_owner is not None or self.listed_ms is None:
             return True
@@ -137,8 +136,7 @@ class Renewer:
         old, pending = r.old, r.successor
         assert pending is not None  # made by MAKE_SUCCESSOR
         try:
-            # activate() answers the channel as the store wrote it: a StoredChannel.
-            r.successor = cast(StoredChannel, activate(pending, store=self.store, google=self.google))
+            r.successor = activate(pending, store=self.store, google=self.google)
         except ResourceGoneError as exc:
             self.store.update(old.id, status=FAILED, last_error=error_text(exc))
             reason = f"watched resource is gone: {exc}"
@@ -181,7 +179,7 @@ class Renewer:
 
     # --- what the steps share ------------------------------------------------------
 
-    def _successors(self, old: StoredChannel) -> list[StoredChannel]:
+    def _successors(self, old: Channel) -> list[Channel]:
         if not old.subscription_id:
             return []
         return [
@@ -190,9 +188,7 @@ class Renewer:
             if c.renews == old.id and c.status in (PENDING, ACTIVE)
         ]
 
-    def _retire(
-        self, old: StoredChannel, successor: StoredChannel, summary: RenewalSummary
-    ) -> StoredChannel | None:
+    def _retire(self, old: Channel, successor: Channel, summary: RenewalSummary) -> Channel | None:
         """The successor is live: mark the old channel stopped, its claim released in the
         same write. The channel as retired, or None if it had left ``active`` meanwhile."""
         try:
@@ -213,7 +209,7 @@ class Renewer:
         summary.add(RenewalOutcome.RENEWED, {"old": old.id, "new": successor.id})
         return retired
 
-    def _retire_conflict(self, old_id: str, successor: StoredChannel, summary: RenewalSummary) -> None:
+    def _retire_conflict(self, old_id: str, successor: Channel, summary: RenewalSummary) -> None:
         """The old channel left ``active`` while we renewed it: find out why, on what is stored."""
         current = self.store.get(old_id)
         skipped = RenewalOutcome.SKIPPED
@@ -236,7 +232,7 @@ class Renewer:
             summary.add(skipped, {"id": old_id, "reason": f"channel became {current.status}"})
 
 
-def successor_of(old: StoredChannel, now_ms: int) -> StoredChannel:
+def successor_of(old: Channel, now_ms: int) -> Channel:
     """A new ``pending`` channel for the same subscription, asking for the lifetime ``old`` got."""
     lifetime = None
     created = to_millis(old.created_at)
@@ -258,7 +254,7 @@ def successor_of(old: StoredChannel, now_ms: int) -> StoredChannel:
     )
 
 
-def renewed_notification(successor: StoredChannel) -> Notification:
+def renewed_notification(successor: Channel) -> Notification:
     """The synthetic notification that tells the app a channel was replaced (for a catch-up sync)."""
     return Notification(
         SYNTHETIC_MESSAGE_NUMBER,
@@ -270,7 +266,7 @@ def renewed_notification(successor: StoredChannel) -> Notification:
     )
 
 
-def send_renewed(dispatcher: Any, successor: StoredChannel) -> None:
+def send_renewed(dispatcher: Any, successor: Channel) -> None:
     """Give the app's handler a synthetic ``renewed`` notification; its failure is logged, not raised.
 
     ``dispatcher`` is a Dispatcher, or any callable (notification, channel) as
@@ -287,5 +283,5 @@ def send_renewed(dispatcher: Any, successor: StoredChannel) -> None:
         _log("ERROR", "renewed notification not delivered", successor, outcome="dispatch_failed", error=error)
 
 
-def _log(severity: str, message: str, channel: StoredChannel, **fields: Any) -> None:
+def _log(severity: str, message: str, channel: Channel, **fields: Any) -> None:
     logs.event(log, severity, message, channelId=channel.id, subscriptionId=channel.subscription_id, **fields)

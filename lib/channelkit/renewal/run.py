@@ -16,19 +16,19 @@ from collections.abc import Callable
 from typing import Any
 
 from channelkit import config, logs
+from channelkit.channel import Channel
 from channelkit.errors import ChannelkitError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal.cleanup import finish_stop, stale_pending, sweep_channel
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.renewer import Renewer
 from channelkit.store import ChannelStore, open_store
-from channelkit.store.records import StoredChannel
 from channelkit.subscribe import error_text
 
 log = logs.get_logger("channelkit.renewal")
 
 #: One channel's work in a run: (channel, summary) -> None.
-Unit = Callable[[StoredChannel, RenewalSummary], None]
+Unit = Callable[[Channel, RenewalSummary], None]
 
 
 def renew_due(
@@ -60,7 +60,7 @@ def renew_due(
     )
     budget = config.renew_budget(budget_seconds)
     summary = RenewalSummary()
-    tasks: list[tuple[Unit, StoredChannel]] = [(renewer.renew_channel, c) for c in renewer.due()]
+    tasks: list[tuple[Unit, Channel]] = [(renewer.renew_channel, c) for c in renewer.due()]
     renewals = len(tasks)
     tasks += [(functools.partial(finish_stop, store=store, google=google), c) for c in store.pending_stops()]
     stale = stale_pending(store, now_ms=renewer.now_ms(), lease_seconds=renewer.lease_seconds)

@@ -24,7 +24,7 @@ from channelkit.channel import Channel
 from channelkit.errors import ChannelConflictError, ChannelExistsError, ChannelNotFoundError
 from channelkit.store import records
 from channelkit.store.claims import ClaimOutcome, MessageClaim, MessageClaims
-from channelkit.store.records import ACTIVE, FAILED, PENDING, Record, StoredChannel, Version
+from channelkit.store.records import ACTIVE, FAILED, PENDING, Record, Version
 from channelkit.store.versions import MAX_CAS_ATTEMPTS, VersionedChannels
 
 
@@ -71,14 +71,14 @@ class ChannelStore(VersionedChannels, MessageClaims):
         record = records.to_record(channel, ttl_days=self.ttl_days)
         self._known.remember(channel.id, record, self._insert(channel.id, record))
 
-    def get(self, channel_id: str) -> StoredChannel:
+    def get(self, channel_id: str) -> Channel:
         """The stored channel; ``ChannelNotFoundError`` if there is none."""
         found = self._read(channel_id)
         if found is None:
             raise ChannelNotFoundError(f"no channel {channel_id!r}")
         return records.from_record(found[0])
 
-    def find(self, channel_id: str) -> StoredChannel | None:
+    def find(self, channel_id: str) -> Channel | None:
         """The stored channel, or None."""
         found = self._read(channel_id)
         return records.from_record(found[0]) if found else None
@@ -89,7 +89,7 @@ class ChannelStore(VersionedChannels, MessageClaims):
         *,
         expect_status: str | Iterable[str] | None = None,
         **fields: Any,
-    ) -> StoredChannel:
+    ) -> Channel:
         """Change some fields atomically and return the channel as stored.
 
         With ``expect_status``, the change applies only if the channel's status
@@ -100,7 +100,7 @@ class ChannelStore(VersionedChannels, MessageClaims):
             records.field_name(attr)
         allowed = _status_set(expect_status)
 
-        def change(current: StoredChannel) -> StoredChannel:
+        def change(current: Channel) -> Channel:
             if allowed is not None and current.status not in allowed:
                 raise ChannelConflictError(
                     f"channel {channel_id!r} is {current.status!r}, expected {sorted(allowed)}"
@@ -111,7 +111,7 @@ class ChannelStore(VersionedChannels, MessageClaims):
 
     def list(
         self, *, status: str | None = None, subscription_id: str | None = None
-    ) -> builtins.list[StoredChannel]:
+    ) -> builtins.list[Channel]:
         """Every channel (optionally of one status or subscription), oldest first."""
         filters = []
         if status is not None:
@@ -122,14 +122,12 @@ class ChannelStore(VersionedChannels, MessageClaims):
         epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
         return sorted(channels, key=lambda c: (c.created_at or epoch, c.id))
 
-    def due_for_renewal(self, before_ms: int, *, limit: int | None = None) -> builtins.list[StoredChannel]:
+    def due_for_renewal(self, before_ms: int, *, limit: int | None = None) -> builtins.list[Channel]:
         """Active channels expiring at or before ``before_ms``, soonest first."""
         found = self._query([("renewAt", "<=", int(before_ms))], order_by="renewAt", limit=limit)
         return [records.from_record(r) for r in found]
 
-    def record_resource(
-        self, channel_id: str, resource_id: str, resource_uri: str | None = None
-    ) -> StoredChannel:
+    def record_resource(self, channel_id: str, resource_id: str, resource_uri: str | None = None) -> Channel:
         """Teach a channel its resource id from its first valid notification, once.
 
         Only a ``pending`` channel (its watch has not returned yet) or a
@@ -139,7 +137,7 @@ class ChannelStore(VersionedChannels, MessageClaims):
         caller judges the notification against the id that won.
         """
 
-        def change(current: StoredChannel) -> StoredChannel | None:
+        def change(current: Channel) -> Channel | None:
             if current.resource_id or current.status not in (PENDING, FAILED):
                 return None
             fields: dict[str, Any] = {"resource_id": resource_id}
@@ -152,7 +150,7 @@ class ChannelStore(VersionedChannels, MessageClaims):
         written = self._cas_update(channel_id, change)
         return written if written is not None else self.get(channel_id)
 
-    def pending_stops(self, *, limit: int | None = None) -> builtins.list[StoredChannel]:
+    def pending_stops(self, *, limit: int | None = None) -> builtins.list[Channel]:
         """Channels that still have to be stopped at Google (``stop_pending``)."""
         found = self._query([("stopPending", "==", True)], limit=limit)
         return [records.from_record(r) for r in found]
@@ -165,7 +163,7 @@ class ChannelStore(VersionedChannels, MessageClaims):
         now_ms: int,
         lease_seconds: float,
         expect_status: str | Iterable[str] | None = ACTIVE,
-    ) -> StoredChannel | None:
+    ) -> Channel | None:
         """Take the renewal lease; the channel if ours, None if held or not claimable.
 
         Of several concurrent claimants exactly one gets the channel. A lease
@@ -174,7 +172,7 @@ class ChannelStore(VersionedChannels, MessageClaims):
         allowed = _status_set(expect_status)
         until = int(now_ms + lease_seconds * 1000)
 
-        def change(current: StoredChannel) -> StoredChannel | None:
+        def change(current: Channel) -> Channel | None:
             if allowed is not None and current.status not in allowed:
                 return None
             held_by_other = current.lease_owner not in (None, owner)
@@ -191,7 +189,7 @@ class ChannelStore(VersionedChannels, MessageClaims):
     def release_lease(self, channel_id: str, owner: str) -> None:
         """Give the lease back if ``owner`` still holds it."""
 
-        def change(current: StoredChannel) -> StoredChannel | None:
+        def change(current: Channel) -> Channel | None:
             if current.lease_owner != owner:
                 return None
             return current.copy(lease_until=None, lease_owner=None)

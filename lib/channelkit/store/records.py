@@ -66,35 +66,6 @@ PENDING, ACTIVE, STOPPED, FAILED = "pending", "active", "stopped", "failed"
 STATUSES = (PENDING, ACTIVE, STOPPED, FAILED)
 
 
-class StoredChannel(Channel):
-    """A channel as the store hands it back, its subscription fields declared.
-
-    ``Channel`` sets these attributes from its keyword arguments; declaring
-    them here lets the type checker follow the store's code. It behaves as a
-    ``Channel`` in every other way (equal to one with the same fields).
-    """
-
-    api: str | None
-    version: str | None
-    method: str | None
-    method_params: dict[str, Any] | None
-    subscription_id: str | None
-    status: str | None
-    created_at: datetime.datetime | None
-    renews: str | None
-    renewed_by: str | None
-    lease_until: int | None
-    lease_owner: str | None
-    last_error: str | None
-    stop_pending: bool | None
-    stopped_at: int | None
-
-    def copy(self, **changes: Any) -> StoredChannel:
-        """A new StoredChannel with the same fields, some replaced."""
-        copied = super().copy(**changes)
-        return StoredChannel(**{attr: getattr(copied, attr) for attr in FIELDS})
-
-
 def field_name(attr: str) -> str:
     """The record field for a Channel attribute (ValueError for unknown ones)."""
     try:
@@ -128,7 +99,7 @@ def to_record(channel: Channel, *, ttl_days: int) -> Record:
     return record
 
 
-def from_record(record: Record) -> StoredChannel:
+def from_record(record: Record) -> Channel:
     """The Channel a record describes (derived and unknown fields are dropped)."""
     values = {attr: record.get(name) for attr, name in FIELDS.items()}
     for attr in ("resource_id", "resource_uri"):
@@ -139,4 +110,4 @@ def from_record(record: Record) -> StoredChannel:
         values["params"] = dict(values["params"])
     if values["method_params"] is not None:
         values["method_params"] = dict(values["method_params"])
-    return StoredChannel(**values)
+    return Channel(**values)

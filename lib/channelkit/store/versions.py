@@ -20,9 +20,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, overload
 
+from channelkit.channel import Channel
 from channelkit.errors import ChannelConflictError, ChannelNotFoundError, StoreUnavailable
 from channelkit.store import records
-from channelkit.store.records import Record, StoredChannel, Version
+from channelkit.store.records import Record, Version
 
 #: How often a compare-and-set loop re-reads after losing a race before giving up.
 MAX_CAS_ATTEMPTS = 20
@@ -30,7 +31,7 @@ MAX_CAS_ATTEMPTS = 20
 KNOWN_VERSIONS = 2048
 
 #: A change to a channel: the new channel, or None to leave the record as it is.
-Change = Callable[[StoredChannel], StoredChannel | None]
+Change = Callable[[Channel], Channel | None]
 
 
 class KnownVersions:
@@ -82,14 +83,12 @@ class VersionedChannels(abc.ABC):
         """
 
     @overload
-    def _cas_update(
-        self, channel_id: str, change: Callable[[StoredChannel], StoredChannel]
-    ) -> StoredChannel: ...
+    def _cas_update(self, channel_id: str, change: Callable[[Channel], Channel]) -> Channel: ...
 
     @overload
-    def _cas_update(self, channel_id: str, change: Change) -> StoredChannel | None: ...
+    def _cas_update(self, channel_id: str, change: Change) -> Channel | None: ...
 
-    def _cas_update(self, channel_id: str, change: Change) -> StoredChannel | None:
+    def _cas_update(self, channel_id: str, change: Change) -> Channel | None:
         """Read, apply ``change``, compare-and-set; re-read and retry on a lost race.
 
         ``change(channel)`` returns the new channel, or None to leave the record
