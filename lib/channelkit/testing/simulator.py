@@ -39,7 +39,6 @@ import email.utils
 import hashlib
 import heapq
 import http.client
-import ipaddress
 import itertools
 import json
 import random
@@ -54,6 +53,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from channelkit._loopback import is_loopback_host
 
 __all__ = [
     "WATCH_KINDS",
@@ -292,19 +293,6 @@ class Resource:
 
 
 # --- small helpers ----------------------------------------------------------
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def http_date(ms: int) -> str:
