@@ -49,6 +49,9 @@ class _Setting(Generic[T]):
 
 
 class Simulator:
+    # Over 200 lines on purpose: it is the public face, one documented entry point per
+    # thing a test does (lifecycle, changes, faults, records, waits), each handing over
+    # in a few lines to one part (see the module docstring), where the work is done.
     """Google's push side on a local port. Thread-safe; use as a context manager.
 
     Arguments:
