@@ -12,7 +12,6 @@ mapped here, at this one boundary, to channelkit's typed errors.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import threading
 import urllib.parse
@@ -20,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from channelkit import config
+from channelkit._loopback import is_loopback_url
 from channelkit.errors import (
     AuthError,
     GoogleApiError,
@@ -89,16 +89,6 @@ def check_watch_method(api: str, version: str, method: str, params: dict[str, An
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise InvalidRequestError(f"{method} has no parameter(s) {', '.join(unknown)}")
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _error_details(exc: Any) -> tuple[int | None, str | None, str]:

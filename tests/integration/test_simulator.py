@@ -776,3 +776,29 @@ def test_cli_prints_root_url_and_serves_until_interrupted():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_started_with_sigint_ignored_stops_cleanly_on(stop_with):
+    # A background job (``nohup … &``) inherits SIGINT as ignored, and Python then
+    # has no Ctrl-C handling of its own; containers and Cloud Run stop with SIGTERM.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "channelkit.testing.simulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert post_json(url + "_simulator/clock", method="GET")[0] == 200
+        process.send_signal(stop_with)
+        assert process.wait(timeout=10) == 0
+        assert process.stderr.read() == ""  # no traceback
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()

@@ -1,0 +1,122 @@
+"""The control API over HTTP, under ``/_simulator/``: what a test does from Python, from any language.
+
+Each endpoint takes and returns JSON and calls the ``Simulator`` method of the
+same name (see docs/simulator.md for the list); a bad argument is a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from channelkit.testing.simulator.resources import Resource
+from channelkit.testing.simulator.routes import INVALID_JSON
+
+if TYPE_CHECKING:
+    from channelkit.testing.simulator.server import Simulator
+
+__all__ = ["CONTROL_PREFIX", "handle_control"]
+
+CONTROL_PREFIX = "/_simulator/"
+
+
+def handle_control(
+    sim: Simulator, method: str, name: str, query: dict[str, str], body: Any
+) -> tuple[int, Any]:
+    """(status, JSON) for ``method`` on ``CONTROL_PREFIX + name``."""
+    if body is INVALID_JSON or (body is not None and not isinstance(body, dict)):
+        return 400, {"error": {"message": "body must be a JSON object"}}
+    body = body or {}
+    route = _CONTROL_ROUTES.get((method, name))
+    if route is None:
+        return 404, {"error": {"message": f"no control endpoint {method} {CONTROL_PREFIX}{name}"}}
+    try:
+        return 200, route(sim, body, query)
+    except (ValueError, TypeError, KeyError) as exc:
+        return 400, {"error": {"message": str(exc).strip("'\"")}}
+    except TimeoutError as exc:
+        return 504, {"error": {"message": str(exc)}}
+
+
+def _control_change(sim: Simulator, body: dict, query: dict) -> Any:
+    state, changed, payload = body.get("state"), body.get("changed"), body.get("body")
+    if not state:
+        raise ValueError("state is required")
+    if body.get("channelId"):
+        queued = sim.change_channel_resource(body["channelId"], state=state, changed=changed, body=payload)
+    else:
+        params = body.get("params") or {}
+        if not isinstance(params, dict):
+            raise ValueError("params must be an object")
+        resource = Resource.of(str(body.get("api")), str(body.get("kind")), **params)
+        queued = sim.change(resource, state=state, changed=changed, body=payload)
+    return {"messages": [{"channelId": c, "messageNumber": n} for c, n in queued.items()]}
+
+
+def _control_clock(sim: Simulator, body: dict, query: dict) -> Any:
+    if "advanceSeconds" in body:
+        sim.clock.advance(float(body["advanceSeconds"]))
+    if "nowMs" in body:
+        sim.clock.set_ms(int(body["nowMs"]))
+    return {"nowMs": sim.clock.now_ms()}
+
+
+def _control_config(sim: Simulator, body: dict, query: dict) -> Any:
+    if "latency" in body:
+        sim.latency = float(body["latency"])
+    if "syncBeforeResponse" in body:
+        sim.sync_before_response = bool(body["syncBeforeResponse"])
+    return {"latency": sim.latency, "syncBeforeResponse": sim.sync_before_response}
+
+
+def _control_fail_next(sim: Simulator, body: dict, query: dict) -> Any:
+    sim.fail_next(
+        str(body.get("operation")),
+        int(body.get("status", 503)),
+        int(body.get("count", 1)),
+        body.get("message"),
+    )
+    return {}
+
+
+def _control_wait_idle(sim: Simulator, body: dict, query: dict) -> Any:
+    sim.wait_idle(float(body.get("timeout", 5.0)))
+    return {"idle": True}
+
+
+def _control_duplicate_next(sim: Simulator, body: dict, query: dict) -> Any:
+    sim.duplicate_next(int(body.get("count", 1)))
+    return {}
+
+
+def _control_reorder_next(sim: Simulator, body: dict, query: dict) -> Any:
+    sim.reorder_next(int(body.get("count", 0)))
+    return {}
+
+
+def _control_reset(sim: Simulator, body: dict, query: dict) -> Any:
+    sim.reset()
+    return {}
+
+
+def _control_channels(sim: Simulator, body: dict, query: dict) -> Any:
+    listed = sim.channels() if query.get("all") in ("1", "true") else sim.live_channels()
+    return {"channels": [c.to_json() for c in listed]}
+
+
+_CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any]] = {
+    ("POST", "change"): _control_change,
+    ("GET", "clock"): lambda sim, body, query: {"nowMs": sim.clock.now_ms()},
+    ("POST", "clock"): _control_clock,
+    ("POST", "config"): _control_config,
+    ("POST", "fail_next"): _control_fail_next,
+    ("POST", "clear_faults"): lambda sim, body, query: {"left": sim.clear_faults()},
+    ("POST", "duplicate_next"): _control_duplicate_next,
+    ("POST", "reorder_next"): _control_reorder_next,
+    ("POST", "release_held"): lambda sim, body, query: {"released": sim.release_held()},
+    ("POST", "wait_idle"): _control_wait_idle,
+    ("POST", "reset"): _control_reset,
+    ("GET", "channels"): _control_channels,
+    ("GET", "calls"): lambda sim, body, query: {"calls": [c.to_json() for c in sim.calls]},
+    ("GET", "deliveries"): lambda sim, body, query: {"deliveries": [d.to_json() for d in sim.deliveries]},
+}

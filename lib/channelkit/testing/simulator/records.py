@@ -1,0 +1,109 @@
+"""What a test reads back: API calls, delivery attempts and channel snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from channelkit.testing.simulator.resources import Resource
+
+__all__ = [
+    "CANCELLED",
+    "DELIVERED",
+    "FAILED",
+    "RETRY",
+    "UNDELIVERABLE",
+    "ApiCall",
+    "ChannelInfo",
+    "Delivery",
+]
+
+#: Delivery outcomes, one per attempt record.
+DELIVERED, RETRY, FAILED, UNDELIVERABLE, CANCELLED = (
+    "delivered",
+    "retry",
+    "failed",
+    "undeliverable",
+    "cancelled",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiCall:
+    """One request to the API side (watch, stop, or an unknown path)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any  #: parsed JSON, or the raw text when it is not JSON
+    status: int
+    response: Any  #: the JSON returned, None for an empty body
+    operation: str | None  #: e.g. "drive.files.watch", "drive.channels.stop"
+    time_ms: int  #: on the simulator clock
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One attempt to deliver a notification (or a decision not to send it).
+
+    ``outcome`` is ``delivered`` (2xx), ``retry`` (5xx or connection error, sent
+    again later), ``failed`` (other status, or out of attempts),
+    ``undeliverable`` (address not on this machine: never sent) or
+    ``cancelled`` (channel stopped or expired before this attempt: not sent).
+    """
+
+    channel_id: str
+    message_number: int
+    state: str
+    address: str
+    headers: dict[str, str]
+    body: bytes
+    attempt: int  #: 1 for the first send; 0 when nothing was sent
+    outcome: str
+    status: int | None = None
+    error: str | None = None
+    duplicate: bool = False  #: a second copy injected by ``duplicate_next``
+    time_ms: int = 0  #: on the simulator clock
+
+    @property
+    def body_json(self) -> Any:
+        """The body parsed as JSON, or None when empty."""
+        return json.loads(self.body) if self.body else None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["body"] = self.body.decode("utf-8", "replace")
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelInfo:
+    """A snapshot of one channel as the simulator holds it."""
+
+    id: str
+    resource: Resource
+    resource_id: str
+    resource_uri: str
+    address: str
+    token: str | None
+    expiration_ms: int
+    params: dict[str, str]
+    payload: bool
+    filter: str | None  #: Directory ``event`` / Reports ``eventName`` of the watch call
+    deliverable: bool  #: the address is on this machine
+    stopped: bool
+    expired: bool
+
+    @property
+    def live(self) -> bool:
+        return not (self.stopped or self.expired)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["resource"] = self.resource.to_json()
+        data["live"] = self.live
+        return data

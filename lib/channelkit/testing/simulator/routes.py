@@ -1,0 +1,266 @@
+"""The Google API side: ``watch`` and ``channels.stop`` on each API's paths, answered as Google does.
+
+A watch is checked as Google checks it (channel id, type, HTTPS address or a
+loopback ``http://`` one, token, the kind's required query parameters) and its
+expiration is clamped to the kind's maximum; errors have Google's JSON shape.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+from typing import Any
+
+from channelkit._loopback import is_loopback_host
+from channelkit.testing.simulator.faults import Faults
+from channelkit.testing.simulator.notifications import Notifier
+from channelkit.testing.simulator.resources import (
+    STOP_PATHS,
+    WATCH_KINDS,
+    Resource,
+    WatchKind,
+    check_state,
+)
+from channelkit.testing.simulator.state import Channel, State
+
+__all__ = ["INVALID_JSON", "ApiError", "ApiRoutes", "google_error"]
+
+#: The body of a request that is not JSON (told apart from an empty body, None).
+INVALID_JSON = object()
+
+_CHANNEL_ID = re.compile(r"[A-Za-z0-9\-_+/=]{1,64}")
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_REASONS = {
+    400: "badRequest",
+    401: "authError",
+    403: "forbidden",
+    404: "notFound",
+    409: "conflict",
+    429: "rateLimitExceeded",
+    500: "backendError",
+    502: "backendError",
+    503: "backendError",
+    504: "backendError",
+}
+
+_WATCH_ROUTES = [(k.pattern, k) for k in WATCH_KINDS]
+
+
+def google_error(status: int, message: str, reason: str | None = None) -> dict[str, Any]:
+    """Google's JSON error body."""
+    reason = reason or _REASONS.get(status, "unknown")
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    }
+
+
+class ApiError(Exception):
+    """Raised inside a request handler; answered with Google's error shape."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+
+class _Answer(Exception):
+    """A finished answer (status, JSON) raised from deep inside a handler."""
+
+    def __init__(self, status: int, payload: Any, operation: str | None):
+        super().__init__(status)
+        self.status, self.payload, self.operation = status, payload, operation
+
+
+class ApiRoutes:
+    """Answers the API requests: routes a path to its watch kind or stop, applies injected failures."""
+
+    def __init__(self, state: State, faults: Faults, notifier: Notifier):
+        self._state = state
+        self._faults = faults
+        self._notifier = notifier
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, str | None]:
+        """(status, JSON or None, operation) for one API request; errors in Google's shape."""
+        try:
+            return self._route(method, path, query, body)
+        except ApiError as exc:
+            return exc.status, google_error(exc.status, exc.message, exc.reason), None
+        except _Answer as answer:
+            return answer.status, answer.payload, answer.operation
+        except Exception as exc:  # noqa: BLE001 - a simulator bug: answer like Google's backend would
+            return 500, google_error(500, f"Simulator error: {exc!r}"), None
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, str | None]:
+        spec, path_params, stop_api = None, {}, STOP_PATHS.get(path)
+        for pattern, candidate in _WATCH_ROUTES:
+            match = pattern.fullmatch(path)
+            if match:
+                spec = candidate
+                path_params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+                break
+        if spec:
+            operation, kind = f"{spec.api}.{spec.kind}.watch", "watch"
+        elif stop_api:
+            operation, kind = f"{stop_api}.channels.stop", "stop"
+        else:
+            raise _Answer(404, google_error(404, f"Method not found: {path}", "notFound"), None)
+        if method != "POST":
+            raise _Answer(404, google_error(404, f"{method} not found: {path}", "notFound"), operation)
+        try:
+            self._before_answer(kind, operation, body)
+            if spec:
+                return 200, self._watch(spec, path_params, query, body), operation
+            self._stop(STOP_PATHS[path], body)
+            return 204, None, operation
+        except ApiError as exc:
+            raise _Answer(exc.status, google_error(exc.status, exc.message, exc.reason), operation) from None
+
+    def _before_answer(self, kind: str, operation: str, body: Any) -> None:
+        """The configured latency, then an injected failure if one is pending, then the body's parse error."""
+        latency = self._state.settings.latency
+        if latency > 0:
+            time.sleep(latency)
+        failure = self._faults.take_failure(kind)
+        if failure:
+            status, message = failure
+            raise _Answer(status, google_error(status, message or "Injected failure"), operation)
+        if body is INVALID_JSON:
+            raise ApiError(400, "parseError", "Parse Error")
+
+    def _watch(
+        self, spec: WatchKind, path_params: dict[str, str], query: dict[str, str], body: Any
+    ) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiError(400, "required", "Required: channel in the request body")
+        channel_id = body.get("id")
+        if not channel_id:
+            raise ApiError(400, "required", "Required: id")
+        if not isinstance(channel_id, str) or not _CHANNEL_ID.fullmatch(channel_id):
+            raise ApiError(400, "invalid", f"Invalid channel id: {channel_id!r}")
+        if str(body.get("type", "")).lower() not in ("web_hook", "webhook"):
+            raise ApiError(400, "invalid", f"Invalid channel type: {body.get('type')!r}")
+        address = body.get("address")
+        if not isinstance(address, str) or not address:
+            raise ApiError(400, "required", "Required: address")
+        parts = urllib.parse.urlsplit(address)
+        host = parts.hostname
+        if not host or not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host))):
+            raise ApiError(400, "push.webhookUrlNotHttps", f"WebHook callback must be HTTPS: {address}")
+        token = body.get("token")
+        if token is not None and (not isinstance(token, str) or len(token) > 256):
+            raise ApiError(400, "invalid", "Invalid channel token: at most 256 characters")
+        channel_params = body.get("params") or {}
+        if not isinstance(channel_params, dict):
+            raise ApiError(400, "invalid", "Invalid channel params: must be an object")
+        for name in spec.required_query:
+            if not query.get(name):
+                raise ApiError(400, "required", f"Required parameter: {name}")
+        if spec.one_of_query and not any(query.get(n) for n in spec.one_of_query):
+            raise ApiError(
+                400, "badRequest", f"Bad Request: one of {', '.join(spec.one_of_query)} is required"
+            )
+        watch_filter = query.get(spec.filter_query) if spec.filter_query else None
+        if watch_filter:
+            try:
+                check_state(spec, watch_filter)
+            except ValueError as exc:
+                raise ApiError(400, "invalid", f"Invalid value for {spec.filter_query}: {exc}") from None
+        key = {**path_params, **{n: query[n] for n in spec.key_query if query.get(n)}}
+        resource = Resource.of(spec.api, spec.kind, **key)
+        uri_query = [
+            (n, query[n])
+            for n in (
+                *spec.key_query,
+                *spec.required_query,
+                *((spec.filter_query,) if spec.filter_query else ()),
+            )
+            if query.get(n)
+        ]
+        resource_uri = spec.uri.format(**{k: urllib.parse.quote(v, safe="") for k, v in path_params.items()})
+        resource_uri += "?" + urllib.parse.urlencode([*uri_query, ("alt", "json")])
+
+        with self._state.cond:
+            now = self._state.clock.now_ms()
+            expiration = _expiration(spec, body.get("expiration"), channel_params.get("ttl"), now)
+            existing = self._state.channels.get(channel_id)
+            if existing is not None and existing.live(now):
+                raise ApiError(400, "channelIdNotUnique", f"Channel id {channel_id} not unique")
+            channel = Channel(
+                channel_id,
+                resource,
+                resource_uri,
+                address,
+                token or None,
+                expiration,
+                {str(k): str(v) for k, v in channel_params.items()},
+                bool(body.get("payload")),
+                watch_filter or None,
+                is_loopback_host(host),
+            )
+            self._state.channels[channel_id] = channel
+            sync = self._notifier.sync(channel)
+        if self._state.settings.sync_before_response:
+            sync.done.wait(self._state.settings.sync_wait())
+        response = {
+            "kind": "api#channel",
+            "id": channel_id,
+            "resourceId": resource.resource_id,
+            "resourceUri": resource_uri,
+            "expiration": str(expiration),
+        }
+        if token:
+            response["token"] = token
+        return response
+
+    def _stop(self, api: str, body: Any) -> None:
+        if not isinstance(body, dict) or not body.get("id"):
+            raise ApiError(400, "required", "Required: id")
+        channel_id = body["id"]
+        with self._state.cond:
+            channel = self._state.channels.get(channel_id) if isinstance(channel_id, str) else None
+            if (
+                channel is None
+                or channel.resource.api != api
+                or not channel.live(self._state.clock.now_ms())
+                or body.get("resourceId") != channel.resource.resource_id
+            ):
+                raise ApiError(404, "notFound", f"Channel '{channel_id}' not found for project")
+            channel.stopped = True
+            self._state.cond.notify_all()
+
+
+def _expiration(spec: WatchKind, requested: Any, ttl: Any, now_ms: int) -> int:
+    """The channel's expiration in ms: requested (or ``params.ttl``), clamped to the maximum.
+
+    A missing, zero or past expiration gets the kind's default life.
+    """
+    latest = now_ms + spec.max_ttl * 1000
+    if requested not in (None, "", 0, "0"):
+        if isinstance(requested, bool) or not str(requested).isdigit():
+            raise ApiError(400, "invalid", f"Invalid expiration: {requested!r}")
+        wanted = int(requested)
+    elif ttl not in (None, ""):
+        if not str(ttl).isdigit():
+            raise ApiError(400, "invalid", f"Invalid params.ttl: {ttl!r}")
+        wanted = now_ms + int(ttl) * 1000
+    else:
+        wanted = 0
+    if wanted <= now_ms:
+        wanted = now_ms + spec.default_ttl * 1000
+    return min(wanted, latest)

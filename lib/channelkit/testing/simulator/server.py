@@ -1,0 +1,297 @@
+"""``Simulator``: the object a test holds. It starts the HTTP server and the delivery worker.
+
+The work is done by its parts, which share one ``State``: ``ApiRoutes`` (the
+Google API), ``Notifier`` (building notifications), ``Faults``,
+``DeliveryScheduler`` (sending) and the control API.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar, overload
+
+from channelkit.testing.simulator.clock import Clock
+from channelkit.testing.simulator.control import handle_control
+from channelkit.testing.simulator.delivery import DeliveryScheduler
+from channelkit.testing.simulator.faults import Faults
+from channelkit.testing.simulator.http_server import HttpServer
+from channelkit.testing.simulator.notifications import Notifier
+from channelkit.testing.simulator.records import DELIVERED, ApiCall, ChannelInfo, Delivery
+from channelkit.testing.simulator.resources import Resource
+from channelkit.testing.simulator.routes import ApiRoutes
+from channelkit.testing.simulator.state import Settings, State
+
+__all__ = ["Simulator"]
+
+T = TypeVar("T")
+
+
+class _Setting(Generic[T]):
+    """A ``Simulator`` attribute that reads and writes the shared ``Settings``: the parts see each change."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, sim: None, owner: type | None = None) -> _Setting[T]: ...
+    @overload
+    def __get__(self, sim: Simulator, owner: type | None = None) -> T: ...
+    def __get__(self, sim: Simulator | None, owner: type | None = None) -> T | _Setting[T]:
+        if sim is None:
+            return self
+        value: T = getattr(sim._settings, self._name)
+        return value
+
+    def __set__(self, sim: Simulator, value: T) -> None:
+        setattr(sim._settings, self._name, value)
+
+
+class Simulator:
+    # Over 200 lines on purpose: it is the public face, one documented entry point per
+    # thing a test does (lifecycle, changes, faults, records, waits), each handing over
+    # in a few lines to one part (see the module docstring), where the work is done.
+    """Google's push side on a local port. Thread-safe; use as a context manager.
+
+    Arguments:
+        host, port: where to listen; port 0 picks a free one (see ``url``).
+        sync_before_response: deliver each new channel's ``sync`` message before
+            answering its watch call (otherwise it is queued and races the answer,
+            as with Google).
+        retry_base, max_attempts: a notification answered 500/502/503/504 or not
+            answered is sent again after ``retry_base * 2**(attempt-1)`` seconds,
+            at most ``max_attempts`` times in all.
+        delivery_timeout: seconds to wait for a receiver's answer.
+        latency: seconds added before every watch/stop answer.
+        seed: seeds message-number gaps and generated ids, for repeatable runs.
+        ssl_context: used for notifications to ``https://`` loopback addresses.
+
+    The settings above (but host, port, seed and ssl_context) may be changed
+    while it runs, e.g. ``sim.latency = 0.05``.
+    """
+
+    sync_before_response = _Setting[bool]()
+    retry_base = _Setting[float]()
+    max_attempts = _Setting[int]()
+    delivery_timeout = _Setting[float]()
+    latency = _Setting[float]()
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        sync_before_response: bool = False,
+        retry_base: float = 0.01,
+        max_attempts: int = 6,
+        delivery_timeout: float = 5.0,
+        latency: float = 0.0,
+        seed: int | None = None,
+        ssl_context: Any = None,
+    ):
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.host, self._port = host, port
+        self._settings = Settings(sync_before_response, retry_base, max_attempts, delivery_timeout, latency)
+        self._state = State(self._settings, seed)
+        self.clock: Clock = self._state.clock
+        self._faults = Faults(self._state.cond)
+        self._delivery = DeliveryScheduler(self._state, ssl_context)
+        self._notifier = Notifier(self._state, self._faults, self._delivery)
+        self._routes = ApiRoutes(self._state, self._faults, self._notifier)
+        self._server: HttpServer | None = None
+        self._http_thread: threading.Thread | None = None
+
+    # lifecycle
+
+    def start(self) -> Simulator:
+        """Listen and start the delivery worker; returns self."""
+        if self._server is not None:
+            raise RuntimeError("simulator already started")
+        self._server = HttpServer(
+            self.host,
+            self._port,
+            routes=self._routes,
+            control=functools.partial(handle_control, self),
+            state=self._state,
+        )
+        self._http_thread = threading.Thread(
+            target=self._server.serve_forever,
+            args=(0.05,),  # quick shutdown
+            name="simulator-http",
+            daemon=True,
+        )
+        self._http_thread.start()
+        self._delivery.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and delivering. Notifications still queued are dropped."""
+        if self._server is None:
+            return
+        self._delivery.stop_soon()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._http_thread is not None:
+            self._http_thread.join(timeout=self.delivery_timeout + 1)
+        self._delivery.join(timeout=self.delivery_timeout + 1)
+        self._server = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Root URL with a trailing slash, e.g. ``http://127.0.0.1:PORT/``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def reset(self) -> None:
+        """Forget channels, records, queued notifications and pending faults."""
+        with self._state.cond:
+            self._delivery.clear()
+            self._faults.clear()
+            self._state.clear()
+
+    # changing resources
+
+    def change(
+        self,
+        target: Resource | str,
+        kind: str | None = None,
+        /,
+        *,
+        state: str,
+        changed: list[str] | tuple[str, ...] | None = None,
+        body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> dict[str, int]:
+        """Change a watched resource; notify every live channel that watches it.
+
+        ``target`` is a ``Resource``, or an api name followed by the kind and the
+        resource's parameters: ``change("drive", "files", fileId="F", state="update")``.
+        ``state`` must be valid for the API (ValueError otherwise). ``changed``
+        (Drive files only) becomes ``X-Goog-Changed``. ``body`` (Drive changes,
+        Directory, Reports) is merged over the generated notification body.
+        Returns ``{channel id: message number}`` of the notifications queued.
+        """
+        if isinstance(target, Resource):
+            if kind is not None or params:
+                raise TypeError("give either a Resource or api, kind and parameters")
+            resource = target
+        else:
+            if kind is None:
+                raise TypeError("change() needs the watch kind after the api name")
+            resource = Resource.of(target, kind, **params)
+        return self._notifier.change(resource, state, changed, body)
+
+    def change_channel_resource(self, channel_id: str, **kwargs: Any) -> dict[str, int]:
+        """``change()`` the resource that ``channel_id`` watches (KeyError if unknown)."""
+        with self._state.cond:
+            channel = self._state.channels.get(channel_id)
+            if channel is None:
+                raise KeyError(f"no channel {channel_id!r}")
+            resource = channel.resource
+        return self.change(resource, **kwargs)
+
+    # faults
+
+    def fail_next(
+        self, operation: str, status: int = 503, count: int = 1, message: str | None = None
+    ) -> None:
+        """Make the next ``count`` ``watch`` or ``stop`` calls fail with ``status``."""
+        self._faults.fail_next(operation, status, count, message)
+
+    def clear_faults(self) -> dict[str, int]:
+        """Drop the ``fail_next`` failures not used yet; how many were left per operation."""
+        return self._faults.clear_failures()
+
+    def duplicate_next(self, count: int = 1) -> None:
+        """Send each of the next ``count`` notifications twice (same number, same headers)."""
+        self._faults.duplicate_next(count)
+
+    def reorder_next(self, count: int) -> None:
+        """Hold the next ``count`` change notifications, then send them in reverse order.
+
+        ``sync`` messages are never held. ``release_held()`` sends early.
+        """
+        self._faults.reorder_next(count)
+
+    def release_held(self) -> int:
+        """Queue the held notifications, newest first; returns how many."""
+        return self._notifier.release_held()
+
+    # records and waiting
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        """Every API request so far, oldest first."""
+        with self._state.cond:
+            return list(self._state.calls)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery attempt (and decision not to send) so far, oldest first."""
+        with self._state.cond:
+            return list(self._state.deliveries)
+
+    def channel(self, channel_id: str) -> ChannelInfo:
+        """Snapshot of a channel, live or not (KeyError if never created)."""
+        with self._state.cond:
+            return self._state.channels[channel_id].info(self.clock.now_ms())
+
+    def channels(self) -> list[ChannelInfo]:
+        """Every channel ever created, live or not."""
+        with self._state.cond:
+            now = self.clock.now_ms()
+            return [c.info(now) for c in self._state.channels.values()]
+
+    def live_channels(self) -> list[ChannelInfo]:
+        """Channels neither stopped nor expired on the simulator clock."""
+        return [c for c in self.channels() if c.live]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Wait until ``predicate()`` is truthy and return it; TimeoutError after ``timeout``."""
+        return self._state.wait_for(predicate, timeout)
+
+    def wait_for_deliveries(
+        self,
+        count: int = 1,
+        *,
+        channel_id: str | None = None,
+        state: str | None = None,
+        outcome: str | None = DELIVERED,
+        timeout: float = 5.0,
+    ) -> list[Delivery]:
+        """Wait for at least ``count`` matching delivery records; return all that match."""
+
+        def matching() -> list[Delivery]:
+            return [
+                d
+                for d in self._state.deliveries
+                if (channel_id is None or d.channel_id == channel_id)
+                and (state is None or d.state == state)
+                and (outcome is None or d.outcome == outcome)
+            ]
+
+        if count <= 0:
+            with self._state.cond:
+                return matching()
+        return self.wait_for(lambda: len(matching()) >= count and matching(), timeout)
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until nothing is queued, being sent or waiting to be retried.
+
+        Notifications held by ``reorder_next`` do not count until released.
+        """
+        self.wait_for(self._delivery.idle, timeout)
