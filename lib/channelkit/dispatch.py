@@ -207,7 +207,7 @@ class Dispatcher:
         with self._publisher_lock:
             if self._publisher is None:
                 try:
-                    from google.cloud import pubsub_v1
+                    import google.cloud.pubsub_v1 as pubsub_v1
 
                     self._publisher = pubsub_v1.PublisherClient()
                 except Exception as exc:
@@ -233,15 +233,27 @@ class Dispatcher:
 
 
 def load_dispatcher(
-    *, handler: str | None = None, topic: str | None = None, prepare: bool = True
+    *,
+    handler: str | None = None,
+    topic: str | None = None,
+    prepare: bool = True,
+    settings: config.Settings | None = None,
 ) -> Dispatcher:
     """A Dispatcher from ``CHANNELKIT_HANDLER`` and ``CHANNELKIT_PUBSUB_TOPIC``.
 
-    With ``prepare`` (the default) the handler is imported right away, so a
-    misconfigured path raises ``HandlerConfigError`` here (a malformed topic
-    raises ``ConfigError``).
+    ``handler`` and ``topic`` win; then ``settings`` (already resolved: the
+    environment is not read again); then the environment. With ``prepare``
+    (the default) the handler is imported right away, so a misconfigured path
+    raises ``HandlerConfigError`` here (a malformed topic raises ``ConfigError``).
     """
-    dispatcher = Dispatcher(handler=config.handler(handler), topic=config.pubsub_topic(topic))
+    if settings is not None:
+        handler = handler or settings.handler
+        topic = topic or settings.pubsub_topic
+        if topic is not None:
+            topic = config.pubsub_topic(topic)
+    else:
+        handler, topic = config.handler(handler), config.pubsub_topic(topic)
+    dispatcher = Dispatcher(handler=handler, topic=topic)
     if prepare:
         dispatcher.prepare()
     return dispatcher

@@ -578,14 +578,15 @@ def test_a_stale_cached_channel_never_refuses_without_a_fresh_read(store, record
 
 def test_the_cache_is_bounded_and_its_ttl_comes_from_config(monkeypatch):
     mono = Monotonic(0.0)
+    monkeypatch.setenv("CHANNELKIT_CACHE_TTL", "2")  # read once, when the cache is built
     cache = ChannelCache(max_size=3, clock=mono)
-    monkeypatch.setenv("CHANNELKIT_CACHE_TTL", "2")
     for i in range(5):
         cache.put(Channel("web_hook", f"c{i}", None, None))
     assert len(cache) == 3 and cache.get("c0") is None and cache.get("c4") is not None
     mono.advance(2)
     assert cache.get("c4") is None
     monkeypatch.setenv("CHANNELKIT_CACHE_TTL", "0")  # 0 disables caching
+    cache = ChannelCache(max_size=3, clock=mono)
     cache.put(Channel("web_hook", "c9", None, None))
     assert cache.get("c9") is None
 
