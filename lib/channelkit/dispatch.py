@@ -246,14 +246,14 @@ def load_dispatcher(
     (the default) the handler is imported right away, so a misconfigured path
     raises ``HandlerConfigError`` here (a malformed topic raises ``ConfigError``).
     """
+    environ: dict[str, str] | None = None  # None: the process environment
     if settings is not None:
-        handler = handler or settings.handler
-        topic = topic or settings.pubsub_topic
-        if topic is not None:
-            topic = config.pubsub_topic(topic)
-    else:
-        handler, topic = config.handler(handler), config.pubsub_topic(topic)
-    dispatcher = Dispatcher(handler=handler, topic=topic)
+        handler, topic = handler or settings.handler, topic or settings.pubsub_topic
+        environ = {}  # resolved already: nothing to fall back to
+    dispatcher = Dispatcher(
+        handler=config.handler(handler, environ=environ),
+        topic=config.pubsub_topic(topic, environ=environ),
+    )
     if prepare:
         dispatcher.prepare()
     return dispatcher
