@@ -5,7 +5,9 @@ summary as JSON. Deploy it without public access: only the scheduler's service
 account may invoke it (Cloud Run IAM checks the OIDC token before the code
 runs; see deploy.sh). A run never fails for one channel; the whole run answers
 503 only when it cannot start (store unreachable, bad setting), so Cloud
-Scheduler retries it.
+Scheduler retries it. The settings (``channelkit.config.Settings``) are
+resolved at the first request, with the store, the Google client and the
+dispatcher, and kept for the life of the instance.
 
 Run locally::
 
@@ -15,9 +17,12 @@ Run locally::
 from __future__ import annotations
 
 import json
+import os
 import threading
+from typing import Any
 
 from channelkit import logs
+from channelkit.config import Settings
 from channelkit.errors import ChannelkitError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal import renew_due, renewal_dispatcher
@@ -27,15 +32,37 @@ logs.configure()
 log = logs.get_logger("renew")
 JSON = {"Content-Type": "application/json"}
 
-_parts: dict = {}
+#: Read by ``renewal_dispatcher()`` alone, which logs a broken handler or topic and renews
+#: anyway: a bad one must not stop the run (channels would expire), so the settings skip them.
+DISPATCH_VARIABLES = ("CHANNELKIT_HANDLER", "CHANNELKIT_PUBSUB_TOPIC")
+
+_parts: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
-def _collaborators() -> dict:
-    """Store, Google client and dispatcher, built at the first request and kept."""
+def _resolve_settings() -> Settings:
+    environ = {k: v for k, v in os.environ.items() if k not in DISPATCH_VARIABLES}
+    return Settings.from_env(environ)
+
+
+def _collaborators() -> dict[str, Any]:
+    """``renew_due``'s arguments: settings, store, Google client and dispatcher, built once."""
     with _lock:
         if not _parts:
-            _parts.update(store=open_store(), google=GoogleApi(), dispatcher=renewal_dispatcher())
+            settings = _resolve_settings()
+            _parts.update(
+                store=open_store(settings.store_url, **settings.store_options()),
+                google=GoogleApi(
+                    root=settings.api_root,
+                    subject=settings.delegated_subject,
+                    retries=settings.api_retries,
+                ),
+                dispatcher=renewal_dispatcher(),
+                renew_before=settings.renew_before,
+                concurrency=settings.renew_concurrency,
+                budget_seconds=settings.renew_budget,
+                lease_seconds=settings.renew_lease,
+            )
         return dict(_parts)
 
 

@@ -1,10 +1,11 @@
 """Cloud Function (HTTP) that receives Google API push notifications: target ``webhook``.
 
 Thin on purpose: it reads the request, hands it to ``channelkit.receive``, and
-turns the verdict or the typed error into a status (DESIGN.md §3). The store
-and the dispatcher are built from the environment at the first request and
-kept for the life of the instance. No input yields a 500: anything unexpected
-is logged and answered 503, which Google retries.
+turns the verdict or the typed error into a status (docs/design.md, "Webhook
+responses"). The settings (``channelkit.config.Settings``), the store and the
+dispatcher are built at the first request and kept for the life of the
+instance: no request reads the environment. No input yields a 500: anything
+unexpected is logged and answered 503, which Google retries.
 
 Run locally::
 
@@ -19,7 +20,8 @@ import time
 
 import werkzeug.wsgi
 
-from channelkit import config, logs
+from channelkit import logs
+from channelkit.config import Settings
 from channelkit.dispatch import load_dispatcher
 from channelkit.errors import (
     ChannelkitError,
@@ -28,7 +30,7 @@ from channelkit.errors import (
     MethodNotAllowedError,
 )
 from channelkit.receive import ChannelCache, Receiver, outcome_for, read_body, status_for
-from channelkit.store import open_store
+from channelkit.store import ChannelStore, open_store
 
 logs.configure()
 log = logs.get_logger("webhook")
@@ -46,13 +48,26 @@ REASONS = {
 }
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
+_settings: Settings | None = None
 _receiver: Receiver | None = None
-_store = None
+_store: ChannelStore | None = None
 _receiver_lock = threading.Lock()
 _reported: set[str] = set()
 
 
-def _get_receiver() -> Receiver:
+def _get_settings() -> Settings:
+    """The instance's settings, resolved at the first request; a bad one is retried next time."""
+    global _settings
+    settings = _settings
+    if settings is not None:  # resolved: no lock on the hot path
+        return settings
+    with _receiver_lock:
+        if _settings is None:
+            _settings = Settings.resolve()
+        return _settings
+
+
+def _get_receiver(settings: Settings) -> Receiver:
     """The instance's receiver, built at the first request (after any fork).
 
     A part that fails to build (bad setting, store unreachable) is tried again
@@ -65,8 +80,13 @@ def _get_receiver() -> Receiver:
     with _receiver_lock:
         if _receiver is None:
             if _store is None:
-                _store = open_store()
-            _receiver = Receiver(store=_store, dispatcher=load_dispatcher(), cache=ChannelCache())
+                _store = open_store(settings.store_url, **settings.store_options())
+            _receiver = Receiver(
+                store=_store,
+                dispatcher=load_dispatcher(settings=settings),
+                cache=ChannelCache(settings.cache_ttl),
+                settings=settings,
+            )
         return _receiver
 
 
@@ -100,8 +120,9 @@ def _handle(request, started: float):
         if request.method != "POST":
             # The library refuses it too; but nothing (no store) is needed to say 405.
             raise MethodNotAllowedError("notifications are POSTed")
-        body = _take_body(request, config.max_body())
-        receiver = _get_receiver()
+        settings = _get_settings()
+        body = _take_body(request, settings.max_body)
+        receiver = _get_receiver(settings)
     except ChannelkitError as exc:
         return _refuse(exc, request, started)
     try:

@@ -1,81 +1,137 @@
-"""Every setting channelkit reads, in one place, read at call time.
+"""Every setting channelkit reads, in one place: an argument, else the environment, else a default.
 
-Each function takes an optional explicit value; without one it reads the
-environment, then falls back to the default. Nothing is cached, so tests and
-long-lived processes see changes to the environment immediately.
+Two ways in, one set of rules:
+
+- ``Settings.resolve(**overrides)`` (``Settings.from_env(environ, **overrides)``
+  for another environment) resolves every setting once into a frozen object
+  and validates all of them, raising one ``ConfigError`` that names each bad
+  variable and what it wants. The Cloud Functions build it at their first
+  request and hand its values to the library, so no request reads the
+  environment.
+- ``config.grace()``, ``config.store_url()``, ... resolve one setting at the
+  time of the call. The CLI and the library's constructors use them when they
+  are given no value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from channelkit.errors import ConfigError
+
+__all__ = [
+    "Settings",
+    "api_retries",
+    "api_root",
+    "cache_ttl",
+    "claim_timeout",
+    "collection",
+    "delegated_subject",
+    "grace",
+    "handler",
+    "max_body",
+    "project",
+    "pubsub_topic",
+    "record_ttl_days",
+    "renew_before",
+    "renew_budget",
+    "renew_concurrency",
+    "renew_lease",
+    "store_timeout",
+    "store_url",
+]
 
 DEFAULT_COLLECTION = "channels"
 DEFAULT_RENEW_BEFORE = 10_800  # seconds: 3 h
 DEFAULT_STORE_TIMEOUT = 5.0  # seconds: bound on one store operation
-DEFAULT_GRACE = 300  # seconds a stopped/expired channel still accepts deliveries
+DEFAULT_GRACE = 300.0  # seconds a stopped/expired channel still accepts deliveries
 DEFAULT_MAX_BODY = 1_048_576  # bytes
-DEFAULT_CLAIM_TIMEOUT = 600  # seconds before an in-progress message claim may be retaken
+DEFAULT_CLAIM_TIMEOUT = 600.0  # seconds before an in-progress message claim may be retaken
 DEFAULT_CACHE_TTL = 300.0  # seconds a channel lookup is cached per instance (see README: Webhook)
 DEFAULT_API_RETRIES = 4  # googleapiclient num_retries for Google API calls
 DEFAULT_RECORD_TTL_DAYS = 30  # days after a channel ends that Firestore TTL deletes it
+DEFAULT_RENEW_CONCURRENCY = 32  # most of a renewal is waiting on Google and Firestore
+DEFAULT_RENEW_BUDGET = 240.0  # seconds a renewal run may start new work
+DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
+
+Environ = Mapping[str, str]
+N = TypeVar("N", bound=float)
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
+def _env(name: str, environ: Environ | None = None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
     if value is None or value.strip() == "":
         return None
     return value.strip()
 
 
-def _number(name: str, value, default, kind, minimum=0):
-    raw = value if value is not None else _env(name)
+def _number(
+    name: str,
+    value: Any,
+    environ: Environ | None,
+    default: N,
+    kind: Callable[[Any], N],
+    minimum: float,
+    unit: str,
+) -> N:
+    raw = value if value is not None else _env(name, environ)
     if raw is None:
         return default
+    wants = f"{name} must be {'a whole number' if kind is int else 'a number'} of {unit} >= {minimum:g}"
     try:
         number = kind(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{wants}, got {raw!r}") from None
     if number < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+        raise ConfigError(f"{wants}, got {raw!r}")
     return number
 
 
-def project(value: str | None = None) -> str | None:
+# --- one setting, resolved at the time of the call -----------------------------------
+
+
+def project(value: str | None = None, *, environ: Environ | None = None) -> str | None:
     """Google Cloud project; None lets the client library find it (ADC / gcloud)."""
-    return value or _env("GOOGLE_CLOUD_PROJECT") or _env("GCLOUD_PROJECT")
+    return value or _env("GOOGLE_CLOUD_PROJECT", environ) or _env("GCLOUD_PROJECT", environ)
 
 
-def store_url(value: str | None = None) -> str:
+def store_url(value: str | None = None, *, environ: Environ | None = None) -> str:
     """``firestore`` or ``sqlite:///PATH`` (``CHANNELKIT_STORE``)."""
-    url = value or _env("CHANNELKIT_STORE") or "firestore"
+    url = value or _env("CHANNELKIT_STORE", environ) or "firestore"
     if url != "firestore" and not url.startswith("sqlite://"):
         raise ConfigError(f"CHANNELKIT_STORE must be 'firestore' or 'sqlite:///PATH', got {url!r}")
     return url
 
 
-def collection(value: str | None = None) -> str:
+def collection(value: str | None = None, *, environ: Environ | None = None) -> str:
     """Firestore collection holding channels (``CHANNELKIT_COLLECTION``)."""
-    name = value or _env("CHANNELKIT_COLLECTION") or DEFAULT_COLLECTION
+    name = value or _env("CHANNELKIT_COLLECTION", environ) or DEFAULT_COLLECTION
     if "/" in name:
         raise ConfigError(f"CHANNELKIT_COLLECTION must be a top-level collection id, got {name!r}")
     return name
 
 
-def store_timeout(value: float | None = None) -> float:
+def store_timeout(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds after which a store operation fails with StoreUnavailable."""
-    return _number("CHANNELKIT_STORE_TIMEOUT", value, DEFAULT_STORE_TIMEOUT, float, 0.1)
+    return _number("CHANNELKIT_STORE_TIMEOUT", value, environ, DEFAULT_STORE_TIMEOUT, float, 0.1, "seconds")
 
 
-def handler(value: str | None = None) -> str | None:
+def record_ttl_days(value: int | None = None, *, environ: Environ | None = None) -> int:
+    """Days after a channel's end before Firestore TTL deletes its documents."""
+    return _number("CHANNELKIT_RECORD_TTL_DAYS", value, environ, DEFAULT_RECORD_TTL_DAYS, int, 1, "days")
+
+
+def handler(value: str | None = None, *, environ: Environ | None = None) -> str | None:
     """``package.module:function`` called for each accepted notification."""
-    return value or _env("CHANNELKIT_HANDLER")
+    return value or _env("CHANNELKIT_HANDLER", environ)
 
 
-def pubsub_topic(value: str | None = None) -> str | None:
+def pubsub_topic(value: str | None = None, *, environ: Environ | None = None) -> str | None:
     """``projects/P/topics/T`` receiving each accepted notification."""
-    topic = value or _env("CHANNELKIT_PUBSUB_TOPIC")
+    topic = value or _env("CHANNELKIT_PUBSUB_TOPIC", environ)
     if topic is not None:
         parts = topic.split("/")
         if len(parts) != 4 or parts[0] != "projects" or parts[2] != "topics" or not all(parts):
@@ -83,14 +139,9 @@ def pubsub_topic(value: str | None = None) -> str | None:
     return topic
 
 
-def renew_before(value: int | None = None) -> int:
-    """Seconds before expiration at which a channel is renewed."""
-    return _number("CHANNELKIT_RENEW_BEFORE", value, DEFAULT_RENEW_BEFORE, int, 0)
-
-
-def api_root(value: str | None = None) -> str | None:
+def api_root(value: str | None = None, *, environ: Environ | None = None) -> str | None:
     """Replacement for Google's API root URL (simulator, tests); None means Google."""
-    root = value or _env("CHANNELKIT_API_ROOT")
+    root = value or _env("CHANNELKIT_API_ROOT", environ)
     if root is None:
         return None
     if not root.startswith(("http://", "https://")):
@@ -98,56 +149,147 @@ def api_root(value: str | None = None) -> str | None:
     return root if root.endswith("/") else root + "/"
 
 
-def api_retries(value: int | None = None) -> int:
+def api_retries(value: int | None = None, *, environ: Environ | None = None) -> int:
     """How many times a transient Google API failure is retried (with backoff)."""
-    return _number("CHANNELKIT_API_RETRIES", value, DEFAULT_API_RETRIES, int, 0)
+    return _number("CHANNELKIT_API_RETRIES", value, environ, DEFAULT_API_RETRIES, int, 0, "retries")
 
 
-def delegated_subject(value: str | None = None) -> str | None:
+def delegated_subject(value: str | None = None, *, environ: Environ | None = None) -> str | None:
     """User to impersonate with domain-wide delegation (Admin SDK), if any."""
-    return value or _env("CHANNELKIT_SUBJECT")
+    return value or _env("CHANNELKIT_SUBJECT", environ)
 
 
-def grace(value: float | None = None) -> float:
+def grace(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds a stopped or expired channel keeps accepting in-flight deliveries."""
-    return _number("CHANNELKIT_GRACE", value, DEFAULT_GRACE, float, 0)
+    return _number("CHANNELKIT_GRACE", value, environ, DEFAULT_GRACE, float, 0, "seconds")
 
 
-def max_body(value: int | None = None) -> int:
+def max_body(value: int | None = None, *, environ: Environ | None = None) -> int:
     """Largest accepted notification body, in bytes (413 above)."""
-    return _number("CHANNELKIT_MAX_BODY", value, DEFAULT_MAX_BODY, int, 0)
+    return _number("CHANNELKIT_MAX_BODY", value, environ, DEFAULT_MAX_BODY, int, 0, "bytes")
 
 
-def claim_timeout(value: float | None = None) -> float:
+def claim_timeout(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds after which an in-progress message claim is considered abandoned."""
-    return _number("CHANNELKIT_CLAIM_TIMEOUT", value, DEFAULT_CLAIM_TIMEOUT, float, 1)
+    return _number("CHANNELKIT_CLAIM_TIMEOUT", value, environ, DEFAULT_CLAIM_TIMEOUT, float, 1, "seconds")
 
 
-def cache_ttl(value: float | None = None) -> float:
+def cache_ttl(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds a channel lookup stays cached in one function instance."""
-    return _number("CHANNELKIT_CACHE_TTL", value, DEFAULT_CACHE_TTL, float, 0)
+    return _number("CHANNELKIT_CACHE_TTL", value, environ, DEFAULT_CACHE_TTL, float, 0, "seconds")
 
 
-def record_ttl_days(value: int | None = None) -> int:
-    """Days after a channel's end before Firestore TTL deletes its documents."""
-    return _number("CHANNELKIT_RECORD_TTL_DAYS", value, DEFAULT_RECORD_TTL_DAYS, int, 1)
+def renew_before(value: int | None = None, *, environ: Environ | None = None) -> int:
+    """Seconds before expiration at which a channel is renewed."""
+    return _number("CHANNELKIT_RENEW_BEFORE", value, environ, DEFAULT_RENEW_BEFORE, int, 0, "seconds")
 
 
-DEFAULT_RENEW_CONCURRENCY = 32  # most of a renewal is waiting on Google and Firestore
-DEFAULT_RENEW_BUDGET = 240.0  # seconds a renewal run may start new work
-DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
-
-
-def renew_concurrency(value: int | None = None) -> int:
+def renew_concurrency(value: int | None = None, *, environ: Environ | None = None) -> int:
     """How many channels one renewal run renews at the same time."""
-    return _number("CHANNELKIT_RENEW_CONCURRENCY", value, DEFAULT_RENEW_CONCURRENCY, int, 1)
+    return _number(
+        "CHANNELKIT_RENEW_CONCURRENCY", value, environ, DEFAULT_RENEW_CONCURRENCY, int, 1, "channels"
+    )
 
 
-def renew_budget(value: float | None = None) -> float:
+def renew_budget(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds after which a renewal run stops claiming new channels (the rest wait)."""
-    return _number("CHANNELKIT_RENEW_BUDGET", value, DEFAULT_RENEW_BUDGET, float, 0)
+    return _number("CHANNELKIT_RENEW_BUDGET", value, environ, DEFAULT_RENEW_BUDGET, float, 0, "seconds")
 
 
-def renew_lease(value: float | None = None) -> float:
+def renew_lease(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds a renewal run holds its claim on a channel; a crashed run's claim then lapses."""
-    return _number("CHANNELKIT_RENEW_LEASE", value, DEFAULT_RENEW_LEASE, float, 1)
+    return _number("CHANNELKIT_RENEW_LEASE", value, environ, DEFAULT_RENEW_LEASE, float, 1, "seconds")
+
+
+# --- every setting, resolved once ----------------------------------------------------
+
+#: Settings field -> the function resolving it (its variable, default and rule).
+_RESOLVERS: dict[str, Callable[..., Any]] = {
+    "project": project,
+    "store_url": store_url,
+    "collection": collection,
+    "store_timeout": store_timeout,
+    "record_ttl_days": record_ttl_days,
+    "handler": handler,
+    "pubsub_topic": pubsub_topic,
+    "api_root": api_root,
+    "api_retries": api_retries,
+    "delegated_subject": delegated_subject,
+    "grace": grace,
+    "max_body": max_body,
+    "claim_timeout": claim_timeout,
+    "cache_ttl": cache_ttl,
+    "renew_before": renew_before,
+    "renew_concurrency": renew_concurrency,
+    "renew_budget": renew_budget,
+    "renew_lease": renew_lease,
+}
+_NO_ENVIRONMENT: Environ = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting, resolved and validated once; build it with ``resolve`` or ``from_env``.
+
+    Built directly (``Settings(grace=60)``), a field left out takes its default
+    without reading the environment; every value is validated either way.
+    """
+
+    project: str | None = None
+    store_url: str = "firestore"
+    collection: str = DEFAULT_COLLECTION
+    store_timeout: float = DEFAULT_STORE_TIMEOUT
+    record_ttl_days: int = DEFAULT_RECORD_TTL_DAYS
+    handler: str | None = None
+    pubsub_topic: str | None = None
+    api_root: str | None = None
+    api_retries: int = DEFAULT_API_RETRIES
+    delegated_subject: str | None = None
+    grace: float = DEFAULT_GRACE
+    max_body: int = DEFAULT_MAX_BODY
+    claim_timeout: float = DEFAULT_CLAIM_TIMEOUT
+    cache_ttl: float = DEFAULT_CACHE_TTL
+    renew_before: int = DEFAULT_RENEW_BEFORE
+    renew_concurrency: int = DEFAULT_RENEW_CONCURRENCY
+    renew_budget: float = DEFAULT_RENEW_BUDGET
+    renew_lease: float = DEFAULT_RENEW_LEASE
+
+    def __post_init__(self) -> None:
+        for name, value in _resolve_all(vars(self), _NO_ENVIRONMENT).items():
+            object.__setattr__(self, name, value)  # normalised: "8" -> 8, a root gets its "/"
+
+    @classmethod
+    def from_env(cls, environ: Environ | None = None, **overrides: Any) -> Settings:
+        """Each setting from ``overrides``, else ``environ`` (default ``os.environ``), else its default.
+
+        An override of None counts as not given. Raises one ``ConfigError``
+        naming every bad variable.
+        """
+        unknown = sorted(set(overrides) - set(_RESOLVERS))
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(unknown)}")
+        return cls(**_resolve_all(overrides, os.environ if environ is None else environ))
+
+    @classmethod
+    def resolve(cls, **overrides: Any) -> Settings:
+        """``from_env`` on this process's environment."""
+        return cls.from_env(None, **overrides)
+
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``open_store(self.store_url, ...)`` that its backend accepts."""
+        options: dict[str, Any] = {"timeout": self.store_timeout, "ttl_days": self.record_ttl_days}
+        if self.store_url == "firestore":
+            options.update(project=self.project, collection=self.collection)
+        return options
+
+
+def _resolve_all(values: Mapping[str, Any], environ: Environ) -> dict[str, Any]:
+    resolved, problems = {}, []
+    for name, resolve in _RESOLVERS.items():
+        try:
+            resolved[name] = resolve(values.get(name), environ=environ)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return resolved

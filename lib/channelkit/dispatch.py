@@ -207,7 +207,7 @@ class Dispatcher:
         with self._publisher_lock:
             if self._publisher is None:
                 try:
-                    from google.cloud import pubsub_v1
+                    import google.cloud.pubsub_v1 as pubsub_v1
 
                     self._publisher = pubsub_v1.PublisherClient()
                 except Exception as exc:
@@ -233,15 +233,27 @@ class Dispatcher:
 
 
 def load_dispatcher(
-    *, handler: str | None = None, topic: str | None = None, prepare: bool = True
+    *,
+    handler: str | None = None,
+    topic: str | None = None,
+    prepare: bool = True,
+    settings: config.Settings | None = None,
 ) -> Dispatcher:
     """A Dispatcher from ``CHANNELKIT_HANDLER`` and ``CHANNELKIT_PUBSUB_TOPIC``.
 
-    With ``prepare`` (the default) the handler is imported right away, so a
-    misconfigured path raises ``HandlerConfigError`` here (a malformed topic
-    raises ``ConfigError``).
+    ``handler`` and ``topic`` win; then ``settings`` (already resolved: the
+    environment is not read again); then the environment. With ``prepare``
+    (the default) the handler is imported right away, so a misconfigured path
+    raises ``HandlerConfigError`` here (a malformed topic raises ``ConfigError``).
     """
-    dispatcher = Dispatcher(handler=config.handler(handler), topic=config.pubsub_topic(topic))
+    environ: dict[str, str] | None = None  # None: the process environment
+    if settings is not None:
+        handler, topic = handler or settings.handler, topic or settings.pubsub_topic
+        environ = {}  # resolved already: nothing to fall back to
+    dispatcher = Dispatcher(
+        handler=config.handler(handler, environ=environ),
+        topic=config.pubsub_topic(topic, environ=environ),
+    )
     if prepare:
         dispatcher.prepare()
     return dispatcher

@@ -122,3 +122,31 @@ def test_a_broken_handler_does_not_stop_renewal(env, monkeypatch):
     response = app.test_client().post("/")
     assert response.status_code == 200
     assert response.get_json()["renewed"] == 1
+
+
+def test_a_malformed_topic_does_not_stop_renewal(env, monkeypatch):
+    monkeypatch.setenv("CHANNELKIT_PUBSUB_TOPIC", "topics/not-a-full-name")
+    sys.modules.pop("main", None)
+    app = create_app(target="renew", source=str(ROOT / "functions" / "renew.py"))
+    near, _ = make_channels(env)
+    response = app.test_client().post("/")
+    assert response.status_code == 200
+    assert response.get_json()["renewed"] == 1
+
+
+def test_renew_settings_are_resolved_at_the_first_request_and_kept(client, env, monkeypatch):
+    assert client.post("/").get_json()["renewed"] == 0  # nothing yet: the settings are now resolved
+    monkeypatch.setenv("CHANNELKIT_RENEW_BEFORE", "0")  # would renew nothing, were it read again
+    near, _ = make_channels(env)
+    body = client.post("/").get_json()
+    assert body["renewed"] == 1 and body["details"]["renewed"][0]["old"] == near.id
+
+
+def test_a_bad_renewal_setting_is_503_until_fixed(env, monkeypatch):
+    monkeypatch.setenv("CHANNELKIT_RENEW_LEASE", "soon")
+    sys.modules.pop("main", None)
+    app = create_app(target="renew", source=str(ROOT / "functions" / "renew.py"))
+    client = app.test_client()
+    assert client.post("/").status_code == 503
+    monkeypatch.setenv("CHANNELKIT_RENEW_LEASE", "600")
+    assert client.post("/").status_code == 200

@@ -1,7 +1,8 @@
 """The webhook through functions-framework's test client, on the Firestore emulator.
 
-Every row of DESIGN.md §3's status table, duplicates, a failing handler and its
-retry, a misconfigured handler, and a Firestore outage with recovery.
+Every row of the status table (docs/design.md, "Webhook responses"), duplicates,
+a failing handler and its retry, a misconfigured handler, settings resolved once
+per instance, and a Firestore outage with recovery.
 """
 
 from __future__ import annotations
@@ -181,6 +182,27 @@ def test_a_bad_setting_is_503_never_500_and_reported_once(make_app, store, recor
     assert [l["severity"] for l in lines].count("CRITICAL") == 1
     assert "CHANNELKIT_MAX_BODY" in next(l for l in lines if l["severity"] == "CRITICAL")["message"]
     assert [l["outcome"] for l in lines if l["severity"] != "CRITICAL"] == ["config_error"] * 2
+
+
+def test_settings_are_resolved_at_the_first_request_and_kept(make_app, store, recording, monkeypatch):
+    client = make_app(CHANNELKIT_MAX_BODY=100)
+    channel = new_channel()
+    store.create(channel)
+    assert post(client, notification_headers(channel, 1), b"x" * 100).status_code == 200
+    monkeypatch.setenv("CHANNELKIT_MAX_BODY", "10")  # the instance keeps what it resolved
+    assert post(client, notification_headers(channel, 2), b"x" * 100).status_code == 200
+    assert post(client, notification_headers(channel, 3), b"x" * 101).status_code == 413
+    assert recording.ok_numbers() == [1, 2]
+
+
+def test_a_bad_setting_once_fixed_is_resolved_at_the_next_request(make_app, store, recording, monkeypatch):
+    client = make_app(CHANNELKIT_GRACE="a while")
+    channel = new_channel()
+    store.create(channel)
+    assert post(client, notification_headers(channel, 1)).status_code == 503
+    monkeypatch.setenv("CHANNELKIT_GRACE", "30")
+    assert post(client, notification_headers(channel, 1)).status_code == 200
+    assert recording.ok_numbers() == [1]
 
 
 def test_corrupt_stored_data_is_503_without_a_traceback(client, store, recording, capsys):

@@ -1,5 +1,6 @@
-"""Pure parts of the CLI (formatting, argument parsing) and of the configuration."""
+"""Pure parts of the CLI (formatting, argument parsing) and of the configuration (``config.Settings``)."""
 
+import dataclasses
 import datetime
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from channelkit import config
 from channelkit.channel import Channel
 from channelkit.cli import build_parser, channel_json, format_remaining, format_table
+from channelkit.config import Settings
 from channelkit.errors import ConfigError
 
 NOW = 1_900_000_000_000
@@ -109,3 +111,133 @@ def test_settings_are_read_at_call_time_argument_first(monkeypatch):
     assert config.renew_before(5) == 5
     monkeypatch.setenv("CHANNELKIT_API_ROOT", "http://127.0.0.1:9")
     assert config.api_root() == "http://127.0.0.1:9/"
+
+
+# --- Settings: every setting resolved once ----------------------------------------------------
+
+#: Settings field -> (its variable, a valid value in the environment, what it resolves to,
+#: an argument that differs from both the environment and the default).
+EVERY_SETTING = {
+    "project": ("GOOGLE_CLOUD_PROJECT", "proj-1", "proj-1", "proj-arg"),
+    "store_url": ("CHANNELKIT_STORE", "sqlite:///x.db", "sqlite:///x.db", "sqlite:///arg.db"),
+    "collection": ("CHANNELKIT_COLLECTION", "subs", "subs", "subs-arg"),
+    "store_timeout": ("CHANNELKIT_STORE_TIMEOUT", "2.5", 2.5, 9.0),
+    "record_ttl_days": ("CHANNELKIT_RECORD_TTL_DAYS", "7", 7, 9),
+    "handler": ("CHANNELKIT_HANDLER", "app.hooks:handle", "app.hooks:handle", "arg.hooks:handle"),
+    "pubsub_topic": (
+        "CHANNELKIT_PUBSUB_TOPIC",
+        "projects/p/topics/t",
+        "projects/p/topics/t",
+        "projects/a/topics/b",
+    ),
+    "api_root": ("CHANNELKIT_API_ROOT", "http://127.0.0.1:9", "http://127.0.0.1:9/", "https://arg.example/"),
+    "api_retries": ("CHANNELKIT_API_RETRIES", "0", 0, 9),
+    "delegated_subject": ("CHANNELKIT_SUBJECT", "admin@example.com", "admin@example.com", "arg@example.com"),
+    "grace": ("CHANNELKIT_GRACE", "12", 12.0, 9.0),
+    "max_body": ("CHANNELKIT_MAX_BODY", "2048", 2048, 9),
+    "claim_timeout": ("CHANNELKIT_CLAIM_TIMEOUT", "45", 45.0, 9.0),
+    "cache_ttl": ("CHANNELKIT_CACHE_TTL", "0", 0.0, 9.0),
+    "renew_before": ("CHANNELKIT_RENEW_BEFORE", "60", 60, 9),
+    "renew_concurrency": ("CHANNELKIT_RENEW_CONCURRENCY", "3", 3, 9),
+    "renew_budget": ("CHANNELKIT_RENEW_BUDGET", "30", 30.0, 9.0),
+    "renew_lease": ("CHANNELKIT_RENEW_LEASE", "90", 90.0, 9.0),
+}
+
+#: A value each variable refuses, and a word of what it wants.
+BAD_SETTINGS = {
+    "CHANNELKIT_STORE": ("postgres://x", "sqlite:///PATH"),
+    "CHANNELKIT_COLLECTION": ("a/b", "top-level"),
+    "CHANNELKIT_STORE_TIMEOUT": ("0", "seconds >= 0.1"),
+    "CHANNELKIT_RECORD_TTL_DAYS": ("1.5", "whole number of days >= 1"),
+    "CHANNELKIT_PUBSUB_TOPIC": ("topics/t", "projects/P/topics/T"),
+    "CHANNELKIT_API_ROOT": ("ftp://x", "http(s) URL"),
+    "CHANNELKIT_API_RETRIES": ("-1", "whole number of retries >= 0"),
+    "CHANNELKIT_GRACE": ("abc", "number of seconds >= 0"),
+    "CHANNELKIT_MAX_BODY": ("lots", "whole number of bytes >= 0"),
+    "CHANNELKIT_CLAIM_TIMEOUT": ("0.5", "seconds >= 1"),
+    "CHANNELKIT_CACHE_TTL": ("-1", "seconds >= 0"),
+    "CHANNELKIT_RENEW_BEFORE": ("soon", "whole number of seconds >= 0"),
+    "CHANNELKIT_RENEW_CONCURRENCY": ("0", "whole number of channels >= 1"),
+    "CHANNELKIT_RENEW_BUDGET": ("-5", "seconds >= 0"),
+    "CHANNELKIT_RENEW_LEASE": ("x", "seconds >= 1"),
+}
+
+
+def test_settings_has_one_resolver_per_field_and_every_field_is_covered_here():
+    names = [field.name for field in dataclasses.fields(Settings)]
+    assert names == list(config._RESOLVERS) and set(names) == set(EVERY_SETTING)
+
+
+def test_settings_without_environment_are_the_defaults():
+    assert Settings.from_env({}) == Settings()
+    defaults = Settings()
+    assert (defaults.store_url, defaults.collection, defaults.max_body) == (
+        "firestore",
+        "channels",
+        1_048_576,
+    )
+    assert (defaults.grace, defaults.claim_timeout, defaults.cache_ttl) == (300, 600, 300)
+    assert defaults.project is None and defaults.handler is None and defaults.api_root is None
+
+
+@pytest.mark.parametrize("field", sorted(EVERY_SETTING))
+def test_settings_read_each_variable(field):
+    variable, raw, expected, _ = EVERY_SETTING[field]
+    settings = Settings.from_env({variable: f"  {raw} "})
+    assert getattr(settings, field) == expected
+    assert type(getattr(settings, field)) is type(expected)
+
+
+@pytest.mark.parametrize("field", sorted(EVERY_SETTING))
+def test_settings_prefer_an_argument_to_the_environment(field):
+    variable, raw, expected, argument = EVERY_SETTING[field]
+    assert argument not in (expected, getattr(Settings(), field))
+    settings = Settings.from_env({variable: raw}, **{field: argument})
+    assert getattr(settings, field) == argument
+    assert getattr(Settings.from_env({variable: raw}, **{field: None}), field) == expected  # None: not given
+
+
+def test_settings_resolve_reads_this_process_environment(monkeypatch):
+    monkeypatch.setenv("CHANNELKIT_GRACE", "7")
+    monkeypatch.setenv("GCLOUD_PROJECT", "from-gcloud")
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    settings = Settings.resolve(max_body=10)
+    assert (settings.grace, settings.max_body, settings.project) == (7.0, 10, "from-gcloud")
+
+
+@pytest.mark.parametrize("variable", sorted(BAD_SETTINGS))
+def test_settings_validate_with_a_config_error_naming_the_variable_and_what_it_wants(variable):
+    raw, wants = BAD_SETTINGS[variable]
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: raw})
+    message = str(info.value)
+    assert message.startswith(f"{variable} must be") and wants in message and repr(raw) in message
+
+
+def test_one_config_error_names_every_bad_variable():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(
+            {"CHANNELKIT_GRACE": "abc", "CHANNELKIT_MAX_BODY": "-1", "CHANNELKIT_HANDLER": "x:y"}
+        )
+    assert str(info.value) == (
+        "CHANNELKIT_GRACE must be a number of seconds >= 0, got 'abc'; "
+        "CHANNELKIT_MAX_BODY must be a whole number of bytes >= 0, got '-1'"
+    )
+
+
+def test_settings_built_directly_are_validated_normalised_and_frozen():
+    settings = Settings(grace="8", api_root="https://sim.example")
+    assert settings.grace == 8.0 and settings.api_root == "https://sim.example/"
+    with pytest.raises(ConfigError, match="CHANNELKIT_CLAIM_TIMEOUT"):
+        Settings(claim_timeout=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.grace = 1  # type: ignore[misc]
+    with pytest.raises(TypeError, match="grase"):
+        Settings.from_env({}, grase=1)
+
+
+def test_store_options_suit_the_store_backend():
+    firestore = Settings(project="p", collection="subs", store_timeout=2, record_ttl_days=3)
+    assert firestore.store_options() == {"project": "p", "collection": "subs", "timeout": 2.0, "ttl_days": 3}
+    sqlite = Settings(store_url="sqlite:///:memory:", store_timeout=2)
+    assert sqlite.store_options() == {"timeout": 2.0, "ttl_days": 30}

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from channelkit.channel import Channel, Notification
+from channelkit.config import Settings
 from channelkit.dispatch import (
     Dispatcher,
     clear_handler_cache,
@@ -173,6 +174,19 @@ def test_the_environment_chooses_the_targets(monkeypatch, handler_dir):
     monkeypatch.setenv("CHANNELKIT_PUBSUB_TOPIC", "not-a-topic")
     with pytest.raises(ConfigError):
         load_dispatcher()
+
+
+def test_resolved_settings_choose_the_targets_without_reading_the_environment(monkeypatch, handler_dir):
+    handler_dir("app_handler_settings", "def handle(n, c):\n    pass\n")
+    monkeypatch.setenv("CHANNELKIT_HANDLER", "not_this_one:handle")
+    monkeypatch.setenv("CHANNELKIT_PUBSUB_TOPIC", "not-a-topic")  # would be a ConfigError if read
+    settings = Settings(handler="app_handler_settings:handle", pubsub_topic="projects/p/topics/t")
+    dispatcher = load_dispatcher(settings=settings)
+    assert dispatcher.targets == ["pubsub", "handler"] and dispatcher.topic == "projects/p/topics/t"
+    assert load_dispatcher(settings=Settings()).targets == ["log"]
+    assert load_dispatcher(settings=settings, topic="projects/p/topics/u").topic == "projects/p/topics/u"
+    with pytest.raises(ConfigError, match="CHANNELKIT_PUBSUB_TOPIC"):
+        load_dispatcher(settings=settings, topic="bad")
 
 
 def test_a_bad_handler_path_fails_before_anything_is_published(monkeypatch):

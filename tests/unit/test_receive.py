@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
 
 import pytest
 
 from channelkit.channel import Channel
+from channelkit.config import Settings
 from channelkit.errors import (
     BodyTooLargeError,
     ChannelGoneError,
@@ -581,14 +583,15 @@ def test_a_stale_cached_channel_never_refuses_without_a_fresh_read(store, record
 
 def test_the_cache_is_bounded_and_its_ttl_comes_from_config(monkeypatch):
     mono = Monotonic(0.0)
+    monkeypatch.setenv("CHANNELKIT_CACHE_TTL", "2")  # read once, when the cache is built
     cache = ChannelCache(max_size=3, clock=mono)
-    monkeypatch.setenv("CHANNELKIT_CACHE_TTL", "2")
     for i in range(5):
         cache.put(Channel("web_hook", f"c{i}", None, None))
     assert len(cache) == 3 and cache.get("c0") is None and cache.get("c4") is not None
     mono.advance(2)
     assert cache.get("c4") is None
     monkeypatch.setenv("CHANNELKIT_CACHE_TTL", "0")  # 0 disables caching
+    cache = ChannelCache(max_size=3, clock=mono)
     cache.put(Channel("web_hook", "c9", None, None))
     assert cache.get("c9") is None
 
@@ -702,3 +705,71 @@ def test_a_notification_for_a_failed_channel_teaches_its_resource_for_a_stop(sto
     stored = store.get("chan-1")
     assert (stored.resource_id, stored.stop_pending, stored.status) == ("res-LIVE", True, "failed")
     assert not recorder.calls
+
+
+# --- settings: fixed when the receiver is built ---------------------------------------------------
+
+
+class EnvironmentSpy(dict):
+    """Stands in for ``os.environ``; remembers every CHANNELKIT_ variable looked up."""
+
+    def __init__(self, values):
+        super().__init__(values)
+        self.read: list[str] = []
+
+    def _seen(self, name):
+        if str(name).startswith("CHANNELKIT_"):
+            self.read.append(name)
+
+    def get(self, name, default=None):
+        self._seen(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name):
+        self._seen(name)
+        return super().__getitem__(name)
+
+    def __contains__(self, name):
+        self._seen(name)
+        return super().__contains__(name)
+
+
+def test_the_receiver_reads_no_environment_per_request(store, recorder, clock, monkeypatch):
+    make_channel(store)
+    make_channel(store, "chan-old", expiration=int(NOW * 1000) - 30_000)  # expired 30 s ago
+    receiver = Receiver(store=store, dispatcher=recorder, clock=clock)  # defaults, from the environment
+    spy = EnvironmentSpy(os.environ)
+    monkeypatch.setattr(os, "environ", spy)
+    # Settings that would refuse everything below, were they read now.
+    for name, value in {
+        "CHANNELKIT_MAX_BODY": "1",
+        "CHANNELKIT_GRACE": "0",
+        "CHANNELKIT_CACHE_TTL": "0",
+        "CHANNELKIT_CLAIM_TIMEOUT": "bad",
+    }.items():
+        spy[name] = value
+    assert receiver.receive("POST", headers(number=1), b"a body").accepted
+    assert receiver.receive("POST", headers("chan-old", 1), b"").accepted  # still within the default grace
+    store.update("chan-1", status="stopped")
+    assert receiver.receive("POST", headers(number=2, state="update"), b"").accepted  # cached: the TTL held
+    assert recorder.numbers == [1, 1, 2]
+    assert spy.read == []
+
+
+def test_the_receiver_takes_its_settings_from_a_settings_object(store, recorder, clock):
+    make_channel(store, expiration=int(NOW * 1000) - 30_000)  # expired 30 s ago
+    settings = Settings(max_body=10, grace=60, claim_timeout=30, cache_ttl=0)
+    receiver = Receiver(store=store, dispatcher=recorder, clock=clock, settings=settings)
+    assert receiver.cache is not None and receiver.cache.ttl == 0
+    with pytest.raises(BodyTooLargeError):
+        receiver.receive("POST", headers(), b"x" * 11)
+    assert receiver.receive("POST", headers(number=1), b"x" * 10).accepted
+    store.claim_message("chan-1", 2, now_ms=int(NOW * 1000), timeout_seconds=30)  # a crashed peer
+    with pytest.raises(MessageInProgressError):
+        receiver.receive("POST", headers(number=2, state="update"), b"")
+    clock.advance(31)  # past the claim timeout, and past the grace: 30 + 31 > 60
+    with pytest.raises(ChannelGoneError):
+        receiver.receive("POST", headers(number=2, state="update"), b"")
+    explicit = Receiver(store=store, dispatcher=recorder, clock=clock, settings=settings, grace=120)
+    assert explicit.receive("POST", headers(number=2, state="update"), b"").accepted  # an argument wins
+    assert recorder.numbers == [1, 2]

@@ -1,0 +1,248 @@
+"""Judge one push request: is it a real notification for a live channel of ours?
+
+Checks, in order (the first failure decides; docs/design.md, "Receive"):
+
+1. the method is POST (``MethodNotAllowedError``, 405);
+2. the body is within the limit (``BodyTooLargeError``, 413) — a stream is
+   read no further than the limit;
+3. the X-Goog headers are all there and the message number is a positive
+   integer (``InvalidNotificationError``, 400);
+4. the channel exists (``ChannelNotFoundError``, 404);
+5. token (constant time) and resource id, once known, match
+   (``TokenMismatchError`` / ``ResourceMismatchError``, 403);
+6. the channel is live (``ChannelGoneError``, 410): not ``failed``; not
+   ``stopped``, except for the grace period after a renewal created its
+   successor (deliveries still in flight on the old channel); not expired for
+   more than the grace period.
+
+A ``pending`` channel (stored before ``watch`` returned) accepts a valid
+notification and records the resource id from its headers, with a conditional
+update that only applies while it is still ``pending``. Channels are looked up
+through a ``ChannelCache``, and a cached channel may only say yes: before a
+403 or a 410 the channel is read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from channelkit.channel import (
+    X_GOOG_CHANNEL_ID,
+    X_GOOG_MESSAGE_NUMBER,
+    X_GOOG_RESOURCE_STATE,
+    Channel,
+    Notification,
+    from_header_map,
+    header_map,
+    parse_message_number,
+    to_millis,
+    validate_channel_id,
+)
+from channelkit.channel_cache import ChannelCache
+from channelkit.errors import (
+    BodyTooLargeError,
+    ChannelGoneError,
+    ChannelkitError,
+    ChannelNotFoundError,
+    InvalidNotificationError,
+    MethodNotAllowedError,
+    UnreadableBodyError,
+)
+from channelkit.store import FAILED, PENDING, STOPPED, ChannelStore
+
+__all__ = ["RequestJudge", "read_body"]
+
+
+def read_body(body: Any, limit: int, content_length: Any = None) -> bytes:
+    """The request body as bytes, never reading more than ``limit + 1`` bytes.
+
+    ``body`` is bytes or a binary stream. A declared ``content_length`` over the
+    limit is refused before anything is read. ``BodyTooLargeError`` when over;
+    ``UnreadableBodyError`` when the stream fails (400: the request is broken).
+    """
+    too_large = BodyTooLargeError(f"request body is larger than {limit} bytes")
+    if content_length is not None:
+        try:
+            declared = int(str(content_length).strip())
+        except ValueError:
+            declared = None
+        if declared is not None and declared > limit:
+            raise too_large
+    if body is None:
+        return b""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
+    elif hasattr(body, "read"):
+        chunks, remaining = [], limit + 1
+        try:
+            while remaining > 0:
+                chunk = body.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except Exception as exc:  # the server's reader: malformed chunks, a broken upload
+            raise UnreadableBodyError(f"request body could not be read: {type(exc).__name__}") from exc
+        data = b"".join(chunks)
+    elif isinstance(body, str):
+        data = body.encode("utf-8")
+    else:
+        raise TypeError(f"body must be bytes or a binary stream, not {type(body).__name__}")
+    if len(data) > limit:
+        raise too_large
+    return data
+
+
+def _storable_channel_id(channel_id: str) -> bool:
+    """Could a channel with this id exist? Only ids Google accepts are ever stored."""
+    try:
+        validate_channel_id(channel_id)
+    except ValueError:
+        return False
+    return True
+
+
+class RequestJudge:
+    """The checks above, against a store seen through an optional cache; no side effect but learning.
+
+    ``grace_seconds`` and ``max_body`` are fixed when the judge is built: no
+    request reads a setting.
+    """
+
+    def __init__(
+        self, store: ChannelStore, cache: ChannelCache | None, *, grace_seconds: float, max_body: int
+    ):
+        self.store = store
+        self.cache = cache
+        self.max_body = max_body
+        self._grace_ms = grace_seconds * 1000
+
+    def judge(
+        self, method: str, headers: Any, body: Any, now_ms: int, context: dict[str, Any]
+    ) -> tuple[Channel, Notification]:
+        """The channel and its checked notification, or a typed error.
+
+        ``context`` receives what is known for the log line as soon as it is
+        known (channel id, state, message number, subscription), so that a
+        refusal is logged with it too.
+        """
+        if str(method).upper() != "POST":
+            raise MethodNotAllowedError(f"method {method} not allowed; notifications are POSTed")
+        upper = header_map(headers)
+        data = read_body(body, self.max_body, upper.get("CONTENT-LENGTH"))
+
+        channel_id = (upper.get(X_GOOG_CHANNEL_ID) or "").strip()
+        context["channelId"] = channel_id[:100] or None
+        context["state"] = (upper.get(X_GOOG_RESOURCE_STATE) or "").strip()[:100] or None
+        # Well-formed? Checked against a stand-in channel (no token, no resource id):
+        # missing headers and bad message numbers are refused before any store read.
+        from_header_map(Channel("web_hook", channel_id, None, None), upper, data)
+        context["messageNumber"] = parse_message_number(upper[X_GOOG_MESSAGE_NUMBER])
+        if not _storable_channel_id(channel_id):
+            raise ChannelNotFoundError("unknown channel")
+
+        try:
+            channel, notification = self._lookup_and_check(channel_id, upper, data, now_ms)
+        except ChannelGoneError:
+            try:
+                self._learn_failed_resource(channel_id, upper, data)
+            except ChannelkitError:
+                pass  # best effort: the answer is 410 either way
+            raise
+        context["subscriptionId"] = channel.subscription_id
+        if channel.status == PENDING and not channel.resource_id:
+            return self._learn_resource(channel, upper, data, now_ms)
+        return channel, notification
+
+    # --- the channel ----------------------------------------------------------------
+
+    def _fetch(self, channel_id: str) -> Channel:
+        channel = self.store.find(channel_id)
+        if channel is None:
+            if self.cache is not None:
+                self.cache.forget(channel_id)
+            raise ChannelNotFoundError("unknown channel")
+        if self.cache is not None:
+            self.cache.put(channel)
+        return channel
+
+    def _lookup_and_check(
+        self, channel_id: str, headers: Mapping[str, str], body: bytes, now_ms: int
+    ) -> tuple[Channel, Notification]:
+        """The channel and the checked notification; a cached channel never refuses."""
+        cached = self.cache.get(channel_id) if self.cache is not None else None
+        if cached is not None:
+            try:
+                return cached, self._check(cached, headers, body, now_ms)
+            except (InvalidNotificationError, ChannelGoneError):
+                pass  # perhaps stale: judge again on a fresh read
+        channel = self._fetch(channel_id)
+        return channel, self._check(channel, headers, body, now_ms)
+
+    def _check(self, channel: Channel, headers: Mapping[str, str], body: bytes, now_ms: int) -> Notification:
+        notification = from_header_map(channel, headers, body)
+        self._check_live(channel, now_ms)
+        return notification
+
+    def _check_live(self, channel: Channel, now_ms: int) -> None:
+        grace_ms = self._grace_ms
+        if channel.status == FAILED:
+            raise ChannelGoneError("channel failed")
+        if channel.status == STOPPED and not self._stopped_within_grace(channel, now_ms, grace_ms):
+            raise ChannelGoneError("channel stopped")
+        if channel.expiration and now_ms > channel.expiration + grace_ms:
+            raise ChannelGoneError("channel expired")
+
+    def _stopped_within_grace(self, channel: Channel, now_ms: int, grace_ms: float) -> bool:
+        """A channel replaced by a renewal takes in-flight deliveries for the grace period.
+
+        The grace runs from the moment renewal retired it (``stopped_at``; for
+        records without it, from the creation of its successor). A channel
+        stopped by hand, or without a known successor, has no grace.
+        """
+        if not channel.renewed_by or grace_ms <= 0:
+            return False
+        if channel.stopped_at:
+            return now_ms <= channel.stopped_at + grace_ms
+        successor = self.cache.get(channel.renewed_by) if self.cache is not None else None
+        if successor is None:
+            successor = self.store.find(channel.renewed_by)
+            if successor is None:
+                return False
+            if self.cache is not None:
+                self.cache.put(successor)
+        created_ms = to_millis(successor.created_at)
+        return created_ms is not None and now_ms <= created_ms + grace_ms
+
+    # --- learning the resource id ---------------------------------------------------
+
+    def _learn_resource(
+        self, channel: Channel, headers: Mapping[str, str], body: bytes, now_ms: int
+    ) -> tuple[Channel, Notification]:
+        """Record a pending channel's resource id from its first valid notification.
+
+        The store sets it only if none is recorded yet and returns what is
+        stored, so a second, different id is judged (and refused) against the
+        first one.
+        """
+        notification = from_header_map(channel, headers, body)
+        learned = self.store.record_resource(
+            channel.id, notification.resource_id, notification.resource_uri or None
+        )
+        if self.cache is not None:
+            self.cache.put(learned)
+        return learned, self._check(learned, headers, body, now_ms)
+
+    def _learn_failed_resource(self, channel_id: str, headers: Mapping[str, str], body: bytes) -> None:
+        """A failed channel that Google made after all: remember its resource id for a stop.
+
+        Its watch failed (say, timed out) yet a valid notification arrives, so
+        it is live at Google. The answer stays 410; the store marks it
+        ``stop_pending`` and the next renewal run stops it. Best effort.
+        """
+        channel = self.store.find(channel_id)
+        if channel is None or channel.status != FAILED or channel.resource_id:
+            return
+        notification = from_header_map(channel, headers, body)
+        self.store.record_resource(channel.id, notification.resource_id)
