@@ -1,7 +1,8 @@
 """Isolate every test from the developer's environment.
 
-channelkit reads its settings from the environment at call time, so a stray
-CHANNELKIT_* or emulator variable on the developer's machine would change what
+channelkit resolves its settings from the environment (the functions once per
+instance, the CLI and library helpers when called), so a stray CHANNELKIT_* or
+emulator variable on the developer's machine would change what
 a test sees. Each test starts from a clean slate; fixtures that need an
 emulator set its variable themselves.
 """

@@ -1,6 +1,6 @@
 """``python -m channelkit``: create, list, stop and renew watch channels from a shell.
 
-Output contract (DESIGN.md §3): ``watch`` prints the new channel id alone on
+Output contract (docs/design.md, "CLI"): ``watch`` prints the new channel id alone on
 stdout; ``--json`` prints JSON; exit 0 on success, non-zero with a one-line
 reason on stderr on failure (2 for bad arguments, 1 for failures).
 Tokens are never printed.

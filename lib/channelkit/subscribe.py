@@ -1,4 +1,4 @@
-"""The subscribe and stop flows (DESIGN.md §4).
+"""The subscribe and stop flows (docs/design.md, "Subscribe" and "Stop").
 
 Subscribe stores the channel ``pending`` *before* calling ``watch``: Google may
 deliver the ``sync`` notification before ``watch`` returns, and the webhook

@@ -1,6 +1,6 @@
 """deploy.sh, run for real: the real gcloud sends its real requests to a local recorder.
 
-What is asserted is what gcloud *sent* (DESIGN.md §6), i.e. what a real project
+What is asserted is what gcloud *sent* (docs/deploy.md, "How deploy.sh is tested"), i.e. what a real project
 would receive: the functions' runtime, entry points, environment and triggers,
 who may invoke which function, the scheduler job's OIDC identity and audience,
 Firestore TTL, the topic. Then the source zip that gcloud uploaded is unzipped,

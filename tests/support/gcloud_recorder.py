@@ -1,7 +1,7 @@
 """A local stand-in for the Google Cloud REST APIs that gcloud calls while deploying.
 
 The real ``gcloud`` talks to it through ``CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>``
-(DESIGN.md §6). It records every request exactly as gcloud sent it (method,
+(docs/deploy.md, "How deploy.sh is tested"). It records every request exactly as gcloud sent it (method,
 path, query, JSON body; the source zip of ``gcloud functions deploy``) and keeps
 just enough state to answer like the real services: a resource that was never
 created is a 404, a created one can be read back and patched, every

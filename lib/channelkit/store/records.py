@@ -1,7 +1,7 @@
 """Translation between ``Channel`` objects and stored records (the Firestore data model).
 
 Pure functions. A record is a dict with the document's field names (camelCase,
-DESIGN.md §3); backends store it as they like and hand it back unchanged.
+docs/design.md, "Firestore data model"); backends store it as they like and hand it back unchanged.
 Derived fields are computed here, once, for every backend:
 
 * ``renewAt`` — the expiration (ms), present only while the channel is
@@ -61,7 +61,7 @@ assert set(FIELDS) == {
     *SUBSCRIPTION_FIELDS,
 }
 
-#: Statuses a channel moves through (DESIGN.md §3).
+#: Statuses a channel moves through (docs/design.md, "Firestore data model").
 PENDING, ACTIVE, STOPPED, FAILED = "pending", "active", "stopped", "failed"
 STATUSES = (PENDING, ACTIVE, STOPPED, FAILED)
 
