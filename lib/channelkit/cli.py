@@ -21,6 +21,19 @@ from channelkit.channel import Channel
 from channelkit.errors import ChannelkitError, ConfigError, InvalidRequestError, UnknownApiError
 from channelkit.hints import explain
 
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "channel_json",
+    "format_remaining",
+    "format_renewal",
+    "format_table",
+    "main",
+]
+
+
 if TYPE_CHECKING:
     from channelkit.renewal import RenewalSummary
 

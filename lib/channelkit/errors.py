@@ -43,6 +43,39 @@ import importlib.abc
 import importlib.util
 import sys
 
+__all__ = [
+    "AuthError",
+    "BodyTooLargeError",
+    "ChannelConflictError",
+    "ChannelExistsError",
+    "ChannelGoneError",
+    "ChannelMismatchError",
+    "ChannelNotFoundError",
+    "ChannelStateError",
+    "ChannelkitError",
+    "ConfigError",
+    "DispatchError",
+    "GoogleApiError",
+    "HandlerConfigError",
+    "HandlerError",
+    "InvalidMessageNumberError",
+    "InvalidNotificationError",
+    "InvalidRequestError",
+    "MessageInProgressError",
+    "MethodNotAllowedError",
+    "MissingHeaderError",
+    "PublishError",
+    "RequestError",
+    "ResourceGoneError",
+    "ResourceMismatchError",
+    "StoreError",
+    "StoreUnavailable",
+    "TokenMismatchError",
+    "TransientApiError",
+    "UnknownApiError",
+    "UnreadableBodyError",
+]
+
 
 class ChannelkitError(Exception):
     """Base of every error channelkit raises on purpose."""

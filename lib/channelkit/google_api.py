@@ -29,6 +29,16 @@ from channelkit.errors import (
     UnknownApiError,
 )
 
+__all__ = [
+    "GoogleApi",
+    "canonical",
+    "check_watch_method",
+    "discovery_document",
+    "is_loopback_url",
+    "method_description",
+]
+
+
 #: Friendly names accepted for the Admin SDK APIs (googleapiclient names them admin/*_v1).
 ALIASES = {
     ("directory", "v1"): ("admin", "directory_v1"),

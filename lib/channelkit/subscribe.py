@@ -26,6 +26,17 @@ from channelkit.errors import (
 from channelkit.google_api import GoogleApi, canonical, check_watch_method, is_loopback_url
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore, open_store
 
+__all__ = [
+    "activate",
+    "check_address",
+    "error_text",
+    "fail",
+    "stop",
+    "stop_at_google",
+    "subscribe",
+]
+
+
 Clock = Callable[[], float]
 
 #: Lifetime assumed for a channel whose watch response has no expiration (Google's usual default).

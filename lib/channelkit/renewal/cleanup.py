@@ -16,6 +16,14 @@ from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.store import FAILED, PENDING, ChannelStore
 from channelkit.subscribe import stop_at_google
 
+__all__ = [
+    "abandon",
+    "finish_stop",
+    "stale_pending",
+    "stop_maybe_live",
+    "sweep_channel",
+]
+
 
 def stale_pending(store: ChannelStore, *, now_ms: int, lease_seconds: float) -> list[Channel]:
     """``pending`` channels older than the lease: a crashed subscribe or renewal left them."""

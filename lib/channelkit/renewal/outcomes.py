@@ -11,6 +11,11 @@ import enum
 import threading
 from typing import Any
 
+__all__ = [
+    "RenewalOutcome",
+    "RenewalSummary",
+]
+
 
 class RenewalOutcome(enum.Enum):
     """What became of one channel in a run; the value is its key in the summary."""

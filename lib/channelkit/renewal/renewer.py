@@ -27,6 +27,17 @@ from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore
 from channelkit.subscribe import activate, error_text, stop_at_google
 
+__all__ = [
+    "RENEWED_STATE",
+    "SYNTHETIC_MESSAGE_NUMBER",
+    "ChannelRenewal",
+    "Renewer",
+    "renewed_notification",
+    "send_renewed",
+    "successor_of",
+]
+
+
 log = logs.get_logger("channelkit.renewal")
 
 RENEWED_STATE = "renewed"

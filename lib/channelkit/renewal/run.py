@@ -25,6 +25,12 @@ from channelkit.renewal.renewer import Renewer
 from channelkit.store import ChannelStore, open_store
 from channelkit.subscribe import error_text
 
+__all__ = [
+    "renew_due",
+    "renewal_dispatcher",
+]
+
+
 log = logs.get_logger("channelkit.renewal")
 
 #: One channel's work in a run: (channel, summary) -> None.

@@ -24,6 +24,11 @@ from __future__ import annotations
 
 import enum
 
+__all__ = [
+    "NEXT_STEPS",
+    "RenewalStep",
+]
+
 
 class RenewalStep(enum.Enum):
     """One step of renewing a channel."""

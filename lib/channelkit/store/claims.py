@@ -43,6 +43,15 @@ from channelkit.channel import to_millis
 from channelkit.store.records import Record, Version
 from channelkit.store.versions import MAX_CAS_ATTEMPTS
 
+__all__ = [
+    "DONE",
+    "IN_PROGRESS",
+    "ClaimOutcome",
+    "MessageClaim",
+    "MessageClaims",
+]
+
+
 IN_PROGRESS, DONE = "in_progress", "done"
 
 

@@ -26,6 +26,12 @@ from channelkit.errors import ChannelExistsError, StoreUnavailable
 from channelkit.store.base import ChannelStore
 from channelkit.store.records import Record, Version
 
+__all__ = [
+    "FirestoreStore",
+    "document_id",
+]
+
+
 MESSAGES = "messages"
 #: Documents per call when a query is paged.
 QUERY_PAGE = 1000

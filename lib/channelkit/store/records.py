@@ -17,6 +17,21 @@ from typing import Any
 
 from channelkit.channel import SUBSCRIPTION_FIELDS, Channel, from_millis
 
+__all__ = [
+    "ACTIVE",
+    "FAILED",
+    "FIELDS",
+    "PENDING",
+    "STATUSES",
+    "STOPPED",
+    "Record",
+    "Version",
+    "field_name",
+    "from_record",
+    "to_record",
+]
+
+
 UTC = datetime.UTC
 
 #: A stored record: field name -> value, as the backend hands it back.

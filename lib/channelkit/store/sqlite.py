@@ -23,6 +23,12 @@ from channelkit.errors import ChannelExistsError, ConfigError, StoreUnavailable
 from channelkit.store.base import ChannelStore
 from channelkit.store.records import Record, Version
 
+__all__ = [
+    "SQLiteStore",
+    "path_from_url",
+]
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
     id TEXT PRIMARY KEY,

@@ -25,6 +25,12 @@ from channelkit.errors import ChannelConflictError, ChannelNotFoundError, StoreU
 from channelkit.store import records
 from channelkit.store.records import Record, Version
 
+__all__ = [
+    "KnownVersions",
+    "VersionedChannels",
+]
+
+
 #: How often a compare-and-set loop re-reads after losing a race before giving up.
 MAX_CAS_ATTEMPTS = 20
 #: Channels whose last written (record, version) a store remembers.
