@@ -7,16 +7,18 @@ would leave its Java child running, so ``stop()`` signals the whole group.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+# Here since the harness took them over; still importable from this module, as before.
+from channelkit.testing.harness.loopback import free_port
+from channelkit.testing.harness.processes import stop_process_group
 
 KINDS = {
     "firestore": {
@@ -36,34 +38,6 @@ class EmulatorError(RuntimeError):
     """The emulator could not be started (gcloud or the component missing, or too slow)."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now on ``host``."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def stop_process_group(process: subprocess.Popen, timeout: float = 15.0) -> None:
-    """Stop a process started with ``start_new_session=True`` and everything it started.
-
-    SIGTERM to the group, SIGKILL after ``timeout``, then a last SIGKILL to
-    the group for children that outlive their parent (gcloud's Java child).
-    """
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=timeout)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def gcloud_available() -> bool:
     return shutil.which("gcloud") is not None
 
@@ -79,9 +53,9 @@ class Emulator:
         self.port = port or free_port(host)
         self._process: subprocess.Popen | None = None
         self._ready = threading.Event()
-        self._log = tempfile.NamedTemporaryFile(
-            "w+", prefix=f"channelkit-{kind}-", suffix=".log", delete=False
-        )
+        self._pump_thread: threading.Thread | None = None
+        self._log_dir: Path | None = None  # a directory of this run's own, removed by stop()
+        self._keep_log = False  # kept after a failed start: the error names it
 
     @property
     def host_port(self) -> str:
@@ -94,7 +68,8 @@ class Emulator:
 
     @property
     def log_path(self) -> str:
-        return self._log.name
+        """The emulator's output ("" before ``start``); removed by ``stop`` unless the start failed."""
+        return str(self._log_dir / "emulator.log") if self._log_dir else ""
 
     def start(self, timeout: float = 120.0) -> Emulator:
         """Start and wait for the ready line; EmulatorError if it does not come."""
@@ -102,6 +77,8 @@ class Emulator:
             raise EmulatorError("gcloud is not on PATH: install the Google Cloud SDK")
         spec = KINDS[self.kind]
         self._ready.clear()
+        self._log_dir = Path(tempfile.mkdtemp(prefix=f"channelkit-{self.kind}-"))
+        self._keep_log = False
         self._process = subprocess.Popen(
             ["gcloud", *spec["command"], f"--host-port={self.host_port}", "--quiet"],
             stdout=subprocess.PIPE,
@@ -110,31 +87,46 @@ class Emulator:
             text=True,
             start_new_session=True,
         )
-        threading.Thread(target=self._pump, args=(spec["ready"],), daemon=True).start()
+        self._pump_thread = threading.Thread(
+            target=self._pump, args=(self._process, self.log_path, spec["ready"]), daemon=True
+        )
+        self._pump_thread.start()
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.1):
             if self._process.poll() is not None:
-                raise EmulatorError(
-                    f"{self.kind} emulator exited with {self._process.returncode}; log: {self.log_path}"
-                )
+                code = self._process.returncode
+                self._fail()
+                raise EmulatorError(f"{self.kind} emulator exited with {code}; log: {self.log_path}")
             if time.monotonic() > deadline:
-                self.stop()
-                raise EmulatorError(f"{self.kind} emulator not ready in {timeout:.0f}s")
+                self._fail()
+                raise EmulatorError(f"{self.kind} emulator not ready in {timeout:.0f}s; log: {self.log_path}")
         return self
 
-    def _pump(self, ready_line: str) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for line in self._process.stdout:
-            self._log.write(line)
-            self._log.flush()
-            if ready_line in line:
-                self._ready.set()
+    def _pump(self, process: subprocess.Popen, log_path: str, ready_line: str) -> None:
+        assert process.stdout is not None
+        with open(log_path, "w") as log:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if ready_line in line:
+                    self._ready.set()
+
+    def _fail(self) -> None:
+        """Stop what a failed start left running, and keep the log the error points to."""
+        self._keep_log = True
+        self.stop()
 
     def stop(self) -> None:
-        """Stop the whole process group (gcloud wrapper and Java child)."""
+        """Stop the whole process group (gcloud wrapper and Java child); remove the log."""
         process, self._process = self._process, None
         if process is not None:
             stop_process_group(process)
+        if self._pump_thread is not None:
+            self._pump_thread.join(timeout=10)  # it ends at the output's end: the log is closed
+            self._pump_thread = None
+        if self._log_dir is not None and not self._keep_log:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._log_dir = None
 
     def reset(self, project: str) -> None:
         """Delete every document of ``project`` (Firestore only)."""
