@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from channelkit.store import open_store
-from support.receiver import Receiver
+from channelkit.testing.harness import LoopbackReceiver
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ WATCHES = [
     "api,version,method,params,change", WATCHES, ids=[w[2] + "-" + w[0] for w in WATCHES]
 )
 def test_watch_prints_the_id_and_notifications_flow(cli, simulator, api, version, method, params, change):
-    with Receiver() as hook:
+    with LoopbackReceiver() as hook:
         args = ["watch", api, version, method, "--address", hook.url, "--ttl", "3600"]
         for p in params:
             args += ["--param", p]

@@ -12,7 +12,6 @@ import os
 import pathlib
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ import threading
 import pytest
 
 from channelkit.testing.emulators import gcloud_available
-from support.webhook_testing import http_post, wait_until
+from channelkit.testing.harness import port_open, post, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUN_LOCAL = ROOT / "scripts" / "run-local"
@@ -42,12 +41,6 @@ def _require_gcloud() -> None:
         pytest.skip("gcloud is not installed: the Firestore emulator cannot start")
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _processes_mentioning(text: str) -> list[str]:
     found = []
     for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
@@ -63,7 +56,7 @@ def _processes_mentioning(text: str) -> list[str]:
 def _wait_gone(ports: list[int], emulator_port: int | None = None) -> None:
     """Every port closed and no emulator process left (a killed process lets go a moment later)."""
     emulator_port = emulator_port or ports[-1]
-    wait_until(lambda: not [p for p in ports if _port_open(p)], 30, 0.1, f"ports {ports} to close")
+    wait_until(lambda: not [p for p in ports if port_open(p)], 30, 0.1, f"ports {ports} to close")
     wait_until(
         lambda: not _processes_mentioning(f"--port={emulator_port}"),
         30,
@@ -156,10 +149,10 @@ def test_ctrl_c_stops_everything_the_java_child_included():
         assert "python -m channelkit watch drive v3 files.watch" in out
         assert f"--address {urls['webhook']}" in out
 
-        status, _ = http_post(urls["webhook"], {}, b"", method="GET")
+        status, _ = post(urls["webhook"], {}, b"", method="GET")
         assert status == 405  # the webhook is serving
         ports = [int(u.rsplit(":", 1)[1].strip("/")) for u in urls.values()] + [emulator_port]
-        assert all(_port_open(p) for p in ports)
+        assert all(port_open(p) for p in ports)
 
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         try:

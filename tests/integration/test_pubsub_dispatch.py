@@ -13,7 +13,8 @@ from channelkit.channel import Channel, Notification
 from channelkit.dispatch import Dispatcher, clear_handler_cache
 from channelkit.errors import PublishError
 from channelkit.store import open_store
-from support.webhook_testing import SOURCE, new_channel, notification_headers
+from channelkit.testing.harness import notification_headers
+from support.webhook_testing import SOURCE, new_channel
 
 PROJECT = "channelkit-test"
 TOKEN = "tok-PubSub-Secret-11aa"

@@ -12,7 +12,7 @@ import threading
 from channelkit.errors import ChannelkitError
 from channelkit.receive import Receiver as ChannelReceiver
 from channelkit.receive import status_for
-from support.receiver import Receiver
+from channelkit.testing.harness import LoopbackReceiver
 
 
 class RecordingHandler:
@@ -37,7 +37,7 @@ class RecordingHandler:
             return [n.message_number for n, c in self.calls if n.channel_id == channel_id]
 
 
-class WebhookServer(Receiver):
+class WebhookServer(LoopbackReceiver):
     """``with WebhookServer(store, handler, clock) as hook:`` ... ``hook.url``; ``hook.statuses``."""
 
     def __init__(self, store, handler, clock, **receiver_options):
