@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import datetime
 import http.client
@@ -36,17 +37,16 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
-from bench._support import Server
 from bench.reliability import SCENARIOS as SCENARIO_ORDER
 from bench.reliability.handler import read_record
 from channelkit.channel import Channel
-from channelkit.testing.emulators import Emulator, EmulatorError, free_port, stop_process_group
+from channelkit.testing import harness
+from channelkit.testing.emulators import Emulator, EmulatorError
+from channelkit.testing.harness import FunctionsFrameworkProcess, free_port, port_open, post, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "functions" / "webhook.py"
@@ -104,9 +104,8 @@ class FirestoreProcess:
         self.port = port or free_port()
         self.host_port = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
-        self.log_path = tempfile.NamedTemporaryFile(
-            prefix="reliability-firestore-", suffix=".log", delete=False
-        ).name
+        self.log_path = tempfile.mkstemp(prefix="reliability-firestore-", suffix=".log")[1]
+        self._keep_log = False  # a failed start keeps it: the error names it
 
     def start(self, import_from: str | None = None, timeout: float = 120.0) -> FirestoreProcess:
         args = ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host_port}", "--quiet"]
@@ -128,18 +127,27 @@ class FirestoreProcess:
             raise EmulatorError("gcloud is not on PATH: install the Google Cloud SDK") from exc
         finally:
             log.close()
-        deadline = time.monotonic() + timeout
-        while True:
+        process = self.process
+
+        def ready() -> bool:
             with open(self.log_path, encoding="utf-8", errors="replace") as f:
                 f.seek(offset)
                 if self.READY in f.read():
-                    return self
-            if self.process.poll() is not None:
+                    return True
+            if process.poll() is not None:
+                self._keep_log = True
                 raise EmulatorError(f"firestore emulator exited; log: {self.log_path}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise EmulatorError(f"firestore emulator not ready in {timeout:.0f}s")
-            time.sleep(0.1)
+            return False
+
+        try:
+            wait_until(ready, timeout, 0.1, "the firestore emulator's ready line")
+        except TimeoutError:
+            self._keep_log = True
+            self.kill()
+            raise EmulatorError(
+                f"firestore emulator not ready in {timeout:.0f}s; log: {self.log_path}"
+            ) from None
+        return self
 
     def export(self, project: str, directory: str) -> str:
         """Export ``project`` into ``directory``; the path of the export's metadata file."""
@@ -148,14 +156,10 @@ class FirestoreProcess:
         body = json.dumps(
             {"database": f"projects/{project}/databases/(default)", "export_directory": directory}
         ).encode()
-        request = urllib.request.Request(
-            f"http://{self.host_port}/emulator/v1/projects/{project}:export",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with _no_proxy.open(request, timeout=120) as response:
-            response.read()
+        request_url = f"http://{self.host_port}/emulator/v1/projects/{project}:export"
+        status, answer = post(request_url, {"Content-Type": "application/json"}, body, timeout=120)
+        if status != 200:
+            raise EmulatorError(f"the emulator's export answered {status}: {answer[:300]!r}")
         new = sorted(set(os.listdir(directory)) - before)
         if not new:
             raise EmulatorError("the emulator's export wrote nothing")
@@ -175,27 +179,25 @@ class FirestoreProcess:
         except ProcessLookupError:
             pass
         process.wait()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def gone() -> bool:  # the Java child too, and the port free again before a restart on it
             try:
                 os.killpg(process.pid, 0)
             except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        # the port must be free again before a restart on it
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.05)
+                return not port_open(self.port)
+            return False
 
-    def stop(self) -> None:
-        if self.process is not None:
-            process, self.process = self.process, None
-            stop_process_group(process)
+        try:
+            wait_until(gone, 30, 0.05, "the killed emulator to let go of its port")
+        except TimeoutError:
+            pass  # a restart on the port then fails, and says so
 
-
-_no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    def close(self) -> None:
+        """Kill it for good and remove its log, unless a start failed (its error names the log)."""
+        self.kill()
+        if not self._keep_log:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.log_path)
 
 
 class TcpRelay:
@@ -290,8 +292,14 @@ class TcpRelay:
 # --- the webhook under functions-framework ------------------------------------------------
 
 
-class WebhookServer(Server):
-    """The real ``functions/webhook.py`` under functions-framework, with the recording handler."""
+class WebhookServer(FunctionsFrameworkProcess):
+    """The real ``functions/webhook.py`` under functions-framework, with the recording handler.
+
+    Started when made, like the scenarios' other parts; its log is removed on ``stop``
+    unless it shows unexpected errors or ``keep_log`` is set (then the scenario's notes name it).
+    """
+
+    keep_log = False
 
     def __init__(
         self,
@@ -303,48 +311,38 @@ class WebhookServer(Server):
         threads: int = 8,
         env: dict[str, str] | None = None,
     ):
-        log_path = tempfile.NamedTemporaryFile(
-            prefix="reliability-webhook-", suffix=".log", delete=False
-        ).name
-        settings = {
-            "FIRESTORE_EMULATOR_HOST": firestore,
-            "GOOGLE_CLOUD_PROJECT": project,
-            "CHANNELKIT_STORE": "firestore",
-            "CHANNELKIT_HANDLER": HANDLER,
-            "RELIABILITY_RECORD": record,
-            "WORKERS": str(workers),
-            "THREADS": str(threads),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
+        log_path = tempfile.mkstemp(prefix="reliability-webhook-", suffix=".log")[1]
+        settings = dict(os.environ)
+        settings.update(
+            {
+                "FIRESTORE_EMULATOR_HOST": firestore,
+                "GOOGLE_CLOUD_PROJECT": project,
+                "CHANNELKIT_STORE": "firestore",
+                "CHANNELKIT_HANDLER": HANDLER,
+                "RELIABILITY_RECORD": record,
+                "WORKERS": str(workers),
+                "THREADS": str(threads),
+                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
         settings.update(env or {})
-        super().__init__("webhook", SOURCE, settings, log_path)
+        super().__init__("webhook", SOURCE, env=settings, log_path=log_path, cwd=ROOT)
+        self.start()
 
     def unexpected_errors(self) -> int:
         """Lines where the webhook caught an error it did not expect (a bug: answered 503)."""
-        text = self.output()
-        return text.count("unexpected error while handling a notification")
+        return self.output().count("unexpected error while handling a notification")
 
-    def __enter__(self):
-        return self.wait_ready()
+    def stop(self, timeout: float = 15.0) -> None:
+        super().stop(timeout)
+        if self.log_path.exists() and not (self.keep_log or self.unexpected_errors()):
+            self.log_path.unlink()
 
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def http_request(url: str, method: str, headers: dict, body: bytes, timeout: float = 30):
-    request = urllib.request.Request(
-        url, data=body if method not in ("GET", "HEAD") else None, headers=headers, method=method
-    )
-    try:
-        with _no_proxy.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, exc.read()
-        finally:
-            exc.close()
+    def __enter__(self) -> WebhookServer:
+        self.wait_ready()
+        return self
 
 
 # --- channels -------------------------------------------------------------------------------
@@ -397,16 +395,8 @@ def open_firestore(firestore: str, project: str):
 
 
 def notification_headers(channel: Channel, number: int, state: str = "update") -> dict[str, str]:
-    return {
-        "X-Goog-Channel-ID": channel.id,
-        "X-Goog-Message-Number": str(number),
-        "X-Goog-Resource-ID": channel.resource_id,
-        "X-Goog-Resource-State": state,
-        "X-Goog-Resource-URI": channel.resource_uri,
-        "X-Goog-Channel-Token": channel.token,
-        "X-Goog-Channel-Expiration": "Tue, 19 Nov 2030 01:13:52 GMT",
-        "X-Goog-Changed": "content,properties",
-    }
+    """A valid notification for a seeded channel: every header Google sends, ``X-Goog-Changed`` too."""
+    return harness.notification_headers(channel, number, state, changed=("content", "properties"))
 
 
 def message_numbers(rng: random.Random, count: int) -> list[int]:

@@ -129,7 +129,7 @@ def run(size: str, *, progress=None) -> dict:
             server.stop()
         if relay is not None:
             relay.close()
-        emulator.kill()
+        emulator.close()  # killed, its log removed
         shutil.rmtree(export_dir, ignore_errors=True)
     os.unlink(record)
 

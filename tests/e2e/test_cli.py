@@ -191,7 +191,7 @@ def test_api_failure_exits_1_and_records_the_failure(cli, simulator):
 
 
 def test_store_unavailable_is_a_one_line_failure(simulator, monkeypatch):
-    from channelkit.testing.emulators import free_port
+    from channelkit.testing.harness import free_port
 
     env = dict(
         os.environ,

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import threading
 
-from channelkit.errors import ChannelkitError
 from channelkit.receive import Receiver as ChannelReceiver
-from channelkit.receive import status_for
-from channelkit.testing.harness import LoopbackReceiver
+from channelkit.testing.harness import LoopbackReceiver, judged_by
 
 
 class RecordingHandler:
@@ -45,13 +43,11 @@ class WebhookServer(LoopbackReceiver):
             store=store, dispatcher=handler, clock=clock, cache=None, **receiver_options
         )
         self.statuses: list[tuple[str, int, int]] = []  # (channel id, message number, status)
+        self._judge_by_receiver = judged_by(self.receiver)
         super().__init__(self._judge)
 
     def _judge(self, headers, body) -> int:
-        try:
-            status = self.receiver.receive("POST", headers, body).status
-        except ChannelkitError as exc:
-            status = status_for(exc)
+        status = self._judge_by_receiver(headers, body)
         self.statuses.append(
             (headers.get("X-Goog-Channel-ID"), int(headers.get("X-Goog-Message-Number") or 0), status)
         )

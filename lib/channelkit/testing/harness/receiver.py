@@ -6,6 +6,9 @@ import threading
 from collections.abc import Callable
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from channelkit.errors import ChannelkitError
 
 #: ``on_post(headers, body) -> status``; ``headers`` are case-insensitive, as a real server's.
 OnPost = Callable[[Message, bytes], int]
@@ -49,3 +52,20 @@ class LoopbackReceiver:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def judged_by(receiver: Any) -> OnPost:
+    """An ``on_post`` answering what a ``channelkit.receive.Receiver`` decides, as the webhook does.
+
+    For tests that need the webhook's judgement on their own clock or store, without
+    functions-framework.
+    """
+    from channelkit.receive import status_for  # the receiver's module, only when one is served
+
+    def judge(headers: Message, body: bytes) -> int:
+        try:
+            return int(receiver.receive("POST", headers, body).status)
+        except ChannelkitError as exc:
+            return status_for(exc)
+
+    return judge
