@@ -3,8 +3,6 @@
 * ``shared_firestore()`` — host:port of a Firestore emulator: the one named by
   ``FIRESTORE_EMULATOR_HOST``, else one started once for this process (stopped at exit).
   Each scenario works in a project of its own, so nothing needs resetting.
-* ``FirestoreProcess`` — a private emulator that can be exported, killed and
-  restarted from its export on the same port (the outage scenario).
 * ``TcpRelay`` — a TCP relay between the webhook and the emulator that can cut
   every connection at once (a store that went away at the network level).
 * ``WebhookServer`` — the real ``functions/webhook.py`` under ``functions-framework``
@@ -20,7 +18,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import datetime
 import http.client
@@ -30,9 +27,7 @@ import pathlib
 import queue
 import random
 import select
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,8 +40,8 @@ from bench.reliability import SCENARIOS as SCENARIO_ORDER
 from bench.reliability.handler import read_record
 from channelkit.channel import Channel
 from channelkit.testing import harness
-from channelkit.testing.emulators import Emulator, EmulatorError
-from channelkit.testing.harness import FunctionsFrameworkProcess, free_port, port_open, post, wait_until
+from channelkit.testing.emulators import Emulator
+from channelkit.testing.harness import FunctionsFrameworkProcess, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "functions" / "webhook.py"
@@ -87,117 +82,6 @@ def shared_firestore() -> str:
 def new_project(scenario: str) -> str:
     """A project id of this run's own: a clean database on a shared emulator."""
     return f"rel-{scenario.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
-
-
-class FirestoreProcess:
-    """A private Firestore emulator that can be exported, killed and restarted on its port.
-
-    The emulator holds its data in memory; real Firestore does not lose
-    committed writes. ``export()`` saves a project through the emulator's own
-    export endpoint and ``start(import_from=...)`` loads it again
-    (``gcloud emulators firestore start --import-data``).
-    """
-
-    READY = "Dev App Server is now running"
-
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self.host_port = f"127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-        self.log_path = tempfile.mkstemp(prefix="reliability-firestore-", suffix=".log")[1]
-        self._keep_log = False  # a failed start keeps it: the error names it
-
-    def start(self, import_from: str | None = None, timeout: float = 120.0) -> FirestoreProcess:
-        args = ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host_port}", "--quiet"]
-        if import_from:
-            args.append(f"--import-data={import_from}")
-        log = open(self.log_path, "a")
-        log.write(f"--- start {' '.join(args)}\n")
-        log.flush()
-        offset = os.path.getsize(self.log_path)
-        try:
-            self.process = subprocess.Popen(
-                args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            raise EmulatorError("gcloud is not on PATH: install the Google Cloud SDK") from exc
-        finally:
-            log.close()
-        process = self.process
-
-        def ready() -> bool:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                f.seek(offset)
-                if self.READY in f.read():
-                    return True
-            if process.poll() is not None:
-                self._keep_log = True
-                raise EmulatorError(f"firestore emulator exited; log: {self.log_path}")
-            return False
-
-        try:
-            wait_until(ready, timeout, 0.1, "the firestore emulator's ready line")
-        except TimeoutError:
-            self._keep_log = True
-            self.kill()
-            raise EmulatorError(
-                f"firestore emulator not ready in {timeout:.0f}s; log: {self.log_path}"
-            ) from None
-        return self
-
-    def export(self, project: str, directory: str) -> str:
-        """Export ``project`` into ``directory``; the path of the export's metadata file."""
-        os.makedirs(directory, exist_ok=True)
-        before = set(os.listdir(directory))
-        body = json.dumps(
-            {"database": f"projects/{project}/databases/(default)", "export_directory": directory}
-        ).encode()
-        request_url = f"http://{self.host_port}/emulator/v1/projects/{project}:export"
-        status, answer = post(request_url, {"Content-Type": "application/json"}, body, timeout=120)
-        if status != 200:
-            raise EmulatorError(f"the emulator's export answered {status}: {answer[:300]!r}")
-        new = sorted(set(os.listdir(directory)) - before)
-        if not new:
-            raise EmulatorError("the emulator's export wrote nothing")
-        folder = os.path.join(directory, new[-1])
-        for name in os.listdir(folder):
-            if name.endswith(".overall_export_metadata"):
-                return os.path.join(folder, name)
-        raise EmulatorError(f"no export metadata in {folder}")
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (gcloud wrapper and Java child); wait until gone."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-
-        def gone() -> bool:  # the Java child too, and the port free again before a restart on it
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return not port_open(self.port)
-            return False
-
-        try:
-            wait_until(gone, 30, 0.05, "the killed emulator to let go of its port")
-        except TimeoutError:
-            pass  # a restart on the port then fails, and says so
-
-    def close(self) -> None:
-        """Kill it for good and remove its log, unless a start failed (its error names the log)."""
-        self.kill()
-        if not self._keep_log:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.log_path)
 
 
 class TcpRelay:
