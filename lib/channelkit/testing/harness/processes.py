@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
 import signal
@@ -45,6 +46,8 @@ class FunctionsFrameworkProcess:
     As deployed (gunicorn; ``WORKERS`` and ``THREADS`` from ``env``), its output in
     ``log_path``. ``env`` is the whole environment of the process (default: ours).
     ``echo`` is called with each line of output as it is written (a terminal's view).
+    Stopped by ``stop()`` or on leaving ``with``, and at the latest when our interpreter
+    exits: in a session of its own it would otherwise outlive us.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class FunctionsFrameworkProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        atexit.register(self.stop)
         if self.echo is not None:
             self._follower = threading.Thread(target=self._follow, daemon=True)
             self._follower.start()
@@ -119,6 +123,7 @@ class FunctionsFrameworkProcess:
         process, self.process = self.process, None
         if process is not None:
             stop_process_group(process, timeout)
+            atexit.unregister(self.stop)
         self._stopped.set()
         if self._follower is not None:
             self._follower.join(timeout=5)
