@@ -1,23 +1,19 @@
-"""Shared pieces of ``python -m bench``: the Firestore emulator, servers, progress, stats."""
+"""Shared pieces of ``python -m bench``: the Firestore emulator, a function's server, progress, stats."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from channelkit.testing.emulators import Emulator, free_port, stop_process_group
+from channelkit.testing.emulators import Emulator
+from channelkit.testing.harness import FunctionsFrameworkProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
-FUNCTIONS_FRAMEWORK = str(Path(sys.executable).with_name("functions-framework"))
 PROJECT = "channelkit-bench"
 
 
@@ -59,54 +55,12 @@ def firestore_emulator():
                 os.environ[key] = value
 
 
-class Server:
-    """One function (target ``webhook``) served by functions-framework (gunicorn, as
-    deployed) on a free port, in its own process group, its output in ``log_path``."""
-
-    def __init__(self, name: str, source: Path, env: dict[str, str], log_path: Path):
-        self.name, self.source = name, source
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = Path(log_path)
-        full_env = dict(os.environ)
-        full_env.update(env)
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [
-                FUNCTIONS_FRAMEWORK,
-                "--target=webhook",
-                f"--source={source}",
-                f"--port={self.port}",
-                "--host=127.0.0.1",
-            ],
-            cwd=str(ROOT),
-            env=full_env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
-            try:
-                urllib.request.urlopen(urllib.request.Request(self.url, method="GET"), timeout=2)
-                return self
-            except urllib.error.HTTPError:
-                return self  # any HTTP answer means it is serving
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start; see {self.log_path}")
-
-    def stop(self) -> None:
-        stop_process_group(self.process)
-        self._log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+def webhook_process(source: Path, env: dict[str, str], log_path: Path) -> FunctionsFrameworkProcess:
+    """Target ``webhook`` of ``source`` under functions-framework (gunicorn, as deployed), on a
+    free port, with ``env`` on top of ours; not started."""
+    return FunctionsFrameworkProcess(
+        "webhook", source, env={**os.environ, **env}, log_path=log_path, cwd=ROOT
+    )
 
 
 def median(values):

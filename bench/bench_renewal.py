@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -47,7 +46,8 @@ from channelkit.google_api import GoogleApi
 from channelkit.renewal import renew_due
 from channelkit.store import ACTIVE, STOPPED
 from channelkit.store.firestore import FirestoreStore
-from channelkit.testing.emulators import Emulator, reset_firestore, stop_process_group
+from channelkit.testing.emulators import Emulator, reset_firestore
+from channelkit.testing.harness import post, stop_process_group
 
 PROJECT = "channelkit-bench"
 SERIAL_SAMPLE = 200
@@ -99,16 +99,12 @@ class SimulatorProcess:
             self.process = None
 
     def control(self, method: str, name: str, body: dict | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.url + "_simulator/" + name,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(request, timeout=120) as response:
-            return json.loads(response.read() or b"null")
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = {"Content-Type": "application/json"}
+        status, answer = post(self.url + "_simulator/" + name, headers, data, method=method, timeout=120)
+        if status >= 400:
+            raise RuntimeError(f"the simulator's {method} {name} answered {status}: {answer[:300]!r}")
+        return json.loads(answer or b"null")
 
     def set_latency(self, seconds: float) -> None:
         self.control("POST", "config", {"latency": seconds})

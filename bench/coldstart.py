@@ -25,6 +25,7 @@ import textwrap
 import uuid
 
 from bench._support import BENCH, PYTHON, ROOT, firestore_emulator, median, progress, progress_done
+from channelkit.testing.harness import notification_headers
 
 TARGETS = {
     "channelkit": ROOT / "functions" / "webhook.py",
@@ -73,7 +74,7 @@ def _sample(source, headers) -> dict:
 
 
 def run(*, samples: int = 5) -> dict:
-    from bench.webhook_load import notification_headers, seed_channels
+    from bench.webhook_load import bench_channel, seed_channels
 
     results: dict[str, list[dict]] = {name: [] for name in TARGETS}
     with firestore_emulator():
@@ -85,7 +86,7 @@ def run(*, samples: int = 5) -> dict:
             for name in names[i % len(names) :] + names[: i % len(names)]:
                 progress(f"cold start: sample {i + 1}/{samples}: {name}")
                 prefix = f"floor-{tag}" if name == "claim_floor" else f"cold-{tag}"
-                result = _sample(TARGETS[name], notification_headers(prefix, i, 7))
+                result = _sample(TARGETS[name], notification_headers(bench_channel(prefix, i), 7))
                 if result["status"] != 200:
                     raise RuntimeError(f"{name} answered {result['status']} to its first request")
                 results[name].append(result)

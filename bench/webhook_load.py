@@ -20,11 +20,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
-from bench._support import BENCH, ROOT, Server, firestore_emulator, median, progress, progress_done
+from bench._support import BENCH, ROOT, firestore_emulator, median, progress, progress_done, webhook_process
+from channelkit.channel import Channel
+from channelkit.testing.harness import FunctionsFrameworkProcess, notification_headers, post
 
 #: name -> (source, label in the table)
 TARGETS = {
@@ -37,32 +38,33 @@ TARGETS = {
 TOKEN = "bench-token-" + "t" * 32
 
 
+def bench_channel(prefix: str, i: int) -> Channel:
+    """Channel ``i`` of those ``seed_channels(prefix, ...)`` stores (load.lua sends the same fields)."""
+    return Channel(
+        "web_hook",
+        f"{prefix}-{i:03d}",
+        TOKEN,
+        "https://example.com/webhook",
+        expiration=int(time.time() * 1000) + 30 * 24 * 3600 * 1000,
+        resource_id=f"res-{i}",
+        resource_uri=f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
+        status="active",
+        api="drive",
+        version="v3",
+        method="files.watch",
+        method_params={"fileId": f"F{i}"},
+        subscription_id=f"sub-{prefix}-{i}",
+    )
+
+
 def seed_channels(prefix: str, count: int) -> None:
     """``count`` active channels ``prefix-000``..., stored as channelkit stores them."""
-    from channelkit.channel import Channel
     from channelkit.store import open_store
 
     store = open_store("firestore", timeout=30)
-    far = int(time.time() * 1000) + 30 * 24 * 3600 * 1000
     try:
         for i in range(count):
-            store.create(
-                Channel(
-                    "web_hook",
-                    f"{prefix}-{i:03d}",
-                    TOKEN,
-                    "https://example.com/webhook",
-                    expiration=far,
-                    resource_id=f"res-{i}",
-                    resource_uri=f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
-                    status="active",
-                    api="drive",
-                    version="v3",
-                    method="files.watch",
-                    method_params={"fileId": f"F{i}"},
-                    subscription_id=f"sub-{prefix}-{i}",
-                )
-            )
+            store.create(bench_channel(prefix, i))
     finally:
         store.close()
 
@@ -98,26 +100,13 @@ def run_wrk(
     return result
 
 
-def notification_headers(prefix: str, i: int, number: int, state: str = "update") -> dict[str, str]:
-    """A valid notification for channel ``i`` of those ``seed_channels(prefix, ...)`` stored."""
-    return {
-        "X-Goog-Channel-ID": f"{prefix}-{i:03d}",
-        "X-Goog-Message-Number": str(number),
-        "X-Goog-Resource-ID": f"res-{i}",
-        "X-Goog-Resource-State": state,
-        "X-Goog-Resource-URI": f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
-        "X-Goog-Channel-Token": TOKEN,
-    }
-
-
 def prime(url: str, prefix: str, channels: int, base: int) -> None:
     """One notification per channel, so every server starts measured rounds warm."""
     for i in range(channels):
-        headers = notification_headers(prefix, i, base + i, "sync")
-        request = urllib.request.Request(url, data=b"", headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=60) as response:
-            if response.status != 200:
-                raise RuntimeError(f"priming {prefix}-{i:03d} answered {response.status}")
+        headers = notification_headers(bench_channel(prefix, i), base + i, "sync")
+        status, _ = post(url, headers, timeout=60)
+        if status != 200:
+            raise RuntimeError(f"priming {prefix}-{i:03d} answered {status}")
 
 
 def _settled_counts(path: Path, timeout: float = 10.0) -> dict:
@@ -157,7 +146,7 @@ def run(
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="channelkit-bench-"))
-    servers: dict[str, Server] = {}
+    servers: dict[str, FunctionsFrameworkProcess] = {}
     samples: dict[str, list[dict]] = {name: [] for name in targets}
     tag = uuid.uuid4().hex[:6]
     prefixes = {name: f"{name}-{tag}" for name in targets}
@@ -173,7 +162,7 @@ def run(
                     "BENCH_OPCOUNT_FILE": str(work / f"{name}.ops.json"),
                     "CHANNELKIT_HANDLER": "noop_handler:handle",
                 }
-                servers[name] = Server(name, source, env, work / f"{name}.log")
+                servers[name] = webhook_process(source, env, work / f"{name}.log").start()
             for server in servers.values():
                 server.wait_ready()
             run_id = 1
@@ -204,6 +193,7 @@ def run(
         finally:
             for server in servers.values():
                 server.stop()
+    shutil.rmtree(work)  # its logs and counts; kept when the run failed
     progress_done()
     summary = {}
     for name in targets:

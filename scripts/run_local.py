@@ -8,9 +8,13 @@ Started by ``scripts/run-local`` (which sets up the virtualenv first). It starts
 * the webhook and renew functions under functions-framework,
 
 prints their URLs and how to create a watch against them, and stops everything
-(the emulator's Java child included) on Ctrl-C. ``--demo`` instead runs the whole
-job once, narrated: subscribe, sync, changes reaching the handler, a renewal
-across a simulated expiry, stop; then it stops everything and exits 0.
+(the emulator's Java child included) on Ctrl-C or SIGTERM, however it was started
+(its own handlers: a shell's ``nohup … &`` starts it with SIGINT ignored).
+``--demo`` instead runs the whole job once, narrated: subscribe, sync, changes
+reaching the handler, a renewal across a simulated expiry, stop; then it stops
+everything and exits 0. What it writes (function logs, the SQLite store) lives
+in one ``channelkit-local-*`` temporary directory, removed on exit unless the
+run failed.
 """
 
 from __future__ import annotations
@@ -20,15 +24,13 @@ import json
 import os
 import pathlib
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -36,12 +38,15 @@ SCRIPTS = ROOT / "scripts"
 if str(ROOT / "lib") not in sys.path:
     sys.path.insert(0, str(ROOT / "lib"))
 
-from channelkit.testing.emulators import (  # noqa: E402
-    Emulator,
-    EmulatorError,
+from channelkit.channel import Channel  # noqa: E402
+from channelkit.testing.emulators import Emulator, EmulatorError, gcloud_available  # noqa: E402
+from channelkit.testing.harness import (  # noqa: E402
+    FunctionsFrameworkProcess,
     free_port,
-    gcloud_available,
-    stop_process_group,
+    notification_headers,
+    port_open,
+    post,
+    wait_until,
 )
 from channelkit.testing.simulator import Simulator  # noqa: E402
 
@@ -50,7 +55,6 @@ DEMO_HANDLER = "demo_handler:handle"
 DEMO_FILE = "demo-file"
 DEMO_TTL = 3000  # seconds: the first channel's lifetime (50 min)
 DEMO_RENEW_BEFORE = 3600  # the local renew window in the demo: 1 h
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 
 
 class Stop(Exception):
@@ -61,88 +65,22 @@ def _on_signal(signum, frame):
     raise Stop(signal.Signals(signum).name)
 
 
-def http(method: str, url: str, headers: dict | None = None, body: bytes = b"", timeout: float = 30):
-    """(status, body) of one request, never through a proxy."""
-    request = urllib.request.Request(
-        url, data=body if method not in ("GET", "HEAD") else None, headers=headers or {}, method=method
+def function(name: str, port: int, env: dict[str, str], run_dir: pathlib.Path, stream: bool):
+    """``functions/<name>.py`` (target ``name``) under functions-framework; its output in ``run_dir``,
+    and on our output too, each line prefixed ``[name]``, when ``stream``."""
+
+    def echo(line: str) -> None:
+        print(f"[{name}] {line}", end="", flush=True)
+
+    return FunctionsFrameworkProcess(
+        name,
+        ROOT / "functions" / f"{name}.py",
+        log_path=run_dir / f"{name}.log",
+        env=env,
+        port=port,
+        cwd=ROOT,
+        echo=echo if stream else None,
     )
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05):
-    """Poll until ``predicate()`` is truthy; RuntimeError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-class Function:
-    """One function under functions-framework, in its own process group."""
-
-    def __init__(self, name: str, port: int, env: dict[str, str], log_dir: pathlib.Path, stream: bool):
-        self.name, self.port = name, port
-        self.url = f"http://127.0.0.1:{port}/"
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "functions-framework"),
-                f"--target={name}",
-                f"--source={ROOT / 'functions' / f'{name}.py'}",
-                "--host=127.0.0.1",
-                f"--port={port}",
-            ],
-            cwd=str(ROOT),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._pump = threading.Thread(target=self._copy_output, args=(stream,), daemon=True)
-        self._pump.start()
-
-    def _copy_output(self, stream: bool) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._log.write(line)
-            self._log.flush()
-            if stream:
-                print(f"[{self.name}] {line}", end="", flush=True)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        def answers():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the {self.name} function exited; its log: {self.log_path}")
-            try:
-                http("PUT", self.url, timeout=2)  # any answer will do (405)
-            except OSError:
-                return False
-            return True
-
-        wait_for(answers, f"the {self.name} function on {self.url}", timeout, 0.1)
-
-    def stop(self) -> None:
-        stop_process_group(self.process, timeout=10)
-        self._pump.join(timeout=5)
-        self._log.close()
 
 
 class LocalRun:
@@ -152,7 +90,7 @@ class LocalRun:
         self.run_dir = pathlib.Path(tempfile.mkdtemp(prefix="channelkit-local-"))
         self.emulator: Emulator | None = None
         self.simulator: Simulator | None = None
-        self.functions: list[Function] = []
+        self.functions: list[FunctionsFrameworkProcess] = []
         self.env: dict[str, str] = {}
         self.store_note = ""
 
@@ -200,12 +138,15 @@ class LocalRun:
         elif os.environ.get("CHANNELKIT_RENEW_BEFORE"):
             renew_env["CHANNELKIT_RENEW_BEFORE"] = os.environ["CHANNELKIT_RENEW_BEFORE"]
         stream = not self.demo
-        self.functions = [
-            Function("webhook", self.port(self.args.webhook_port), env, self.run_dir, stream),
-            Function("renew", self.port(self.args.renew_port), renew_env, self.run_dir, stream),
-        ]
-        for function in self.functions:
-            function.wait_ready()
+        for name, port, function_env in (
+            ("webhook", self.args.webhook_port, env),
+            ("renew", self.args.renew_port, renew_env),
+        ):
+            # Each one listed before it starts: a signal now still finds it to stop.
+            self.functions.append(function(name, self.port(port), function_env, self.run_dir, stream))
+            self.functions[-1].start()
+        for started in self.functions:
+            started.wait_ready()  # functions-framework's own /robots.txt: no line in the function's log
 
     def _start_store(self, project: str) -> dict[str, str]:
         """The store's settings: an emulator already running, one started here, or SQLite."""
@@ -218,12 +159,13 @@ class LocalRun:
             if gcloud_available():
                 emulator = Emulator("firestore", port=self.port(self.args.firestore_port))
                 say(f"starting the Firestore emulator (gcloud) on {emulator.host_port}…")
+                self.emulator = emulator  # before it starts: a signal now still finds it to stop
                 try:
                     emulator.start()
                 except EmulatorError as exc:
+                    self.emulator = None  # stopped by its failed start, its log kept
                     reason = str(exc)
                 else:
-                    self.emulator = emulator
                     self.store_note = f"the Firestore emulator on {emulator.host_port}"
                     return {"CHANNELKIT_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emulator.host_port}
             if self.args.store == "firestore":
@@ -248,10 +190,17 @@ class LocalRun:
             self.emulator.stop()  # the whole process group: the Java child too
         # A killed process lets go of its port a moment later: say "stopped" once it has.
         try:
-            wait_for(lambda: not [p for p in ports if _listening(p)], "the ports to close", 15, 0.1)
-        except RuntimeError:
-            still = [p for p in ports if _listening(p)]
+            wait_until(lambda: not [p for p in ports if port_open(p)], 15, 0.1, "the ports to close")
+        except TimeoutError:
+            still = [p for p in ports if port_open(p)]
             print(f"warning: something still listens on {still}", file=sys.stderr, flush=True)
+
+    def clean_up(self, failed: bool) -> None:
+        """Remove what this run wrote, unless it failed: then say where its logs are."""
+        if failed:
+            print(f"run-local: its logs are kept in {self.run_dir}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     # -- what to tell the user ----------------------------------------------------------------
 
@@ -275,7 +224,7 @@ channelkit is running locally.
   Google     {sim}  (the push simulator; control API under {sim}_simulator/)
   webhook    {webhook.url}  (functions/webhook.py, target webhook)
   renew      {renew.url}  (functions/renew.py, target renew)
-  logs       {self.run_dir}
+  logs       {self.run_dir}  (removed on exit, kept if the run fails)
 
 Create a watch against them, in another terminal:
   export {env_line}
@@ -316,7 +265,7 @@ Ctrl-C stops everything.""",
                 None,
             )
 
-        return wait_for(found, what)
+        return wait_until(found, message=what)
 
     def channel_json(self, channel_id: str) -> dict:
         channels = json.loads(self.cli("list", "--json"))
@@ -368,18 +317,10 @@ Ctrl-C stops everything.""",
         )
         if len(calls) != 1:
             raise RuntimeError(f"message #{second} was handled {len(calls)} times")
-        status, _ = http(
-            "POST",
-            webhook.url,
-            {
-                "X-Goog-Channel-ID": old_id,
-                "X-Goog-Channel-Token": "forged",
-                "X-Goog-Message-Number": "999",
-                "X-Goog-Resource-ID": stored.get("resourceId") or "x",
-                "X-Goog-Resource-State": "update",
-                "X-Goog-Resource-URI": "https://example.com/",
-            },
+        as_forged = Channel(
+            "web_hook", old_id, "forged", webhook.url, resource_id=stored.get("resourceId") or "x"
         )
+        status, _ = post(webhook.url, notification_headers(as_forged, 999, "update"))
         say(f"a forged notification (wrong token) is answered {status}, and the handler is not called")
 
         step(4, "Renewal across an expiry")
@@ -388,7 +329,7 @@ Ctrl-C stops everything.""",
             f"within {DEMO_RENEW_BEFORE // 60} (CHANNELKIT_RENEW_BEFORE={DEMO_RENEW_BEFORE})"
         )
         say(f"Cloud Scheduler's call, played here: POST {renew.url}")
-        status, body = http("POST", renew.url, {"Content-Type": "application/json"}, b"{}", timeout=120)
+        status, body = post(renew.url, {"Content-Type": "application/json"}, b"{}", timeout=120)
         if status != 200:
             raise RuntimeError(f"the renew function answered {status}: {body[:300]!r}")
         summary = json.loads(body)
@@ -481,15 +422,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
     run = LocalRun(args)
+    failed = True  # until it ends as it should: then what it wrote is removed
     try:
+        # Our own handlers, whatever we inherited: started in the background (``nohup … &``)
+        # SIGINT arrives ignored, and Cloud Run, containers and service managers send SIGTERM.
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
         run.start()
         if args.demo:
             print(f"channelkit demo: store = {run.store_note}", flush=True)
             run.run_demo()
             print("\nThe demo is complete; stopping everything.", flush=True)
+            failed = False
             return 0
         run.banner()
         # Until SIGINT or SIGTERM raises Stop. Not signal.pause(): the signal may land on
@@ -498,17 +443,18 @@ def main(argv=None) -> int:
         idle = threading.Event()
         while True:
             idle.wait(0.25)
-        return 0
     except Stop as stop:
         print(f"\n{stop}: stopping everything…", flush=True)
+        failed = False
         return 0
-    except RuntimeError as exc:
-        print(f"\nrun-local: {exc}\n(logs in {run.run_dir})", file=sys.stderr, flush=True)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"\nrun-local: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         run.stop()
+        run.clean_up(failed)
         print("stopped.", flush=True)
 
 

@@ -3,8 +3,6 @@
 * ``shared_firestore()`` — host:port of a Firestore emulator: the one named by
   ``FIRESTORE_EMULATOR_HOST``, else one started once for this process (stopped at exit).
   Each scenario works in a project of its own, so nothing needs resetting.
-* ``FirestoreProcess`` — a private emulator that can be exported, killed and
-  restarted from its export on the same port (the outage scenario).
 * ``TcpRelay`` — a TCP relay between the webhook and the emulator that can cut
   every connection at once (a store that went away at the network level).
 * ``WebhookServer`` — the real ``functions/webhook.py`` under ``functions-framework``
@@ -29,24 +27,21 @@ import pathlib
 import queue
 import random
 import select
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
-from bench._support import Server
 from bench.reliability import SCENARIOS as SCENARIO_ORDER
 from bench.reliability.handler import read_record
 from channelkit.channel import Channel
-from channelkit.testing.emulators import Emulator, EmulatorError, free_port, stop_process_group
+from channelkit.testing import harness
+from channelkit.testing.emulators import Emulator
+from channelkit.testing.harness import FunctionsFrameworkProcess, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "functions" / "webhook.py"
@@ -87,115 +82,6 @@ def shared_firestore() -> str:
 def new_project(scenario: str) -> str:
     """A project id of this run's own: a clean database on a shared emulator."""
     return f"rel-{scenario.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
-
-
-class FirestoreProcess:
-    """A private Firestore emulator that can be exported, killed and restarted on its port.
-
-    The emulator holds its data in memory; real Firestore does not lose
-    committed writes. ``export()`` saves a project through the emulator's own
-    export endpoint and ``start(import_from=...)`` loads it again
-    (``gcloud emulators firestore start --import-data``).
-    """
-
-    READY = "Dev App Server is now running"
-
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self.host_port = f"127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-        self.log_path = tempfile.NamedTemporaryFile(
-            prefix="reliability-firestore-", suffix=".log", delete=False
-        ).name
-
-    def start(self, import_from: str | None = None, timeout: float = 120.0) -> FirestoreProcess:
-        args = ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host_port}", "--quiet"]
-        if import_from:
-            args.append(f"--import-data={import_from}")
-        log = open(self.log_path, "a")
-        log.write(f"--- start {' '.join(args)}\n")
-        log.flush()
-        offset = os.path.getsize(self.log_path)
-        try:
-            self.process = subprocess.Popen(
-                args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            raise EmulatorError("gcloud is not on PATH: install the Google Cloud SDK") from exc
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                f.seek(offset)
-                if self.READY in f.read():
-                    return self
-            if self.process.poll() is not None:
-                raise EmulatorError(f"firestore emulator exited; log: {self.log_path}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise EmulatorError(f"firestore emulator not ready in {timeout:.0f}s")
-            time.sleep(0.1)
-
-    def export(self, project: str, directory: str) -> str:
-        """Export ``project`` into ``directory``; the path of the export's metadata file."""
-        os.makedirs(directory, exist_ok=True)
-        before = set(os.listdir(directory))
-        body = json.dumps(
-            {"database": f"projects/{project}/databases/(default)", "export_directory": directory}
-        ).encode()
-        request = urllib.request.Request(
-            f"http://{self.host_port}/emulator/v1/projects/{project}:export",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with _no_proxy.open(request, timeout=120) as response:
-            response.read()
-        new = sorted(set(os.listdir(directory)) - before)
-        if not new:
-            raise EmulatorError("the emulator's export wrote nothing")
-        folder = os.path.join(directory, new[-1])
-        for name in os.listdir(folder):
-            if name.endswith(".overall_export_metadata"):
-                return os.path.join(folder, name)
-        raise EmulatorError(f"no export metadata in {folder}")
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (gcloud wrapper and Java child); wait until gone."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        # the port must be free again before a restart on it
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            process, self.process = self.process, None
-            stop_process_group(process)
-
-
-_no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class TcpRelay:
@@ -290,8 +176,14 @@ class TcpRelay:
 # --- the webhook under functions-framework ------------------------------------------------
 
 
-class WebhookServer(Server):
-    """The real ``functions/webhook.py`` under functions-framework, with the recording handler."""
+class WebhookServer(FunctionsFrameworkProcess):
+    """The real ``functions/webhook.py`` under functions-framework, with the recording handler.
+
+    Started when made, like the scenarios' other parts; its log is removed on ``stop``
+    unless it shows unexpected errors or ``keep_log`` is set (then the scenario's notes name it).
+    """
+
+    keep_log = False
 
     def __init__(
         self,
@@ -303,48 +195,38 @@ class WebhookServer(Server):
         threads: int = 8,
         env: dict[str, str] | None = None,
     ):
-        log_path = tempfile.NamedTemporaryFile(
-            prefix="reliability-webhook-", suffix=".log", delete=False
-        ).name
-        settings = {
-            "FIRESTORE_EMULATOR_HOST": firestore,
-            "GOOGLE_CLOUD_PROJECT": project,
-            "CHANNELKIT_STORE": "firestore",
-            "CHANNELKIT_HANDLER": HANDLER,
-            "RELIABILITY_RECORD": record,
-            "WORKERS": str(workers),
-            "THREADS": str(threads),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
+        log_path = tempfile.mkstemp(prefix="reliability-webhook-", suffix=".log")[1]
+        settings = dict(os.environ)
+        settings.update(
+            {
+                "FIRESTORE_EMULATOR_HOST": firestore,
+                "GOOGLE_CLOUD_PROJECT": project,
+                "CHANNELKIT_STORE": "firestore",
+                "CHANNELKIT_HANDLER": HANDLER,
+                "RELIABILITY_RECORD": record,
+                "WORKERS": str(workers),
+                "THREADS": str(threads),
+                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
         settings.update(env or {})
-        super().__init__("webhook", SOURCE, settings, log_path)
+        super().__init__("webhook", SOURCE, env=settings, log_path=log_path, cwd=ROOT)
+        self.start()
 
     def unexpected_errors(self) -> int:
         """Lines where the webhook caught an error it did not expect (a bug: answered 503)."""
-        text = self.output()
-        return text.count("unexpected error while handling a notification")
+        return self.output().count("unexpected error while handling a notification")
 
-    def __enter__(self):
-        return self.wait_ready()
+    def stop(self, timeout: float = 15.0) -> None:
+        super().stop(timeout)
+        if self.log_path.exists() and not (self.keep_log or self.unexpected_errors()):
+            self.log_path.unlink()
 
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def http_request(url: str, method: str, headers: dict, body: bytes, timeout: float = 30):
-    request = urllib.request.Request(
-        url, data=body if method not in ("GET", "HEAD") else None, headers=headers, method=method
-    )
-    try:
-        with _no_proxy.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, exc.read()
-        finally:
-            exc.close()
+    def __enter__(self) -> WebhookServer:
+        self.wait_ready()
+        return self
 
 
 # --- channels -------------------------------------------------------------------------------
@@ -397,16 +279,8 @@ def open_firestore(firestore: str, project: str):
 
 
 def notification_headers(channel: Channel, number: int, state: str = "update") -> dict[str, str]:
-    return {
-        "X-Goog-Channel-ID": channel.id,
-        "X-Goog-Message-Number": str(number),
-        "X-Goog-Resource-ID": channel.resource_id,
-        "X-Goog-Resource-State": state,
-        "X-Goog-Resource-URI": channel.resource_uri,
-        "X-Goog-Channel-Token": channel.token,
-        "X-Goog-Channel-Expiration": "Tue, 19 Nov 2030 01:13:52 GMT",
-        "X-Goog-Changed": "content,properties",
-    }
+    """A valid notification for a seeded channel: every header Google sends, ``X-Goog-Changed`` too."""
+    return harness.notification_headers(channel, number, state, changed=("content", "properties"))
 
 
 def message_numbers(rng: random.Random, count: int) -> list[int]:

@@ -329,6 +329,7 @@ def run(size: str, *, progress=None) -> dict:
         unexpected = server.unexpected_errors()
         tracebacks = server.output().count("Traceback")
         log_path = server.log_path
+        server.keep_log = bool(tracebacks)  # the notes name it then
     finally:
         server.stop()
     calls = read_record(record)

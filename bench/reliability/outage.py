@@ -47,6 +47,7 @@ import time
 
 from bench.reliability import common
 from bench.reliability.load_duplicates import SENDERS, build
+from channelkit.testing.emulators import Emulator
 
 SIZES = {
     "small": {"messages": 500, "channels": 20, "down": 3.0},
@@ -63,7 +64,7 @@ def run(size: str, *, progress=None) -> dict:
     started = time.monotonic()
     rng = random.Random(13)
     project = common.new_project(name)
-    emulator = common.FirestoreProcess()
+    emulator = Emulator("firestore")  # private: to be exported, killed and restarted
     export_dir = tempfile.mkdtemp(prefix="reliability-export-")
     record = tempfile.NamedTemporaryFile(prefix="reliability-calls-", suffix=".jsonl", delete=False).name
     relay = server = None
@@ -101,7 +102,7 @@ def run(size: str, *, progress=None) -> dict:
                     progress, f"{name}: store cut off and emulator killed; down for {spec['down']:.0f}s"
                 )
                 time.sleep(max(0.0, spec["down"] - (time.time() - timeline["cut"])))
-                emulator.start(import_from=metadata)
+                emulator.start(import_data=metadata)
                 relay.resume()
                 timeline["back"] = time.time()
                 common.say(
@@ -129,7 +130,7 @@ def run(size: str, *, progress=None) -> dict:
             server.stop()
         if relay is not None:
             relay.close()
-        emulator.kill()
+        emulator.stop()
         shutil.rmtree(export_dir, ignore_errors=True)
     os.unlink(record)
 

@@ -45,16 +45,15 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.reliability.common import new_project, open_firestore, say, shared_firestore
-from channelkit.errors import ChannelkitError
 from channelkit.google_api import GoogleApi
-from channelkit.receive import Receiver, status_for
+from channelkit.receive import Receiver
 from channelkit.renewal import renew_due
 from channelkit.store import ACTIVE, PENDING
 from channelkit.subscribe import subscribe
+from channelkit.testing.harness import LoopbackReceiver, judged_by
 from channelkit.testing.simulator import Simulator
 
 SCENARIO = "renewal_chaos"
@@ -160,42 +159,22 @@ class Recorder:
     dispatch = __call__
 
 
-class Webhook:
-    """``channelkit.receive.Receiver`` behind a local HTTP server (the webhook function's core)."""
+class Webhook(LoopbackReceiver):
+    """``channelkit.receive.Receiver`` behind a local HTTP server (the webhook function's core),
+    its answers counted."""
 
     def __init__(self, receiver: Receiver):
         self.statuses: collections.Counter = collections.Counter()
-        lock = threading.Lock()
-        webhook = self
+        counting = threading.Lock()
+        judge = judged_by(receiver)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    status = receiver.receive("POST", self.headers, body).status
-                except ChannelkitError as exc:
-                    status = status_for(exc)
-                with lock:
-                    webhook.statuses[status] += 1
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        def answer(headers: Any, body: bytes) -> int:
+            status = judge(headers, body)
+            with counting:
+                self.statuses[status] += 1
+            return status
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Webhook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(answer)
 
 
 def run(size: str, *, progress: Callable[[str], None] | None = None, seed: int | None = None) -> dict:

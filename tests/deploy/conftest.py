@@ -17,6 +17,7 @@ import zipfile
 
 import pytest
 
+from channelkit.testing.harness import FunctionsFrameworkProcess
 from support.deploy_testing import (
     HANDLER,
     HANDLER_SOURCE,
@@ -26,8 +27,8 @@ from support.deploy_testing import (
     REGION,
     RENEW_BEFORE,
     TOPIC,
-    ArtifactServer,
     Deployment,
+    artifact_server,
     gcloud_env,
     last_zip,
     run_deploy,
@@ -105,17 +106,16 @@ def clean_venv(tmp_path_factory, webhook_zip) -> pathlib.Path:
 @pytest.fixture
 def serve_artifact(tmp_path, clean_venv):
     """``serve_artifact(zip, target, env)``: unzip and serve it; stopped after the test."""
-    servers: list[ArtifactServer] = []
+    servers: list[FunctionsFrameworkProcess] = []
 
-    def serve(archive: zipfile.ZipFile, target: str, env: dict[str, str]) -> ArtifactServer:
+    def serve(archive: zipfile.ZipFile, target: str, env: dict[str, str]) -> FunctionsFrameworkProcess:
         source = tmp_path / f"{target}-source"
         if source.exists():
             shutil.rmtree(source)
         archive.extractall(source)
-        server = ArtifactServer(clean_venv, source, target, env, tmp_path / f"{target}.log")
+        server = artifact_server(clean_venv, source, target, env, tmp_path / f"{target}.log")
         servers.append(server)
-        server.wait_ready()
-        return server
+        return server.start().wait_ready()
 
     yield serve
     for server in servers:

@@ -20,6 +20,7 @@ import uuid
 import pytest
 
 from channelkit.store import open_store
+from channelkit.testing.harness import notification_headers, post, wait_until
 from support.deploy_testing import (
     DEPLOY,
     HANDLER,
@@ -35,7 +36,7 @@ from support.deploy_testing import (
     run_deploy,
 )
 from support.gcloud_recorder import GcloudRecorder
-from support.webhook_testing import http_post, new_channel, notification_headers, wait_until
+from support.webhook_testing import new_channel
 
 pytestmark = pytest.mark.slow
 
@@ -290,13 +291,13 @@ def test_the_uploaded_webhook_answers_a_real_notification(
         finally:
             store.close()
 
-        status, _ = http_post(server.url, notification_headers(channel, 1, "sync"))
+        status, _ = post(server.url, notification_headers(channel, 1, "sync"))
         assert status == 200, server.output()[-4000:]
-        status, _ = http_post(server.url, notification_headers(channel, 7, "update", Changed="content"))
+        status, _ = post(server.url, notification_headers(channel, 7, "update", Changed="content"))
         assert status == 200, server.output()[-4000:]
-        status, _ = http_post(server.url, notification_headers(channel, 8, "update", Channel_Token="wrong"))
+        status, _ = post(server.url, notification_headers(channel, 8, "update", Channel_Token="wrong"))
         assert status == 403
-        status, _ = http_post(server.url, notification_headers(new_channel(), 9))
+        status, _ = post(server.url, notification_headers(new_channel(), 9))
         assert status == 404
 
         calls = [json.loads(line) for line in handler_log.read_text().splitlines()]
@@ -320,6 +321,6 @@ def test_the_uploaded_webhook_answers_a_real_notification(
 def test_the_uploaded_renew_function_runs(deployment, renew_zip, serve_artifact, firestore_env):
     function_env = created(deployment, RENEW)["serviceConfig"]["environmentVariables"]
     server = serve_artifact(renew_zip, "renew", artifact_env(function_env, firestore_env))
-    status, body = http_post(server.url, {"Content-Type": "application/json"}, b"{}")
+    status, body = post(server.url, {"Content-Type": "application/json"}, b"{}")
     assert status == 200, server.output()[-4000:]
     assert isinstance(json.loads(body), dict)

@@ -11,7 +11,7 @@ import pytest
 
 from channelkit.dispatch import clear_handler_cache
 from channelkit.store import open_store
-from support.webhook_testing import HANDLER, SOURCE, FunctionsFrameworkServer, Recording
+from support.webhook_testing import HANDLER, SOURCE, Recording, WebhookProcess
 
 
 @pytest.fixture
@@ -68,18 +68,17 @@ def client(make_app):
 @pytest.fixture
 def webhook_server(firestore_env, recording, tmp_path):
     """``webhook_server(**env)`` starts a real server on a free port; stopped after the test."""
-    servers: list[FunctionsFrameworkServer] = []
+    servers: list[WebhookProcess] = []
 
-    def start(workers: int = 1, **env) -> FunctionsFrameworkServer:
+    def start(workers: int = 1, **env) -> WebhookProcess:
         settings = {
             "CHANNELKIT_HANDLER": HANDLER,
             "RECORDING_HANDLER_FILE": str(recording.path),
         }
         settings.update({k: str(v) for k, v in env.items()})
-        server = FunctionsFrameworkServer(settings, tmp_path / f"server-{len(servers)}.log", workers)
+        server = WebhookProcess(settings, tmp_path / f"server-{len(servers)}.log", workers)
         servers.append(server)
-        server.wait_ready()
-        return server
+        return server.start().wait_ready()
 
     yield start
     for server in servers:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from channelkit.store import open_store
-from support.receiver import Receiver
+from channelkit.testing.harness import LoopbackReceiver
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ WATCHES = [
     "api,version,method,params,change", WATCHES, ids=[w[2] + "-" + w[0] for w in WATCHES]
 )
 def test_watch_prints_the_id_and_notifications_flow(cli, simulator, api, version, method, params, change):
-    with Receiver() as hook:
+    with LoopbackReceiver() as hook:
         args = ["watch", api, version, method, "--address", hook.url, "--ttl", "3600"]
         for p in params:
             args += ["--param", p]
@@ -191,7 +191,7 @@ def test_api_failure_exits_1_and_records_the_failure(cli, simulator):
 
 
 def test_store_unavailable_is_a_one_line_failure(simulator, monkeypatch):
-    from channelkit.testing.emulators import free_port
+    from channelkit.testing.harness import free_port
 
     env = dict(
         os.environ,

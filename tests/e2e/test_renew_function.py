@@ -75,7 +75,7 @@ def test_renew_function_refuses_other_methods(client, env):
 
 
 def test_renew_function_answers_503_when_the_store_is_down(env, monkeypatch):
-    from channelkit.testing.emulators import free_port
+    from channelkit.testing.harness import free_port
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("CHANNELKIT_STORE_TIMEOUT", "0.5")

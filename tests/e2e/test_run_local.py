@@ -20,7 +20,7 @@ import threading
 import pytest
 
 from channelkit.testing.emulators import gcloud_available
-from support.webhook_testing import http_post, wait_until
+from channelkit.testing.harness import port_open, post, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUN_LOCAL = ROOT / "scripts" / "run-local"
@@ -42,12 +42,6 @@ def _require_gcloud() -> None:
         pytest.skip("gcloud is not installed: the Firestore emulator cannot start")
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _processes_mentioning(text: str) -> list[str]:
     found = []
     for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
@@ -63,7 +57,7 @@ def _processes_mentioning(text: str) -> list[str]:
 def _wait_gone(ports: list[int], emulator_port: int | None = None) -> None:
     """Every port closed and no emulator process left (a killed process lets go a moment later)."""
     emulator_port = emulator_port or ports[-1]
-    wait_until(lambda: not [p for p in ports if _port_open(p)], 30, 0.1, f"ports {ports} to close")
+    wait_until(lambda: not [p for p in ports if port_open(p)], 30, 0.1, f"ports {ports} to close")
     wait_until(
         lambda: not _processes_mentioning(f"--port={emulator_port}"),
         30,
@@ -72,10 +66,11 @@ def _wait_gone(ports: list[int], emulator_port: int | None = None) -> None:
     )
 
 
-def _run_demo(*args: str) -> subprocess.CompletedProcess:
+def _run_demo(tmp: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    """The demo, with ``tmp`` as its temporary directory: it must leave it empty."""
     return subprocess.run(
         ["bash", str(RUN_LOCAL), "--demo", "--free-ports", *args],
-        env=_env(),
+        env=dict(_env(), TMPDIR=str(tmp)),
         cwd=str(ROOT),
         capture_output=True,
         text=True,
@@ -104,77 +99,165 @@ def _check_demo_story(out: str) -> None:
     assert "The demo is complete" in out and out.rstrip().endswith("stopped.")
 
 
-def test_the_demo_runs_the_whole_loop_on_the_firestore_emulator():
+def test_the_demo_runs_the_whole_loop_on_the_firestore_emulator(tmp_path):
     _require_gcloud()
-    result = _run_demo()
+    result = _run_demo(tmp_path)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "store = the Firestore emulator on 127.0.0.1:" in out
     _check_demo_story(out)
     port = int(re.search(r"Firestore emulator on 127\.0\.0\.1:(\d+)", out).group(1))
     _wait_gone([port])
+    assert list(tmp_path.iterdir()) == []  # its logs and the emulator's removed
 
 
-def test_the_demo_runs_on_sqlite_without_the_emulator():
-    result = _run_demo("--store", "sqlite")
+def test_the_demo_runs_on_sqlite_without_the_emulator(tmp_path):
+    result = _run_demo(tmp_path, "--store", "sqlite")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "store = the embedded SQLite store" in result.stdout
     _check_demo_story(result.stdout)
+    assert list(tmp_path.iterdir()) == []  # its logs and the SQLite file removed
 
 
-def test_ctrl_c_stops_everything_the_java_child_included():
-    _require_gcloud()
-    process = subprocess.Popen(
-        ["bash", str(RUN_LOCAL), "--free-ports"],
-        env=_env(),
-        cwd=str(ROOT),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: list[str] = []
+class Interactive:
+    """``scripts/run-local --free-ports`` serving until signalled; its output collected as it comes."""
 
-    def read():
-        for line in process.stdout:
-            lines.append(line)
+    def __init__(self, *args: str, env: dict[str, str] | None = None, sigint_ignored: bool = False):
+        def ignore_sigint() -> None:  # what a shell's ``nohup … &`` does to a background job
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
+        self.process = subprocess.Popen(
+            ["bash", str(RUN_LOCAL), "--free-ports", *args],
+            env=env or _env(),
+            cwd=str(ROOT),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=ignore_sigint if sigint_ignored else None,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_banner(self) -> str:
         wait_until(
-            lambda: any("Ctrl-C stops everything" in line for line in lines) or process.poll() is not None,
+            lambda: "Ctrl-C stops everything" in self.output() or self.process.poll() is not None,
             180,
             0.1,
             "run-local to print its URLs",
         )
-        out = "".join(lines)
-        assert process.poll() is None, out
-        urls = dict(re.findall(r"^\s+(webhook|renew|Google)\s+(http://127\.0\.0\.1:\d+/)", out, re.M))
+        out = self.output()
+        assert self.process.poll() is None, out
+        return out
+
+    def urls(self) -> dict[str, str]:
+        return dict(
+            re.findall(r"^\s+(webhook|renew|Google)\s+(http://127\.0\.0\.1:\d+/)", self.output(), re.M)
+        )
+
+    def run_dir(self) -> pathlib.Path:
+        return pathlib.Path(re.search(r"^\s+logs\s+(\S+)", self.output(), re.M).group(1))
+
+    def stop(self, signum: int) -> None:
+        self.process.send_signal(signum)
+        try:
+            returncode = self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"run-local did not stop on {signal.Signals(signum).name}; its output:\n" + self.output()
+            )
+        self.reader.join(timeout=10)
+        assert returncode == 0, self.output()
+        assert self.output().rstrip().endswith("stopped."), self.output()
+        assert "warning: something still listens" not in self.output()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _ports(urls: dict[str, str]) -> list[int]:
+    return [int(u.rsplit(":", 1)[1].strip("/")) for u in urls.values()]
+
+
+def test_ctrl_c_stops_everything_the_java_child_included():
+    _require_gcloud()
+    run = Interactive()
+    try:
+        out = run.wait_for_banner()
+        urls = run.urls()
         assert set(urls) == {"webhook", "renew", "Google"}, out
         emulator_port = int(re.search(r"Firestore emulator on 127\.0\.0\.1:(\d+)", out).group(1))
         assert "python -m channelkit watch drive v3 files.watch" in out
         assert f"--address {urls['webhook']}" in out
+        # Its readiness probe leaves nothing in the functions' logs (streamed here, prefixed).
+        assert "request refused" not in out, out
 
-        status, _ = http_post(urls["webhook"], {}, b"", method="GET")
+        status, _ = post(urls["webhook"], {}, b"", method="GET")
         assert status == 405  # the webhook is serving
-        ports = [int(u.rsplit(":", 1)[1].strip("/")) for u in urls.values()] + [emulator_port]
-        assert all(_port_open(p) for p in ports)
+        ports = _ports(urls) + [emulator_port]
+        assert all(port_open(p) for p in ports)
 
-        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        try:
-            returncode = process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            pytest.fail("run-local did not stop on SIGINT; its output:\n" + "".join(lines))
-        assert returncode == 0, "".join(lines)
-        reader.join(timeout=10)
-        assert "stopped." in "".join(lines)
-        assert "warning: something still listens" not in "".join(lines)
+        run.stop(signal.SIGINT)  # what Ctrl-C sends
         _wait_gone(ports, emulator_port)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        run.kill()
+
+
+def test_sigterm_stops_everything_and_removes_what_the_run_wrote(tmp_path):
+    env = dict(_env(), TMPDIR=str(tmp_path))  # what it creates, it creates here
+    run = Interactive("--store", "sqlite", env=env)
+    try:
+        run.wait_for_banner()
+        run_dir = run.run_dir()
+        assert run_dir.parent == tmp_path and (run_dir / "webhook.log").exists()
+        ports = _ports(run.urls())
+        run.stop(signal.SIGTERM)  # what Cloud Run, containers and service managers send
+        assert "SIGTERM: stopping everything" in run.output()
+        assert not [p for p in ports if port_open(p)]
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        run.kill()
+
+
+def test_sigint_stops_it_when_started_with_sigint_ignored():
+    run = Interactive("--store", "sqlite", sigint_ignored=True)
+    try:
+        run.wait_for_banner()
+        run_dir = run.run_dir()
+        run.stop(signal.SIGINT)
+        assert "SIGINT: stopping everything" in run.output()
+        assert not run_dir.exists()
+    finally:
+        run.kill()
+
+
+def test_a_failed_run_keeps_its_logs_and_says_where(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = subprocess.run(
+            ["bash", str(RUN_LOCAL), "--store", "sqlite", "--webhook-port", str(busy.getsockname()[1])],
+            env=dict(_env(), TMPDIR=str(tmp_path)),
+            cwd=str(ROOT),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "is already in use" in result.stderr
+    kept = re.search(r"its logs are kept in (\S+)", result.stderr)
+    assert kept and pathlib.Path(kept.group(1)).parent == tmp_path, result.stderr
+    assert pathlib.Path(kept.group(1)).is_dir()
 
 
 def test_the_wrapper_is_shellcheck_clean():

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from channelkit.store import ClaimOutcome, open_store
-from support.webhook_testing import new_channel, notification_headers, wait_until
+from channelkit.testing.harness import notification_headers, wait_until
+from support.webhook_testing import new_channel
 
 ALLOWED = {200, 400, 403, 404, 405, 410, 413, 503}
 

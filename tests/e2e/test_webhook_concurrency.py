@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 
-from support.webhook_testing import http_post, new_channel, notification_headers, wait_until
+from channelkit.testing.harness import notification_headers, post, wait_until
+from support.webhook_testing import new_channel
 
 DELIVERIES = 24
 
@@ -22,7 +23,7 @@ def deliver_concurrently(url: str, requests: list[dict]) -> list[int]:
     def send(i: int) -> None:
         try:
             barrier.wait(timeout=30)
-            statuses[i], _ = http_post(url, requests[i], b"")
+            statuses[i], _ = post(url, requests[i], b"")
         except BaseException as exc:
             errors.append(exc)
 
@@ -37,7 +38,7 @@ def deliver_concurrently(url: str, requests: list[dict]) -> list[int]:
 
 def retry_until_accepted(url: str, headers: dict, timeout: float = 20.0) -> None:
     """What Google does with a 503: send again (here without backoff) until a 2xx."""
-    wait_until(lambda: http_post(url, headers, b"")[0] == 200, timeout, 0.05, "a 200 on retry")
+    wait_until(lambda: post(url, headers, b"")[0] == 200, timeout, 0.05, "a 200 on retry")
 
 
 def test_many_concurrent_deliveries_of_one_message_call_the_handler_once(webhook_server, store, recording):

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
+from channelkit.testing.harness import notification_headers, post, wait_until
 from channelkit.testing.simulator import CANCELLED, DELIVERED, FAILED, RETRY, Simulator
-from support.webhook_testing import http_post, notification_headers, wait_until
 
 CACHE_TTL = 1.0  # seconds the webhook caches a channel lookup
 
@@ -121,7 +121,7 @@ def test_every_message_reaches_the_handler_exactly_once(kind, sim, cli, webhook_
     assert sim.change_channel_resource(channel_id, **changes[0]) == {}
     late = notification_headers(store.get(channel_id), sent[-1] + 6)
     wait_until(
-        lambda: http_post(server.url, late)[0] == 410,
+        lambda: post(server.url, late)[0] == 410,
         timeout=10,
         interval=0.1,
         message="the stop to take effect",

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import textwrap
 
-from support.webhook_testing import SOURCE, new_channel, notification_headers
+from channelkit.testing.harness import notification_headers
+from support.webhook_testing import SOURCE, new_channel
 
 SERVE_ONE = """
     import json, sys

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import socket
 
-from support.webhook_testing import new_channel, notification_headers
+from channelkit.testing.harness import notification_headers
+from support.webhook_testing import new_channel
 
 
 def _raw(server, request: bytes) -> bytes:

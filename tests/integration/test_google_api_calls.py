@@ -4,7 +4,7 @@ import pytest
 
 from channelkit.errors import AuthError, InvalidRequestError, ResourceGoneError, TransientApiError
 from channelkit.google_api import GoogleApi
-from channelkit.testing.emulators import free_port
+from channelkit.testing.harness import free_port
 
 CASES = [
     ("drive", "v3", "files.watch", {"fileId": "F1"}, "/drive/v3/files/F1/watch"),

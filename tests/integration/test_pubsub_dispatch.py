@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -13,7 +14,8 @@ from channelkit.channel import Channel, Notification
 from channelkit.dispatch import Dispatcher, clear_handler_cache
 from channelkit.errors import PublishError
 from channelkit.store import open_store
-from support.webhook_testing import SOURCE, new_channel, notification_headers
+from channelkit.testing.harness import notification_headers, wait_until
+from support.webhook_testing import SOURCE, new_channel
 
 PROJECT = "channelkit-test"
 TOKEN = "tok-PubSub-Secret-11aa"
@@ -44,8 +46,8 @@ def topic(pubsub):
 def pull_all(subscriber, sub_path, expected: int, timeout: float = 15.0):
     """Pull (and ack) until ``expected`` messages arrived; then make sure no more come."""
     messages = []
-    deadline = time.monotonic() + timeout
-    while len(messages) < expected and time.monotonic() < deadline:
+
+    def pulled_enough() -> bool:
         response = subscriber.pull(
             subscription=sub_path, max_messages=10, return_immediately=True, timeout=10
         )
@@ -54,8 +56,10 @@ def pull_all(subscriber, sub_path, expected: int, timeout: float = 15.0):
                 subscription=sub_path, ack_ids=[m.ack_id for m in response.received_messages]
             )
             messages.extend(m.message for m in response.received_messages)
-        else:
-            time.sleep(0.05)
+        return len(messages) >= expected
+
+    with contextlib.suppress(TimeoutError):  # fewer than expected: the caller's assertion says so
+        wait_until(pulled_enough, timeout, 0.05, f"{expected} messages on {sub_path}")
     extra = subscriber.pull(subscription=sub_path, max_messages=10, return_immediately=True, timeout=10)
     return messages + [m.message for m in extra.received_messages]
 

@@ -4,7 +4,7 @@ import pytest
 
 from channelkit.errors import AuthError, ConfigError, UnknownApiError
 from channelkit.subscribe import stop, subscribe
-from support.receiver import Receiver
+from channelkit.testing.harness import LoopbackReceiver
 
 
 def test_channel_is_stored_pending_before_watch_returns(store, google, simulator):
@@ -17,7 +17,7 @@ def test_channel_is_stored_pending_before_watch_returns(store, google, simulator
         seen.append((headers["X-Goog-Resource-State"], found.status if found else None))
         return 200
 
-    with Receiver(on_post) as hook:
+    with LoopbackReceiver(on_post) as hook:
         channel = subscribe(
             "drive",
             "v3",
@@ -106,7 +106,7 @@ def test_bad_requests_are_refused_before_anything_is_stored(store, google, simul
 
 
 def test_stop_ends_deliveries_and_marks_stopped(store, google, simulator):
-    with Receiver() as hook:
+    with LoopbackReceiver() as hook:
         channel = subscribe(
             "calendar",
             "v3",

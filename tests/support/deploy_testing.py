@@ -10,11 +10,8 @@ import pathlib
 import subprocess
 import zipfile
 
-import pytest
-
-from channelkit.testing.emulators import free_port, stop_process_group
+from channelkit.testing.harness import FunctionsFrameworkProcess, free_port
 from support.gcloud_recorder import GcloudRecorder
-from support.webhook_testing import http_post, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy.sh"
@@ -86,56 +83,22 @@ def last_zip(deployment: Deployment, function: str) -> zipfile.ZipFile:
     return zipfile.ZipFile(io.BytesIO(deployment.recorder.source_zip(sent[-1].json)))
 
 
-class ArtifactServer:
-    """functions-framework of the clean venv, serving an unzipped source directory."""
-
-    def __init__(
-        self,
-        venv_dir: pathlib.Path,
-        source: pathlib.Path,
-        target: str,
-        env: dict[str, str],
-        log_path: pathlib.Path,
-    ):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.process = subprocess.Popen(
-            [
-                str(venv_dir / "bin" / "functions-framework"),
-                f"--target={target}",
-                f"--source={source / 'main.py'}",
-                "--host=127.0.0.1",
-                f"--port={self.port}",
-            ],
-            cwd=str(source),
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        def answers():
-            if self.process.poll() is not None:
-                pytest.fail(f"the artifact's server exited:\n{self.output()[-4000:]}")
-            try:
-                http_post(self.url, {}, b"", method="PUT", timeout=2)
-            except OSError:
-                return False
-            return True
-
-        wait_until(answers, timeout, 0.1, "the artifact's functions-framework to answer")
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        stop_process_group(self.process, timeout=15)
-        self._log.close()
+def artifact_server(
+    venv_dir: pathlib.Path,
+    source: pathlib.Path,
+    target: str,
+    env: dict[str, str],
+    log_path: pathlib.Path,
+) -> FunctionsFrameworkProcess:
+    """functions-framework of the clean venv, serving an unzipped source directory (not started)."""
+    return FunctionsFrameworkProcess(
+        target,
+        source / "main.py",
+        env=env,
+        log_path=log_path,
+        executable=venv_dir / "bin" / "functions-framework",
+        cwd=source,
+    )
 
 
 def artifact_env(function_env: dict[str, str], firestore_host: str) -> dict[str, str]:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import threading
 
-from channelkit.errors import ChannelkitError
 from channelkit.receive import Receiver as ChannelReceiver
-from channelkit.receive import status_for
-from support.receiver import Receiver
+from channelkit.testing.harness import LoopbackReceiver, judged_by
 
 
 class RecordingHandler:
@@ -37,7 +35,7 @@ class RecordingHandler:
             return [n.message_number for n, c in self.calls if n.channel_id == channel_id]
 
 
-class WebhookServer(Receiver):
+class WebhookServer(LoopbackReceiver):
     """``with WebhookServer(store, handler, clock) as hook:`` ... ``hook.url``; ``hook.statuses``."""
 
     def __init__(self, store, handler, clock, **receiver_options):
@@ -45,13 +43,11 @@ class WebhookServer(Receiver):
             store=store, dispatcher=handler, clock=clock, cache=None, **receiver_options
         )
         self.statuses: list[tuple[str, int, int]] = []  # (channel id, message number, status)
+        self._judge_by_receiver = judged_by(self.receiver)
         super().__init__(self._judge)
 
     def _judge(self, headers, body) -> int:
-        try:
-            status = self.receiver.receive("POST", headers, body).status
-        except ChannelkitError as exc:
-            status = status_for(exc)
+        status = self._judge_by_receiver(headers, body)
         self.statuses.append(
             (headers.get("X-Goog-Channel-ID"), int(headers.get("X-Goog-Message-Number") or 0), status)
         )

@@ -190,7 +190,7 @@ def test_resolved_settings_choose_the_targets_without_reading_the_environment(mo
 
 
 def test_a_bad_handler_path_fails_before_anything_is_published(monkeypatch):
-    from channelkit.testing.emulators import free_port
+    from channelkit.testing.harness import free_port
 
     # A publish would go to a dead port and fail with PublishError after the timeout.
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")

@@ -38,12 +38,14 @@ from channelkit.receive import (
 )
 from channelkit.store import ClaimOutcome, open_store
 from channelkit.store.sqlite import SQLiteStore
+from channelkit.testing.harness import notification_headers
 
 UTC = datetime.UTC
 NOW = 1_900_000_000.0  # seconds
 HOUR_MS = 3_600_000
 TOKEN = "tok-Secret-5f2c9"
 RESOURCE = "res-A1"
+RESOURCE_URI = "https://www.googleapis.com/drive/v3/files/F?alt=json"
 
 
 class FakeClock:
@@ -130,18 +132,9 @@ def make_channel(
 
 
 def headers(cid="chan-1", number=1, *, state="sync", token=TOKEN, resource=RESOURCE, **extra):
-    h = {
-        "X-Goog-Channel-ID": cid,
-        "X-Goog-Message-Number": str(number),
-        "X-Goog-Resource-ID": resource,
-        "X-Goog-Resource-State": state,
-        "X-Goog-Resource-URI": "https://www.googleapis.com/drive/v3/files/F?alt=json",
-        "X-Goog-Channel-Expiration": "Tue, 19 Nov 2030 01:13:52 GMT",
-    }
-    if token is not None:
-        h["X-Goog-Channel-Token"] = token
-    h.update(extra)
-    return h
+    """Google's headers for channel ``cid``; ``token`` sent as given ("" too), None: not sent."""
+    sent = Channel("web_hook", cid, None, "", resource_id=resource, resource_uri=RESOURCE_URI)
+    return notification_headers(sent, number, state, Channel_Token=token) | extra
 
 
 # --- acceptance and exactly-once -----------------------------------------------------

@@ -4,4 +4,6 @@
   of push notifications (watch, stop, and the notifications themselves).
 * ``channelkit.testing.fixtures`` — a pytest fixture, ``simulator``, around it.
 * ``channelkit.testing.emulators`` — start and reset the Firestore and Pub/Sub emulators.
+* ``channelkit.testing.harness`` — what tests, benchmarks and scripts share: notification
+  headers, a proxy-less ``post``, ``wait_until``, a loopback receiver, a functions-framework process.
 """
