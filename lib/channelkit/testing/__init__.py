@@ -7,3 +7,5 @@
 * ``channelkit.testing.harness`` — what tests, benchmarks and scripts share: notification
   headers, a proxy-less ``post``, ``wait_until``, a loopback receiver, a functions-framework process.
 """
+
+__all__: list[str] = []  # a namespace: import the submodules

@@ -21,13 +21,31 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TypedDict
 
 # free_port and stop_process_group live in the harness now; still importable from here, as before.
 from channelkit.testing.harness.loopback import free_port, port_open, post
 from channelkit.testing.harness.processes import stop_process_group
 from channelkit.testing.harness.waiting import wait_until
 
-KINDS = {
+__all__ = [
+    "KINDS",
+    "Emulator",
+    "EmulatorError",
+    "free_port",
+    "gcloud_available",
+    "reset_firestore",
+    "stop_process_group",
+]
+
+
+class _Kind(TypedDict):
+    command: list[str]
+    ready: str
+    env: str
+
+
+KINDS: dict[str, _Kind] = {
     "firestore": {
         "command": ["emulators", "firestore", "start"],
         "ready": "Dev App Server is now running",

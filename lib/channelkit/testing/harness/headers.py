@@ -11,6 +11,9 @@ from collections.abc import Iterable
 
 from channelkit.channel import Channel
 
+__all__ = ["FAR_EXPIRATION", "notification_headers"]
+
+
 #: A fixed, far ``X-Goog-Channel-Expiration``: the receiver judges expiry by the stored channel.
 FAR_EXPIRATION = "Tue, 19 Nov 2030 01:13:52 GMT"
 

@@ -12,6 +12,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 
+__all__ = ["free_port", "port_open", "post"]
+
+
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _BODYLESS = ("GET", "HEAD")
 

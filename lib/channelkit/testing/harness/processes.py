@@ -14,6 +14,9 @@ from collections.abc import Callable, Mapping
 from channelkit.testing.harness.loopback import free_port, post
 from channelkit.testing.harness.waiting import wait_until
 
+__all__ = ["READY_PROBE", "FunctionsFrameworkProcess", "stop_process_group"]
+
+
 #: A path functions-framework answers itself (404) without calling the function:
 #: probing it proves a worker serves HTTP and leaves no line in the function's log.
 READY_PROBE = "robots.txt"

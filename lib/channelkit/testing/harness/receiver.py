@@ -10,6 +10,9 @@ from typing import Any
 
 from channelkit.errors import ChannelkitError
 
+__all__ = ["LoopbackReceiver", "judged_by"]
+
+
 #: ``on_post(headers, body) -> status``; ``headers`` are case-insensitive, as a real server's.
 OnPost = Callable[[Message, bytes], int]
 

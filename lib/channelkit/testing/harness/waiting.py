@@ -6,6 +6,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+__all__ = ["wait_until"]
+
+
 T = TypeVar("T")
 
 
