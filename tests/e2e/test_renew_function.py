@@ -114,18 +114,15 @@ def test_cli_renew_prints_a_readable_summary(env):
     assert "1 renewed, 0 failed, 0 skipped, 1 stopped, 0 deferred" in result.stdout
 
 
-def test_a_broken_handler_does_not_stop_renewal(env, monkeypatch):
-    monkeypatch.setenv("CHANNELKIT_HANDLER", "no_such_module_anywhere:handle")
-    sys.modules.pop("main", None)
-    app = create_app(target="renew", source=str(ROOT / "functions" / "renew.py"))
-    near, _ = make_channels(env)
-    response = app.test_client().post("/")
-    assert response.status_code == 200
-    assert response.get_json()["renewed"] == 1
-
-
-def test_a_malformed_topic_does_not_stop_renewal(env, monkeypatch):
-    monkeypatch.setenv("CHANNELKIT_PUBSUB_TOPIC", "topics/not-a-full-name")
+@pytest.mark.parametrize(
+    ("variable", "broken"),
+    [
+        ("CHANNELKIT_HANDLER", "no_such_module_anywhere:handle"),
+        ("CHANNELKIT_PUBSUB_TOPIC", "topics/not-a-full-name"),
+    ],
+)
+def test_a_broken_handler_or_topic_does_not_stop_renewal(env, monkeypatch, variable, broken):
+    monkeypatch.setenv(variable, broken)
     sys.modules.pop("main", None)
     app = create_app(target="renew", source=str(ROOT / "functions" / "renew.py"))
     near, _ = make_channels(env)
