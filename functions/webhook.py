@@ -28,6 +28,7 @@ from channelkit.errors import (
     ConfigError,
     HandlerConfigError,
     MethodNotAllowedError,
+    UnreadableBodyError,
 )
 from channelkit.receive import ChannelCache, Receiver, outcome_for, read_body, status_for
 from channelkit.store import ChannelStore, open_store
@@ -142,6 +143,21 @@ def _take_body(request, limit: int) -> bytes:
     """
     environ = request.environ
     try:
+        declared = environ.get("CONTENT_LENGTH", "")
+        if declared.isdigit() and not environ.get("wsgi.input_terminated"):
+            # The usual case, a plain Content-Length: refuse or read it in one go.
+            size = int(declared)
+            if size > limit:
+                read_body(None, limit, size)  # raises BodyTooLargeError
+            if not size:
+                return b""
+            try:
+                data = environ["wsgi.input"].read(size)
+            except Exception as exc:  # the server's reader: a broken upload
+                raise UnreadableBodyError(f"request body could not be read: {type(exc).__name__}") from exc
+            if len(data) != size:
+                raise UnreadableBodyError("request body ended before its Content-Length")
+            return data
         read_body(None, limit, request.content_length)
         return read_body(werkzeug.wsgi.get_input_stream(environ), limit)
     finally:

@@ -61,16 +61,19 @@ def read_body(body: Any, limit: int, content_length: Any = None) -> bytes:
     limit is refused before anything is read. ``BodyTooLargeError`` when over;
     ``UnreadableBodyError`` when the stream fails (400: the request is broken).
     """
-    too_large = BodyTooLargeError(f"request body is larger than {limit} bytes")
     if content_length is not None:
         try:
             declared = int(str(content_length).strip())
         except ValueError:
             declared = None
         if declared is not None and declared > limit:
-            raise too_large
+            raise _too_large(limit)
     if body is None:
         return b""
+    if type(body) is bytes:  # the webhook's case: already read, within the limit
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
     if isinstance(body, (bytes, bytearray, memoryview)):
         data = bytes(body)
     elif hasattr(body, "read"):
@@ -90,8 +93,12 @@ def read_body(body: Any, limit: int, content_length: Any = None) -> bytes:
     else:
         raise TypeError(f"body must be bytes or a binary stream, not {type(body).__name__}")
     if len(data) > limit:
-        raise too_large
+        raise _too_large(limit)
     return data
+
+
+def _too_large(limit: int) -> BodyTooLargeError:
+    return BodyTooLargeError(f"request body is larger than {limit} bytes")
 
 
 def _storable_channel_id(channel_id: str) -> bool:

@@ -23,8 +23,10 @@ import datetime
 import functools
 import json
 import logging
+import math
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -85,6 +87,29 @@ def _jsonable(value: Any) -> Any:
     return _jsonable(str(value))
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_PLAIN = (int, float, bool, type(None))
+
+
+class _SecondsCache(threading.local):
+    """The formatted UTC second of the last line, per thread: most lines share it."""
+
+    second = -1
+    text = ""
+
+
+def _utc_time(created: float, cache: _SecondsCache = _SecondsCache()) -> str:  # noqa: B008 - one per module
+    """``2026-12-02T13:01:22.123Z`` (what ``isoformat(timespec="milliseconds")`` gives, in UTC)."""
+    fraction, whole = math.modf(created)  # rounded to the microsecond as datetime does it
+    second, micros = int(whole), round(fraction * 1_000_000)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    if second != cache.second:
+        cache.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        cache.second = second
+    return f"{cache.text}.{micros // 1000:03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: ``severity``, ``message``, ``logger``, ``time`` and the fields."""
 
@@ -93,20 +118,21 @@ class JsonFormatter(logging.Formatter):
             "severity": SEVERITIES.get(record.levelname, "DEFAULT"),
             "message": record.getMessage(),
             "logger": record.name,
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": _utc_time(record.created),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for name, value in fields.items():
                 if name in entry or _is_secret(name):
                     continue
-                entry[name] = _jsonable(value)
+                if (type(value) is str and len(value) <= _MAX_FIELD_CHARS) or type(value) in _PLAIN:
+                    entry[name] = value  # the common case, as _jsonable would give it
+                else:
+                    entry[name] = _jsonable(value)
         if record.exc_info and record.exc_info[0] is not None:
             # Error Reporting groups entries whose stack_trace holds a Python traceback.
             entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
-        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        return _ENCODER.encode(entry)
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -154,4 +180,11 @@ def event(
     if not logger.isEnabledFor(level):
         return
     clean = {k: v for k, v in fields.items() if v is not None}
-    logger.log(level, message, exc_info=exc_info, extra={"fields": clean})
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    elif exc_info and not isinstance(exc_info, tuple):
+        exc_info = sys.exc_info()
+    # makeRecord + handle is Logger.log without its search of the stack for the caller's
+    # file and line, which no JSON line carries (one call per notification on the webhook).
+    record = logger.makeRecord(logger.name, level, "", 0, message, (), exc_info, extra={"fields": clean})
+    logger.handle(record)

@@ -59,3 +59,20 @@ def test_configure_is_idempotent_and_levels_filter(capsys):
 def emit_quiet(capsys):
     logs.event(logs.get_logger("test"), "INFO", "not shown")
     return capsys.readouterr().out.splitlines()
+
+
+def test_the_time_field_is_datetimes_own_iso_form_to_the_millisecond():
+    import datetime
+    import random
+
+    from channelkit.logs import _utc_time
+
+    rng = random.Random(7)
+    edges = [1_764_680_000.0, 1_733_321_193.5529995, 1_764_680_000.9999996, 1_764_680_000.0004995]
+    for created in edges + [rng.uniform(1.6e9, 1.9e9) for _ in range(20_000)]:
+        expected = (
+            datetime.datetime.fromtimestamp(created, datetime.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+        assert _utc_time(created) == expected
