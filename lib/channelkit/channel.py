@@ -300,25 +300,6 @@ class Notification:
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
 
-#: Subscription fields a stored channel carries beside Google's channel fields.
-SUBSCRIPTION_FIELDS = (
-    "api",
-    "version",
-    "method",
-    "method_params",
-    "subscription_id",
-    "status",
-    "created_at",
-    "renews",
-    "renewed_by",
-    "lease_until",
-    "lease_owner",
-    "last_error",
-    "stop_pending",
-    "stopped_at",
-)
-
-
 class Channel:
     """A notification channel: Google's fields, plus, once stored, its subscription.
 
@@ -328,7 +309,8 @@ class Channel:
     ``subscription_id``, ``status``, ...) are keyword-only and default to None.
     """
 
-    # The subscription fields (SUBSCRIPTION_FIELDS), set by __init__; annotated for type checkers.
+    # The subscription fields a stored channel carries beside Google's (keyword-only, default
+    # None). This list is SUBSCRIPTION_FIELDS, below: the one place they are named.
     api: str | None
     version: str | None
     method: str | None
@@ -443,6 +425,10 @@ class Channel:
             f" expiration={self.expiration!r}, resource_id={self.resource_id!r},"
             f" status={self.status!r})"
         )
+
+
+#: Subscription fields a stored channel carries beside Google's channel fields.
+SUBSCRIPTION_FIELDS: tuple[str, ...] = tuple(Channel.__annotations__)
 
 
 def header_map(headers: Any) -> dict[str, str]:
