@@ -198,6 +198,8 @@ class Notification:
     _changed_header: str | None
     _channel_expiration: datetime.datetime | None
     _changed: tuple[str, ...]
+    #: Lifecycle events only (message number 0): why a subscription was suspended.
+    reason: str | None = None
 
     def __init__(
         self,
@@ -211,6 +213,7 @@ class Notification:
         channel_expiration: datetime.datetime | None = None,
         changed: tuple[str, ...] = (),
         body: bytes = b"",
+        reason: str | None = None,
     ):
         self.message_number = message_number
         self.state = state
@@ -221,6 +224,8 @@ class Notification:
         self.channel_expiration = channel_expiration
         self.changed = tuple(changed)
         self.body = body
+        if reason is not None:
+            self.reason = reason
 
     # notification_from_headers leaves the two optional headers as text, parsed on first
     # use: most handlers never read them, and the webhook should not pay for them.
@@ -263,7 +268,7 @@ class Notification:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, without the token (never forwarded or logged)."""
-        return {
+        result = {
             "channelId": self.channel_id,
             "messageNumber": self.message_number,
             "state": self.state,
@@ -273,6 +278,9 @@ class Notification:
             "changed": list(self.changed),
             "body": self.body.decode("utf-8", "replace") if self.body else "",
         }
+        if self.reason is not None:
+            result["reason"] = self.reason
+        return result
 
     def __repr__(self) -> str:
         return (
@@ -290,6 +298,7 @@ class Notification:
         "channel_expiration",
         "changed",
         "body",
+        "reason",
     )
 
     def __eq__(self, other: object) -> bool:
@@ -325,6 +334,7 @@ class Channel:
     last_error: str | None
     stop_pending: bool | None
     stopped_at: int | None
+    held: bool | None
 
     def __init__(
         self,

@@ -30,18 +30,23 @@ __all__ = [
     "claim_timeout",
     "collection",
     "delegated_subject",
+    "expiring_warn",
     "grace",
     "handler",
     "max_body",
     "project",
     "pubsub_topic",
+    "quiet_after",
     "record_ttl_days",
     "renew_before",
     "renew_budget",
     "renew_concurrency",
     "renew_lease",
+    "runs_collection",
     "store_timeout",
     "store_url",
+    "subscriptions_collection",
+    "suspend_after",
 ]
 
 DEFAULT_COLLECTION = "channels"
@@ -55,6 +60,9 @@ DEFAULT_API_RETRIES = 4  # googleapiclient num_retries for Google API calls
 DEFAULT_RECORD_TTL_DAYS = 30  # days after a channel ends that Firestore TTL deletes it
 DEFAULT_RENEW_CONCURRENCY = 32  # most of a renewal is waiting on Google and Firestore
 DEFAULT_RENEW_BUDGET = 240.0  # seconds a renewal run may start new work
+DEFAULT_SUSPEND_AFTER = 3  # consecutive failed renewal runs before a lasting refusal suspends
+DEFAULT_EXPIRING_WARN = 3600.0  # seconds before a failing channel's end that "expiring" is sent
+DEFAULT_QUIET_AFTER = 86_400.0  # seconds without a notification after which status lists a subscription
 DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
 
 Environ = Mapping[str, str]
@@ -112,6 +120,20 @@ def collection(value: str | None = None, *, environ: Environ | None = None) -> s
     if "/" in name:
         raise ConfigError(f"CHANNELKIT_COLLECTION must be a top-level collection id, got {name!r}")
     return name
+
+
+def subscriptions_collection(channels: str) -> str:
+    """The collection of subscription records beside the channels collection ``channels``.
+
+    ``subscriptions`` beside the default ``channels``; ``NAME_subscriptions``
+    beside any other, so that deployments sharing a database stay apart.
+    """
+    return "subscriptions" if channels == DEFAULT_COLLECTION else f"{channels}_subscriptions"
+
+
+def runs_collection(channels: str) -> str:
+    """The collection holding the record of the last renewal run (``status`` reads it)."""
+    return "channelkit_runs" if channels == DEFAULT_COLLECTION else f"{channels}_runs"
 
 
 def store_timeout(value: float | None = None, *, environ: Environ | None = None) -> float:
@@ -201,6 +223,21 @@ def renew_lease(value: float | None = None, *, environ: Environ | None = None) -
     return _number("CHANNELKIT_RENEW_LEASE", value, environ, DEFAULT_RENEW_LEASE, float, 1, "seconds")
 
 
+def suspend_after(value: int | None = None, *, environ: Environ | None = None) -> int:
+    """Consecutive failed renewal runs (403, other lasting refusals) before a subscription is suspended."""
+    return _number("CHANNELKIT_SUSPEND_AFTER", value, environ, DEFAULT_SUSPEND_AFTER, int, 1, "runs")
+
+
+def expiring_warn(value: float | None = None, *, environ: Environ | None = None) -> float:
+    """Seconds before a live channel's end, renewal failing, at which ``expiring`` is sent."""
+    return _number("CHANNELKIT_EXPIRING_WARN", value, environ, DEFAULT_EXPIRING_WARN, float, 0, "seconds")
+
+
+def quiet_after(value: float | None = None, *, environ: Environ | None = None) -> float:
+    """Seconds without a notification after which ``status`` lists an active subscription as quiet."""
+    return _number("CHANNELKIT_QUIET_AFTER", value, environ, DEFAULT_QUIET_AFTER, float, 1, "seconds")
+
+
 # --- every setting, resolved once ----------------------------------------------------
 
 #: Settings field -> the function resolving it (its variable, default and rule).
@@ -223,6 +260,9 @@ _RESOLVERS: dict[str, Callable[..., Any]] = {
     "renew_concurrency": renew_concurrency,
     "renew_budget": renew_budget,
     "renew_lease": renew_lease,
+    "suspend_after": suspend_after,
+    "expiring_warn": expiring_warn,
+    "quiet_after": quiet_after,
 }
 _NO_ENVIRONMENT: Environ = {}
 
@@ -253,6 +293,9 @@ class Settings:
     renew_concurrency: int = DEFAULT_RENEW_CONCURRENCY
     renew_budget: float = DEFAULT_RENEW_BUDGET
     renew_lease: float = DEFAULT_RENEW_LEASE
+    suspend_after: int = DEFAULT_SUSPEND_AFTER
+    expiring_warn: float = DEFAULT_EXPIRING_WARN
+    quiet_after: float = DEFAULT_QUIET_AFTER
 
     def __post_init__(self) -> None:
         for name, value in _resolve_all(vars(self), _NO_ENVIRONMENT).items():

@@ -19,11 +19,14 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
     │   └── UnreadableBodyError         body cannot be read (malformed chunks, broken upload)
     ├── ChannelStateError               the channel exists but cannot take this
     │   ├── ChannelGoneError            stopped, failed or expired
-    │   └── ChannelConflictError        a conditional update found another status
+    │   ├── ChannelConflictError        a conditional update found another status
+    │   └── InvalidTransitionError      a subscription's state does not allow this event
     ├── StoreError                      the channel store
     │   ├── StoreUnavailable            backend down or too slow (retry later)
     │   ├── ChannelNotFoundError        no channel with this id
-    │   └── ChannelExistsError          create-only write hit an existing id
+    │   ├── ChannelExistsError          create-only write hit an existing id
+    │   ├── SubscriptionNotFoundError   no subscription with this id
+    │   └── SubscriptionExistsError     create-only write hit an existing subscription
     ├── MessageInProgressError          the same message is being processed elsewhere
     ├── DispatchError                   handing a notification to the app failed
     │   ├── HandlerConfigError          CHANNELKIT_HANDLER cannot be imported
@@ -61,6 +64,7 @@ __all__ = [
     "InvalidMessageNumberError",
     "InvalidNotificationError",
     "InvalidRequestError",
+    "InvalidTransitionError",
     "MessageInProgressError",
     "MethodNotAllowedError",
     "MissingHeaderError",
@@ -70,6 +74,8 @@ __all__ = [
     "ResourceMismatchError",
     "StoreError",
     "StoreUnavailable",
+    "SubscriptionExistsError",
+    "SubscriptionNotFoundError",
     "TokenMismatchError",
     "TransientApiError",
     "UnknownApiError",
@@ -165,6 +171,10 @@ class ChannelConflictError(ChannelStateError):
     """A conditional update found the channel in another status."""
 
 
+class InvalidTransitionError(ChannelStateError):
+    """The subscription's lifecycle state does not allow this event (``lifecycle.TRANSITIONS``)."""
+
+
 # --- store --------------------------------------------------------------------
 
 
@@ -185,6 +195,17 @@ class ChannelNotFoundError(StoreError, KeyError):
 
 class ChannelExistsError(StoreError):
     """A create-only write found a channel with the same id."""
+
+
+class SubscriptionNotFoundError(StoreError, KeyError):
+    """No subscription with this id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "subscription not found"
+
+
+class SubscriptionExistsError(StoreError):
+    """A create-only write found a subscription with the same id."""
 
 
 class MessageInProgressError(ChannelkitError):

@@ -141,6 +141,9 @@ EVERY_SETTING = {
     "renew_concurrency": ("CHANNELKIT_RENEW_CONCURRENCY", "3", 3, 9),
     "renew_budget": ("CHANNELKIT_RENEW_BUDGET", "30", 30.0, 9.0),
     "renew_lease": ("CHANNELKIT_RENEW_LEASE", "90", 90.0, 9.0),
+    "suspend_after": ("CHANNELKIT_SUSPEND_AFTER", "5", 5, 9),
+    "expiring_warn": ("CHANNELKIT_EXPIRING_WARN", "600", 600.0, 9.0),
+    "quiet_after": ("CHANNELKIT_QUIET_AFTER", "3600", 3600.0, 9.0),
 }
 
 #: A value each variable refuses, and a word of what it wants.
@@ -160,6 +163,9 @@ BAD_SETTINGS = {
     "CHANNELKIT_RENEW_CONCURRENCY": ("0", "whole number of channels >= 1"),
     "CHANNELKIT_RENEW_BUDGET": ("-5", "seconds >= 0"),
     "CHANNELKIT_RENEW_LEASE": ("x", "seconds >= 1"),
+    "CHANNELKIT_SUSPEND_AFTER": ("0", "whole number of runs >= 1"),
+    "CHANNELKIT_EXPIRING_WARN": ("-1", "seconds >= 0"),
+    "CHANNELKIT_QUIET_AFTER": ("never", "seconds >= 1"),
 }
 
 

@@ -7,7 +7,8 @@ flows only see ``ChannelStore``; they never know which backend runs, and one
 contract test suite runs against every backend.
 
 The rules live by concern: channels and their renewal leases here, the
-compare-and-set loop in ``versions``, the message claims in ``claims``. Each
+compare-and-set loop in ``versions``, the message claims in ``claims``, the
+subscription records in ``subscriptions``. Each
 declares the primitives it needs; a backend implements them all.
 """
 
@@ -25,11 +26,12 @@ from channelkit.errors import ChannelConflictError, ChannelExistsError, ChannelN
 from channelkit.store import records
 from channelkit.store.claims import ClaimOutcome, MessageClaim, MessageClaims
 from channelkit.store.records import ACTIVE, FAILED, PENDING, Record, Version
+from channelkit.store.subscriptions import SubscriptionRecords
 from channelkit.store.versions import MAX_CAS_ATTEMPTS, VersionedChannels
 
 
-class ChannelStore(VersionedChannels, MessageClaims):
-    """Channels, their renewal leases and their per-message dedupe claims.
+class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords):
+    """Channels, their renewal leases, their per-message dedupe claims, and the subscriptions.
 
     All times are passed in (``now_ms``): the clock belongs to the caller.
     Every backend failure surfaces as ``StoreUnavailable`` within the store's

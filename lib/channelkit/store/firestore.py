@@ -22,7 +22,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 
 from channelkit import config
-from channelkit.errors import ChannelExistsError, StoreUnavailable
+from channelkit.errors import ChannelExistsError, StoreUnavailable, SubscriptionExistsError
 from channelkit.store.base import ChannelStore
 from channelkit.store.records import Record, Version
 
@@ -58,6 +58,25 @@ def document_id(channel_id: str) -> str:
     return doc_id
 
 
+def _filtered(query, filters):
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    for field, op, value in filters:
+        query = query.where(filter=FieldFilter(field, op, value))
+    return query
+
+
+def _replacing(record: Record, previous: Record) -> dict[str, Any]:
+    """An update that turns ``previous`` into ``record``: fields not in ``record`` deleted."""
+    from google.cloud.firestore import DELETE_FIELD
+
+    changes: dict[str, Any] = dict(record)
+    for name in previous:
+        if name not in record:
+            changes[name] = DELETE_FIELD
+    return changes
+
+
 class FirestoreStore(ChannelStore):
     """``ChannelStore`` on a Firestore collection (``CHANNELKIT_COLLECTION``)."""
 
@@ -88,6 +107,8 @@ class FirestoreStore(ChannelStore):
                     ) from exc
         self.client = client
         self._channels = client.collection(self.collection_name)
+        self._subscriptions = client.collection(config.subscriptions_collection(self.collection_name))
+        self._runs = client.collection(config.runs_collection(self.collection_name))
         self._read_kw = self._call_kwargs(_TRANSIENT_READ)
         self._write_kw = self._call_kwargs(_TRANSIENT_WRITE)
 
@@ -102,7 +123,7 @@ class FirestoreStore(ChannelStore):
         """Wrap every client-library failure as StoreUnavailable (never a raw gRPC error)."""
         try:
             yield
-        except (ChannelExistsError, StoreUnavailable):
+        except (ChannelExistsError, SubscriptionExistsError, StoreUnavailable):
             raise
         except (gexc.GoogleAPIError, ValueError) as exc:
             raise StoreUnavailable(f"Firestore failed: {type(exc).__name__}: {exc}") from exc
@@ -134,12 +155,7 @@ class FirestoreStore(ChannelStore):
         return snapshot.to_dict(), snapshot.update_time
 
     def _compare_and_set(self, channel_id, record, version, previous) -> Version | None:
-        from google.cloud.firestore import DELETE_FIELD
-
-        changes: dict[str, Any] = dict(record)
-        for name in previous:
-            if name not in record:
-                changes[name] = DELETE_FIELD
+        changes = _replacing(record, previous)
         with self._errors():
             try:
                 ref = self._channels.document(document_id(channel_id))
@@ -149,11 +165,9 @@ class FirestoreStore(ChannelStore):
         return result.update_time  # the new version
 
     def _query(self, filters=(), *, order_by=None, limit=None) -> list[Record]:
-        from google.cloud.firestore_v1.base_query import FieldFilter
+        return self._paged(_filtered(self._channels, filters), order_by=order_by, limit=limit)
 
-        query = self._channels
-        for field, op, value in filters:
-            query = query.where(filter=FieldFilter(field, op, value))
+    def _paged(self, query, *, order_by=None, limit=None) -> list[Record]:
         if order_by:
             query = query.order_by(order_by)
         # Page through large results: each page is one call within the store's
@@ -173,6 +187,58 @@ class FirestoreStore(ChannelStore):
             if len(snapshots) < want:
                 return found
             last = snapshots[-1]
+
+    # --- subscriptions --------------------------------------------------------
+
+    def _insert_subscription(self, subscription_id: str, record: Record) -> None:
+        with self._errors():
+            try:
+                self._subscriptions.document(document_id(subscription_id)).create(record, **self._write_kw)
+            except (gexc.AlreadyExists, gexc.Conflict) as exc:
+                raise SubscriptionExistsError(f"subscription {subscription_id!r} already exists") from exc
+
+    def _read_subscription(self, subscription_id: str) -> tuple[Record, Version] | None:
+        with self._errors():
+            snapshot = self._subscriptions.document(document_id(subscription_id)).get(**self._read_kw)
+        if not snapshot.exists:
+            return None
+        return snapshot.to_dict(), snapshot.update_time
+
+    def _replace_subscription(self, subscription_id, record, version, previous) -> bool:
+        with self._errors():
+            try:
+                self._subscriptions.document(document_id(subscription_id)).update(
+                    _replacing(record, previous), option=self._precondition(version), **self._write_kw
+                )
+            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+                return False
+        return True
+
+    def _query_subscriptions(self, filters=(), *, limit=None) -> list[Record]:
+        return self._paged(_filtered(self._subscriptions, filters), limit=limit)
+
+    def _count_subscriptions(self, filters=()) -> int:
+        query = _filtered(self._subscriptions, filters)
+        with self._errors():
+            results = query.count().get(**self._read_kw)
+        return int(results[0][0].value) if results and results[0] else 0
+
+    def _touch_subscription(self, subscription_id: str, fields: Record) -> bool:
+        with self._errors():
+            try:
+                self._subscriptions.document(document_id(subscription_id)).update(fields, **self._write_kw)
+            except gexc.NotFound:
+                return False
+        return True
+
+    def _write_run(self, name: str, record: Record) -> None:
+        with self._errors():
+            self._runs.document(name).set(record, **self._write_kw)
+
+    def _read_run(self, name: str) -> Record | None:
+        with self._errors():
+            snapshot = self._runs.document(name).get(**self._read_kw)
+        return snapshot.to_dict() if snapshot.exists else None
 
     # --- messages -------------------------------------------------------------
 

@@ -63,6 +63,7 @@ FIELDS = {
     "stop_pending": "stopPending",
     "lease_owner": "leaseOwner",
     "stopped_at": "stoppedAt",
+    "held": "renewHeld",
 }
 assert set(FIELDS) == {
     "id",
@@ -106,7 +107,7 @@ def to_record(channel: Channel, *, ttl_days: int) -> Record:
             value = _aware(value)
         record[name] = value
     # Read back from the record: a plain Channel does not declare its subscription fields.
-    if record.get("status") == ACTIVE and channel.expiration:
+    if record.get("status") == ACTIVE and channel.expiration and not record.get("renewHeld"):
         record["renewAt"] = int(channel.expiration)
     end = from_millis(channel.expiration) or record.get("createdAt")
     if end is not None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from channelkit import config
-from channelkit.errors import ChannelExistsError, ConfigError, StoreUnavailable
+from channelkit.errors import ChannelExistsError, ConfigError, StoreUnavailable, SubscriptionExistsError
 from channelkit.store.base import ChannelStore
 from channelkit.store.records import Record, Version
 
@@ -33,6 +33,15 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
     id TEXT PRIMARY KEY,
     version TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY,
     data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
@@ -73,6 +82,17 @@ def path_from_url(url: str) -> str:
     if not path:
         raise ConfigError("SQLite store URL has no path")
     return path
+
+
+def _select(sql: str, filters: Iterable[tuple[str, str, Any]]) -> tuple[str, list[Any]]:
+    """``sql`` with a WHERE clause for ``(field, op, value)`` filters on the JSON records."""
+    clauses, params = [], []
+    for field, op, value in filters:
+        clauses.append(f"json_extract(data, ?) {_OPS[op]} ?")
+        params.extend([f"$.{field}", value])
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return sql, params
 
 
 class SQLiteStore(ChannelStore):
@@ -144,13 +164,7 @@ class SQLiteStore(ChannelStore):
         return changed == 1
 
     def _query(self, filters=(), *, order_by=None, limit=None) -> list[Record]:
-        sql = "SELECT data FROM channels"
-        clauses, params = [], []
-        for field, op, value in filters:
-            clauses.append(f"json_extract(data, ?) {_OPS[op]} ?")
-            params.extend([f"$.{field}", value])
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+        sql, params = _select("SELECT data FROM channels", filters)
         if order_by:
             sql += " ORDER BY json_extract(data, ?)"
             params.append(f"$.{order_by}")
@@ -158,6 +172,53 @@ class SQLiteStore(ChannelStore):
             sql += " LIMIT ?"
             params.append(int(limit))
         return [_decode(row[0]) for row in self._fetch(sql, params)]
+
+    # --- subscriptions --------------------------------------------------------
+
+    def _insert_subscription(self, subscription_id: str, record: Record) -> None:
+        try:
+            self._execute(
+                "INSERT INTO subscriptions (id, version, data) VALUES (?, ?, ?)",
+                (subscription_id, uuid.uuid4().hex, _encode(record)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise SubscriptionExistsError(f"subscription {subscription_id!r} already exists") from exc
+
+    def _read_subscription(self, subscription_id: str) -> tuple[Record, Version] | None:
+        rows = self._fetch("SELECT data, version FROM subscriptions WHERE id = ?", (subscription_id,))
+        return (_decode(rows[0][0]), rows[0][1]) if rows else None
+
+    def _replace_subscription(self, subscription_id, record, version, previous) -> bool:
+        changed = self._execute(
+            "UPDATE subscriptions SET data = ?, version = ? WHERE id = ? AND version = ?",
+            (_encode(record), uuid.uuid4().hex, subscription_id, version),
+        )
+        return changed == 1
+
+    def _query_subscriptions(self, filters=(), *, limit=None) -> list[Record]:
+        sql, params = _select("SELECT data FROM subscriptions", filters)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_decode(row[0]) for row in self._fetch(sql, params)]
+
+    def _count_subscriptions(self, filters=()) -> int:
+        sql, params = _select("SELECT COUNT(*) FROM subscriptions", filters)
+        return int(self._fetch(sql, params)[0][0])
+
+    def _touch_subscription(self, subscription_id: str, fields: Record) -> bool:
+        changed = self._execute(
+            "UPDATE subscriptions SET data = json_patch(data, ?), version = ? WHERE id = ?",
+            (_encode(fields), uuid.uuid4().hex, subscription_id),
+        )
+        return changed == 1
+
+    def _write_run(self, name: str, record: Record) -> None:
+        self._execute("INSERT OR REPLACE INTO runs (name, data) VALUES (?, ?)", (name, _encode(record)))
+
+    def _read_run(self, name: str) -> Record | None:
+        rows = self._fetch("SELECT data FROM runs WHERE name = ?", (name,))
+        return _decode(rows[0][0]) if rows else None
 
     # --- messages -------------------------------------------------------------
 
