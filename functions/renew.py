@@ -58,10 +58,7 @@ def _collaborators() -> dict[str, Any]:
                     retries=settings.api_retries,
                 ),
                 dispatcher=renewal_dispatcher(),
-                renew_before=settings.renew_before,
-                concurrency=settings.renew_concurrency,
-                budget_seconds=settings.renew_budget,
-                lease_seconds=settings.renew_lease,
+                settings=settings,
             )
         return dict(_parts)
 

@@ -125,12 +125,18 @@ def pubsub_payload(notification: Notification, channel: Channel | None) -> dict[
 
 
 def pubsub_attributes(notification: Notification, channel: Channel | None) -> dict[str, str]:
-    """Message attributes (strings): channelId, messageNumber, state, subscriptionId."""
+    """Message attributes (strings): type, channelId, messageNumber, state, subscriptionId, reason.
+
+    ``type`` is ``lifecycle`` for the synthetic events (message number 0) and
+    ``notification`` for Google's own.
+    """
     values = {
+        "type": "lifecycle" if notification.message_number == 0 else "notification",
         "channelId": notification.channel_id,
         "messageNumber": notification.message_number,
         "state": notification.state,
         "subscriptionId": channel.subscription_id if channel is not None else None,
+        "reason": notification.reason,
     }
     return {k: str(v) for k, v in values.items() if v is not None and v != ""}
 

@@ -101,7 +101,7 @@ def transition(
             changes["channel_id"] = channel_id
     elif event is Event.EXPIRING:
         changes["expiring_for"] = channel_id or subscription.channel_id
-    elif event is Event.SUSPENDED:
+    elif reason is not None:  # suspended
         changes.update(reason=Reason(reason).value, detail=detail)
     elif detail is not None:
         changes["detail"] = detail

@@ -107,6 +107,7 @@ def test_one_message_per_notification_with_data_and_attributes(pubsub, topic):
     assert data["api"] == "drive" and data["method"] == "files.watch"
     assert data["methodParams"] == {"fileId": "F"}
     assert dict(message.attributes) == {
+        "type": "notification",
         "channelId": "chan-ps",
         "messageNumber": "12",
         "state": "update",

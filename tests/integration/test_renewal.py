@@ -190,18 +190,34 @@ def test_watch_404_marks_the_subscription_failed_without_retry_loop(store, simul
     assert [c.id for c in simulator.live_channels()] == [old.id]
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_watch_auth_failure_keeps_the_old_channel_and_retries_next_run(store, simulator, watch, run, status):
+def test_a_403_keeps_the_old_channel_and_is_retried_next_run(store, simulator, watch, run):
     old = watch("F1", ttl=HOUR)
-    simulator.fail_next("watch", status=status)
+    simulator.fail_next("watch", status=403)
     summary = run(renew_before=3 * HOUR)
     assert summary.to_json()["skipped"] == 1 and summary.to_json()["renewed"] == 0
     kept = store.get(old.id)
-    assert kept.status == "active" and str(status) in kept.last_error
+    assert kept.status == "active" and "403" in kept.last_error
+    assert store.get_subscription(old.subscription_id).failures == 1
     assert [c.id for c in simulator.live_channels()] == [old.id]
     summary = run(renew_before=3 * HOUR)
     assert summary.to_json()["renewed"] == 1
+    assert store.get_subscription(old.subscription_id).failures == 0
     assert_converged(store, simulator)
+
+
+def test_a_401_suspends_at_once_and_keeps_the_old_channel_serving(store, simulator, watch, run):
+    old = watch("F1", ttl=HOUR)
+    simulator.fail_next("watch", status=401)
+    summary = run(renew_before=3 * HOUR)
+    assert summary.to_json()["suspended"] == 1 and summary.to_json()["renewed"] == 0
+    kept = store.get(old.id)
+    assert kept.status == "active" and kept.held and "401" in kept.last_error
+    subscription = store.get_subscription(old.subscription_id)
+    assert (subscription.state, subscription.reason) == ("suspended", "CREDENTIALS_INVALID")
+    assert [c.id for c in simulator.live_channels()] == [old.id]  # still delivering until it ends
+    watches = len([c for c in simulator.calls if c.operation.endswith(".watch")])
+    assert run(renew_before=3 * HOUR).to_json()["renewed"] == 0
+    assert len([c for c in simulator.calls if c.operation.endswith(".watch")]) == watches
 
 
 def test_transient_failure_is_retried_within_the_run(store, simulator, watch, run, google):

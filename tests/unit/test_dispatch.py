@@ -212,12 +212,14 @@ def test_the_pubsub_message_carries_the_notification_and_subscription_but_no_tok
     assert TOKEN not in json.dumps(payload)
     attributes = pubsub_attributes(notification(), channel())
     assert attributes == {
+        "type": "notification",
         "channelId": "chan-1",
         "messageNumber": "5",
         "state": "update",
         "subscriptionId": "sub-9",
     }
     assert pubsub_attributes(notification(), None) == {
+        "type": "notification",
         "channelId": "chan-1",
         "messageNumber": "5",
         "state": "update",

@@ -22,6 +22,7 @@ class RenewalOutcome(enum.Enum):
 
     RENEWED = "renewed"  # replaced by a live successor: {"old": id, "new": id}
     FAILED = "failed"  # its subscription ended, or a stale pending was abandoned: {"id", "reason"}
+    SUSPENDED = "suspended"  # Google refused it for good: {"id", "subscriptionId", "reason"}
     SKIPPED = "skipped"  # left to another run or to the next one: {"id", "reason"}
     STOPPED = "stopped"  # stopped at Google: its id
     DEFERRED = "deferred"  # not started, the run's time budget was spent: its id
@@ -33,6 +34,7 @@ class RenewalSummary:
 
     renewed: list[dict[str, str]] = dataclasses.field(default_factory=list)
     failed: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    suspended: list[dict[str, str]] = dataclasses.field(default_factory=list)
     skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
     stopped: list[str] = dataclasses.field(default_factory=list)
     deferred: list[str] = dataclasses.field(default_factory=list)

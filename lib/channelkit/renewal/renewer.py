@@ -20,12 +20,16 @@ from typing import Any
 from channelkit import config, logs
 from channelkit.channel import Channel, Notification, to_millis
 from channelkit.errors import ChannelConflictError, GoogleApiError, ResourceGoneError, TransientApiError
+from channelkit.events import deliver_events
 from channelkit.google_api import GoogleApi
+from channelkit.migrate import ensure_subscription
 from channelkit.renewal.cleanup import abandon, stop_maybe_live
+from channelkit.renewal.lifecycle import after_failure, after_success
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore
 from channelkit.subscribe import activate, error_text, stop_at_google
+from channelkit.subscription import State, Subscription
 
 __all__ = [
     "RENEWED_STATE",
@@ -57,6 +61,8 @@ class ChannelRenewal:
     successor: Channel | None = None
     #: The old channel as retired (marked stopped), to stop at Google.
     retired: Channel | None = None
+    #: Its subscription's record (None only for a channel stored without a subscription id).
+    subscription: Subscription | None = None
 
 
 @dataclasses.dataclass
@@ -69,6 +75,8 @@ class Renewer:
     clock: Callable[[], float] = time.time
     renew_before: float = dataclasses.field(default_factory=config.renew_before)
     lease_seconds: float = dataclasses.field(default_factory=config.renew_lease)
+    suspend_after: int = dataclasses.field(default_factory=config.suspend_after)
+    expiring_warn: float = dataclasses.field(default_factory=config.expiring_warn)
     owner: str = dataclasses.field(default_factory=lambda: f"renew-{uuid.uuid4().hex[:12]}")
     #: When ``due()`` listed the channels (ms on ``clock``); None: never listed.
     listed_ms: int | None = dataclasses.field(default=None, init=False)
@@ -119,6 +127,18 @@ class Renewer:
             r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": reason})
             return RenewalStep.DONE
         r.old = claimed
+        return RenewalStep.CHECK_SUBSCRIPTION
+
+    def _check_subscription(self, r: ChannelRenewal) -> RenewalStep:
+        """Only an active subscription is renewed: a suspended one sees no watch until reactivated."""
+        r.subscription = ensure_subscription(self.store, [r.old], self.now_ms())
+        if r.subscription is not None and not r.subscription.is_active:
+            self.store.update(r.old.id, held=True)  # out of the due query until reactivated
+            reason = f"subscription {r.subscription.state}" + (
+                f": {r.subscription.reason}" if r.subscription.reason else ""
+            )
+            r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": reason})
+            return RenewalStep.RELEASE_LEASE
         return RenewalStep.FIND_SUCCESSOR if r.search else RenewalStep.MAKE_SUCCESSOR
 
     def _find_successor(self, r: ChannelRenewal) -> RenewalStep:
@@ -148,27 +168,60 @@ class Renewer:
         assert pending is not None  # made by MAKE_SUCCESSOR
         try:
             r.successor = activate(pending, store=self.store, google=self.google)
-        except ResourceGoneError as exc:
-            self.store.update(old.id, status=FAILED, last_error=error_text(exc))
-            reason = f"watched resource is gone: {exc}"
-            r.summary.add(RenewalOutcome.FAILED, {"id": old.id, "reason": reason})
-            _log("WARNING", "subscription failed: resource gone", old, outcome="failed")
-            return RenewalStep.RELEASE_LEASE
         except ChannelConflictError:
             r.summary.add(RenewalOutcome.SKIPPED, {"id": old.id, "reason": "stopped during renewal"})
             return RenewalStep.RELEASE_LEASE
         except GoogleApiError as exc:
             if isinstance(exc, TransientApiError):
                 stop_maybe_live(pending, old, store=self.store, google=self.google)
-            self.store.update(old.id, last_error=error_text(exc))
-            r.summary.add(RenewalOutcome.SKIPPED, {"id": old.id, "reason": f"retry next run: {exc}"})
-            _log("WARNING", "renewal postponed", old, outcome="postponed", error=str(exc))
+            self._refused(r, exc)
             return RenewalStep.RELEASE_LEASE
         return RenewalStep.NOTIFY_RENEWED
 
+    def _refused(self, r: ChannelRenewal, exc: GoogleApiError) -> None:
+        """Google refused the successor: record it on the subscription, then on the old channel."""
+        old, detail = r.old, error_text(exc)
+        subscription = r.subscription
+        if subscription is not None:
+            subscription = after_failure(
+                self.store,
+                subscription.id,
+                old,
+                exc,
+                detail,
+                now_ms=self.now_ms(),
+                suspend_after=self.suspend_after,
+                expiring_warn_ms=int(self.expiring_warn * 1000),
+            )
+        state = subscription.state if subscription is not None else None
+        if isinstance(exc, ResourceGoneError) and state in (None, State.SUSPENDED):
+            self.store.update(old.id, status=FAILED, last_error=detail)
+            r.summary.add(RenewalOutcome.FAILED, {"id": old.id, "reason": f"watched resource is gone: {exc}"})
+            _log("WARNING", "subscription suspended: resource gone", old, outcome="failed")
+        elif state == State.SUSPENDED:
+            assert subscription is not None
+            self.store.update(old.id, held=True, last_error=detail)
+            item = {"id": old.id, "subscriptionId": subscription.id, "reason": str(subscription.reason)}
+            r.summary.add(RenewalOutcome.SUSPENDED, item)
+            _log("WARNING", f"subscription suspended: {subscription.reason}", old, outcome="suspended")
+        elif state == State.EXPIRED:
+            self.store.update(old.id, status=FAILED, last_error=f"expired, renewal failed: {detail}")
+            r.summary.add(RenewalOutcome.FAILED, {"id": old.id, "reason": f"expired, renewal failed: {exc}"})
+            _log("ERROR", "subscription expired: renewal failed", old, outcome="expired")
+        else:
+            self.store.update(old.id, last_error=detail)
+            r.summary.add(RenewalOutcome.SKIPPED, {"id": old.id, "reason": f"retry next run: {exc}"})
+            _log("WARNING", "renewal postponed", old, outcome="postponed", error=str(exc))
+        if subscription is not None and subscription.events:
+            deliver_events(self.store, self.dispatcher, subscription.id)
+
     def _notify_renewed(self, r: ChannelRenewal) -> RenewalStep:
         assert r.successor is not None  # found or made, and live
-        send_renewed(self.dispatcher, r.successor)
+        if r.subscription is None:
+            send_renewed(self.dispatcher, r.successor)
+        else:
+            after_success(self.store, r.subscription.id, r.successor, self.now_ms())
+            deliver_events(self.store, self.dispatcher, r.subscription.id)
         return RenewalStep.RETIRE_OLD
 
     def _retire_old(self, r: ChannelRenewal) -> RenewalStep:

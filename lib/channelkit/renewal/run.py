@@ -18,7 +18,9 @@ from typing import Any
 from channelkit import config, logs
 from channelkit.channel import Channel
 from channelkit.errors import ChannelkitError
+from channelkit.events import deliver_pending
 from channelkit.google_api import GoogleApi
+from channelkit.health import check_health
 from channelkit.renewal.cleanup import finish_stop, stale_pending, sweep_channel
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.renewer import Renewer
@@ -48,11 +50,23 @@ def renew_due(
     budget_seconds: float | None = None,
     lease_seconds: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    suspend_after: int | None = None,
+    expiring_warn: float | None = None,
+    settings: config.Settings | None = None,
 ) -> RenewalSummary:
-    """One renewal run: sweep, finish pending stops, renew what is due. Never raises for one channel.
+    """One renewal run: renew what is due, finish pending stops, sweep, deliver events left over.
 
-    ``progress(done, total)`` is called after each due channel's renewal.
+    Never raises for one channel. ``progress(done, total)`` is called after each
+    due channel's renewal. ``settings`` (resolved once, as the renew function
+    does) supplies what the arguments leave out; without it the environment is read.
     """
+    if settings is not None:
+        renew_before = settings.renew_before if renew_before is None else renew_before
+        concurrency = settings.renew_concurrency if concurrency is None else concurrency
+        budget_seconds = settings.renew_budget if budget_seconds is None else budget_seconds
+        lease_seconds = settings.renew_lease if lease_seconds is None else lease_seconds
+        suspend_after = settings.suspend_after if suspend_after is None else suspend_after
+        expiring_warn = settings.expiring_warn if expiring_warn is None else expiring_warn
     started = time.monotonic()
     store = store or open_store()
     google = google or GoogleApi()
@@ -63,6 +77,8 @@ def renew_due(
         clock,
         config.renew_before(renew_before),
         config.renew_lease(lease_seconds),
+        suspend_after=config.suspend_after(suspend_after),
+        expiring_warn=config.expiring_warn(expiring_warn),
     )
     budget = config.renew_budget(budget_seconds)
     summary = RenewalSummary()
@@ -94,10 +110,38 @@ def renew_due(
     workers = config.renew_concurrency(concurrency)
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="renew") as pool:
         list(pool.map(work, range(len(tasks))))
+    if time.monotonic() - started <= budget:
+        # Events a crash or a failed delivery left behind; younger ones belong to a live actor.
+        recorded_before = renewer.now_ms() - int(renewer.lease_seconds * 1000)
+        try:
+            deliver_pending(store, dispatcher, recorded_before_ms=recorded_before)
+        except ChannelkitError as exc:
+            logs.event(log, "WARNING", "lifecycle events left for the next run", error=error_text(exc))
     summary.duration_ms = int((time.monotonic() - started) * 1000)
     counts = {k: v for k, v in summary.to_json().items() if k != "details"}
     logs.event(log, "INFO", "renewal run finished", outcome="done", **counts)
+    _report(store, renewer, counts, settings)
     return summary
+
+
+def _report(store: ChannelStore, renewer: Renewer, counts: dict[str, Any], settings: Any) -> None:
+    """Keep the run's record for ``status`` and log the ``channelkit health`` line; never raises."""
+    now_ms = renewer.now_ms()
+    failures = counts.get("failed", 0) + counts.get("suspended", 0)
+    try:
+        store.record_run("renewal", {"at": now_ms, **counts, "renewalFailures": failures})
+        report = check_health(
+            store,
+            now_ms=now_ms,
+            expiring_warn=renewer.expiring_warn,
+            quiet_after=settings.quiet_after if settings is not None else config.quiet_after(),
+            renew_before=renewer.renew_before,
+        )
+    except ChannelkitError as exc:
+        logs.event(log, "WARNING", "channelkit health unknown", outcome="unavailable", error=error_text(exc))
+        return
+    severity = "INFO" if report.healthy else "WARNING"
+    logs.event(log, severity, "channelkit health", renewalFailures=failures, **report.log_fields())
 
 
 def renewal_dispatcher() -> Any:

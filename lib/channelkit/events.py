@@ -1,0 +1,148 @@
+"""Deliver lifecycle events: the outbox a transition filled, emptied one event at a time.
+
+A transition and its event are written together (``lifecycle.transition``);
+delivering it is a second step: the event goes to the app as a synthetic
+notification (message number 0, ``state`` = the event, ``reason`` when one
+applies) through the same dispatcher as real ones, and only then leaves the
+outbox. A crash in between leaves it there, and the next renewal run delivers
+it again: at least once, never lost. A failed delivery stops the subscription's
+outbox (events keep their order) until the next attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channelkit import logs
+from channelkit.channel import Channel, Notification
+from channelkit.errors import ChannelkitError
+from channelkit.store import ChannelStore
+from channelkit.subscription import Subscription
+
+__all__ = [
+    "SYNTHETIC_MESSAGE_NUMBER",
+    "deliver_events",
+    "deliver_pending",
+    "event_notification",
+]
+
+log = logs.get_logger("channelkit.events")
+
+#: Synthetic notifications carry message number 0: Google's numbers start at 1.
+SYNTHETIC_MESSAGE_NUMBER = 0
+
+
+def event_notification(event: dict[str, Any], channel: Channel | None) -> Notification:
+    """The synthetic notification that tells the app about one lifecycle event."""
+    return Notification(
+        SYNTHETIC_MESSAGE_NUMBER,
+        event["event"],
+        channel.resource_uri if channel else "",
+        channel.resource_id if channel else "",
+        channel_id=event.get("channelId") or (channel.id if channel else None),
+        channel_expiration=channel.expires_at if channel else None,
+        reason=event.get("reason"),
+    )
+
+
+def _channel_for(store: ChannelStore, subscription: Subscription, channel_id: str | None) -> Channel:
+    """The channel an event is about, as stored; built from the subscription if it is gone."""
+    found = store.find(channel_id) if channel_id else None
+    if found is not None:
+        return found
+    return Channel(
+        "web_hook",
+        channel_id or "",
+        None,
+        subscription.address,
+        api=subscription.api,
+        version=subscription.version,
+        method=subscription.method,
+        method_params=dict(subscription.method_params),
+        subscription_id=subscription.id,
+    )
+
+
+def _send(dispatcher: Any, notification: Notification, channel: Channel) -> None:
+    if dispatcher is None:
+        from channelkit.dispatch import Dispatcher
+
+        dispatcher = Dispatcher()  # neither handler nor topic: the event is logged
+    getattr(dispatcher, "dispatch", dispatcher)(notification, channel)
+
+
+def deliver_events(
+    store: ChannelStore,
+    dispatcher: Any,
+    subscription_id: str,
+    *,
+    recorded_before_ms: int | None = None,
+) -> int:
+    """Deliver the subscription's pending events in order; how many were delivered.
+
+    ``dispatcher`` is a Dispatcher or a callable ``(notification, channel)``;
+    None logs each event. With ``recorded_before_ms``, only events recorded
+    before it are sent (a run leaves younger ones to the actor that recorded
+    them). A delivery that fails is logged, and the rest wait for the next try.
+    """
+    subscription = store.find_subscription(subscription_id)
+    if subscription is None:
+        return 0
+    delivered = 0
+    for event in subscription.events:
+        if recorded_before_ms is not None and int(event.get("at") or 0) > recorded_before_ms:
+            break
+        channel = _channel_for(store, subscription, event.get("channelId"))
+        try:
+            _send(dispatcher, event_notification(event, channel), channel)
+        except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
+            logs.event(
+                log,
+                "ERROR",
+                f"lifecycle event {event['event']} not delivered, kept for the next renewal run",
+                outcome="event_dispatch_failed",
+                subscriptionId=subscription.id,
+                channelId=event.get("channelId"),
+                error=type(exc).__name__,
+            )
+            break
+        store.change_subscription(subscription.id, _without(event["id"]))
+        delivered += 1
+        logs.event(
+            log,
+            "INFO",
+            f"lifecycle event {event['event']} delivered",
+            outcome="event_delivered",
+            subscriptionId=subscription.id,
+            channelId=event.get("channelId"),
+            event=event["event"],
+            reason=event.get("reason"),
+        )
+    return delivered
+
+
+def _without(event_id: str):
+    def change(current: Subscription) -> Subscription | None:
+        kept = [e for e in current.events if e.get("id") != event_id]
+        return current.copy(events=kept) if len(kept) != len(current.events) else None
+
+    return change
+
+
+def deliver_pending(store: ChannelStore, dispatcher: Any, *, recorded_before_ms: int) -> int:
+    """Deliver every event left in an outbox before ``recorded_before_ms`` (a crash, a failed try)."""
+    delivered = 0
+    for subscription in store.list_subscriptions(events_pending=True):
+        try:
+            delivered += deliver_events(
+                store, dispatcher, subscription.id, recorded_before_ms=recorded_before_ms
+            )
+        except ChannelkitError as exc:  # the store failed for this one: the next run tries again
+            logs.event(
+                log,
+                "WARNING",
+                "lifecycle events not delivered",
+                subscriptionId=subscription.id,
+                error=str(exc),
+            )
+    return delivered
