@@ -1,4 +1,4 @@
-"""``python -m channelkit``: create, list, stop and renew watch channels from a shell.
+"""``python -m channelkit``: watch, list, stop, renew, check and reactivate subscriptions from a shell.
 
 Output contract (docs/design.md, "CLI"): ``watch`` prints the new channel id alone on
 stdout; ``--json`` prints JSON; exit 0 on success, non-zero with a one-line
@@ -14,12 +14,13 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from channelkit.channel import Channel
 from channelkit.errors import ChannelkitError, ConfigError, InvalidRequestError, UnknownApiError
 from channelkit.hints import explain
+from channelkit.subscription import Subscription
 
 __all__ = [
     "EXIT_FAILED",
@@ -27,6 +28,8 @@ __all__ = [
     "EXIT_USAGE",
     "build_parser",
     "channel_json",
+    "format_duration",
+    "format_health",
     "format_remaining",
     "format_renewal",
     "format_table",
@@ -35,6 +38,7 @@ __all__ = [
 
 
 if TYPE_CHECKING:
+    from channelkit.health import HealthReport
     from channelkit.renewal import RenewalSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -96,11 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     renew = sub.add_parser("renew", help="renew channels that expire soon")
     renew.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    status = sub.add_parser("status", help="the health of every subscription (exit 1 when unhealthy)")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    reactivate = sub.add_parser("reactivate", help="watch again for a suspended or expired subscription")
+    reactivate.add_argument("subscription_id")
+
+    migrate = sub.add_parser("migrate", help="create the subscription records of an older deployment")
+    migrate.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
-def channel_json(channel: Channel, now_ms: int) -> dict[str, Any]:
-    """What ``list --json`` shows of a channel: everything but the token."""
+def channel_json(channel: Channel, now_ms: int, subscription: Subscription | None = None) -> dict[str, Any]:
+    """What ``list --json`` shows of a channel (and its subscription's state): everything but the token."""
     return {
         "id": channel.id,
         "status": channel.status,
@@ -114,6 +127,8 @@ def channel_json(channel: Channel, now_ms: int) -> dict[str, Any]:
         "expiration": channel.expiration or None,
         "expiresInSeconds": (channel.expiration - now_ms) // 1000 if channel.expiration else None,
         "subscriptionId": channel.subscription_id,
+        "subscriptionState": subscription.state if subscription else None,
+        "subscriptionReason": subscription.reason if subscription else None,
         "renews": channel.renews,
         "renewedBy": channel.renewed_by,
         "stopPending": bool(channel.stop_pending),
@@ -127,8 +142,12 @@ def format_remaining(expiration: int | None, now_ms: int) -> str:
     if not expiration:
         return "-"
     seconds = (expiration - now_ms) // 1000
-    if seconds <= 0:
-        return "expired"
+    return format_duration(seconds) if seconds > 0 else "expired"
+
+
+def format_duration(seconds: int) -> str:
+    """``2d 3h``, ``1h 5m``, ``45m`` or ``30s``."""
+    seconds = max(0, int(seconds))
     days, rest = divmod(seconds, 86_400)
     hours, rest = divmod(rest, 3_600)
     minutes = rest // 60
@@ -139,8 +158,17 @@ def format_remaining(expiration: int | None, now_ms: int) -> str:
     return f"{minutes}m" if minutes else f"{seconds}s"
 
 
-def format_table(channels: Sequence[Channel], now_ms: int) -> str:
-    headers = ("ID", "STATUS", "API", "METHOD", "EXPIRES IN", "SUBSCRIPTION")
+def _state_text(subscription: Subscription | None) -> str:
+    if subscription is None:
+        return "-"
+    return subscription.state + (f" ({subscription.reason})" if subscription.reason else "")
+
+
+def format_table(
+    channels: Sequence[Channel], now_ms: int, subscriptions: Mapping[str, Subscription] | None = None
+) -> str:
+    subscriptions = subscriptions or {}
+    headers = ("ID", "STATUS", "API", "METHOD", "EXPIRES IN", "SUBSCRIPTION", "STATE")
     rows = [
         (
             c.id,
@@ -149,6 +177,7 @@ def format_table(channels: Sequence[Channel], now_ms: int) -> str:
             c.method or "-",
             format_remaining(c.expiration, now_ms),
             (c.subscription_id or "-")[:8],
+            _state_text(subscriptions.get(c.subscription_id or "")),
         )
         for c in channels
     ]
@@ -178,20 +207,119 @@ def _cmd_watch(args) -> int:
 def _cmd_list(args) -> int:
     from channelkit.store import open_store
 
-    channels = open_store().list()
+    store = open_store()
+    channels = store.list()
+    subscriptions = {s.id: s for s in store.list_subscriptions()}
     now_ms = int(time.time() * 1000)
     if args.json:
-        print(json.dumps([channel_json(c, now_ms) for c in channels], indent=2))
+        listed = [channel_json(c, now_ms, subscriptions.get(c.subscription_id or "")) for c in channels]
+        print(json.dumps(listed, indent=2))
     else:
-        print(format_table(channels, now_ms))
+        print(format_table(channels, now_ms, subscriptions))
     return EXIT_OK
 
 
 def _cmd_stop(args) -> int:
-    from channelkit.subscribe import stop
+    """Stop by channel id, or by subscription id when no channel has that id."""
+    from channelkit.errors import ChannelNotFoundError
+    from channelkit.renewal import renewal_dispatcher
+    from channelkit.store import open_store
+    from channelkit.subscribe import stop, stop_subscription
 
-    for channel in stop(args.channel_id):
+    store, dispatcher = open_store(), renewal_dispatcher()
+    try:
+        stopped = stop(args.channel_id, store=store, dispatcher=dispatcher)
+    except ChannelNotFoundError:
+        if store.find_subscription(args.channel_id) is None:
+            raise
+        stopped = stop_subscription(args.channel_id, store=store, dispatcher=dispatcher)
+    for channel in stopped:
         print(f"stopped {channel.id}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_status(args) -> int:
+    """The health probe: exit 0 when healthy, 1 otherwise."""
+    from channelkit import config
+    from channelkit.health import check_health
+    from channelkit.store import open_store
+
+    report = check_health(
+        open_store(),
+        now_ms=int(time.time() * 1000),
+        expiring_warn=config.expiring_warn(),
+        quiet_after=config.quiet_after(),
+        renew_before=config.renew_before(),
+    )
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(format_health(report))
+    return EXIT_OK if report.healthy else EXIT_FAILED
+
+
+def format_health(report: HealthReport) -> str:
+    """``status`` for people: the verdict, the counts, then each problem on its own line."""
+    data = report.to_json()
+    counts = data["counts"]
+    lines = [
+        ("healthy" if report.healthy else "UNHEALTHY")
+        + ": "
+        + ", ".join(f"{n} {state}" for state, n in counts.items())
+    ]
+    soonest = data["soonestExpiry"]
+    if soonest:
+        lines.append(
+            f"soonest expiry: channel {soonest['channelId']} in {format_remaining(soonest['expiration'], report.now_ms)}"
+        )
+    for item in data["problems"]:
+        since = format_duration(item["sinceSeconds"] or 0)
+        reason = f" {item['reason']}" if item["reason"] else ""
+        lines.append(
+            f"{item['state']}{reason}: subscription {item['id']} for {since} ({item['detail'] or '-'})"
+        )
+    for item in data["expiringSoon"]:
+        lines.append(
+            f"expiring: channel {item['channelId']} (subscription {item['subscriptionId']}) ends in "
+            f"{format_remaining(item['expiration'], report.now_ms)}; last error: {item['lastError'] or '-'}"
+        )
+    for item in data["quiet"]:
+        lines.append(
+            f"quiet: subscription {item['id']}: no notification since {item['lastNotificationAt'] or 'it began'}"
+        )
+    run = data["lastRenewalRun"]
+    if run:
+        ago = format_duration((report.now_ms - int(run["at"])) // 1000)
+        lines.append(
+            f"last renewal run: {ago} ago, {run.get('renewed', 0)} renewed, "
+            f"{run.get('renewalFailures', 0)} failed or suspended"
+        )
+    else:
+        lines.append("last renewal run: none recorded")
+    return "\n".join(lines)
+
+
+def _cmd_reactivate(args) -> int:
+    from channelkit.reactivate import reactivate
+    from channelkit.renewal import renewal_dispatcher
+
+    channel = reactivate(args.subscription_id, dispatcher=renewal_dispatcher())
+    print(channel.id)
+    return EXIT_OK
+
+
+def _cmd_migrate(args) -> int:
+    from channelkit.migrate import migrate
+    from channelkit.store import open_store
+
+    summary = migrate(open_store(), now_ms=int(time.time() * 1000))
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        print(
+            f"{summary.created} subscription records created, {summary.existing} already there, "
+            f"{summary.skipped} without a live channel left as they are"
+        )
     return EXIT_OK
 
 
@@ -217,17 +345,27 @@ def format_renewal(summary: RenewalSummary) -> str:
     """A run's summary for people: a line per renewed, failed, skipped or deferred channel, then the counts."""
     lines = [f"renewed  {item['old']} -> {item['new']}" for item in summary.renewed]
     lines += [f"failed   {item['id']}: {item['reason']}" for item in summary.failed]
+    lines += [f"suspended {item['id']}: {item['reason']}" for item in summary.suspended]
     lines += [f"skipped  {item['id']}: {item['reason']}" for item in summary.skipped]
     lines += [f"deferred {channel_id} (time budget reached; next run)" for channel_id in summary.deferred]
     counts = summary.to_json()
     lines.append(
-        f"{counts['renewed']} renewed, {counts['failed']} failed, {counts['skipped']} skipped, "
+        f"{counts['renewed']} renewed, {counts['failed']} failed, {counts['suspended']} suspended, "
+        f"{counts['skipped']} skipped, "
         f"{counts['stopped']} stopped, {counts['deferred']} deferred"
     )
     return "\n".join(lines)
 
 
-COMMANDS = {"watch": _cmd_watch, "list": _cmd_list, "stop": _cmd_stop, "renew": _cmd_renew}
+COMMANDS = {
+    "watch": _cmd_watch,
+    "list": _cmd_list,
+    "stop": _cmd_stop,
+    "renew": _cmd_renew,
+    "status": _cmd_status,
+    "reactivate": _cmd_reactivate,
+    "migrate": _cmd_migrate,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

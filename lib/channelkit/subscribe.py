@@ -21,10 +21,14 @@ from channelkit.errors import (
     ChannelExistsError,
     ConfigError,
     GoogleApiError,
+    InvalidTransitionError,
     ResourceGoneError,
+    SubscriptionExistsError,
+    SubscriptionNotFoundError,
 )
 from channelkit.google_api import GoogleApi, canonical, check_watch_method, is_loopback_url
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore, open_store
+from channelkit.subscription import Event, State, Subscription
 
 __all__ = [
     "activate",
@@ -33,7 +37,9 @@ __all__ = [
     "fail",
     "stop",
     "stop_at_google",
+    "stop_subscription",
     "subscribe",
+    "subscription_for",
 ]
 
 
@@ -117,7 +123,33 @@ def subscribe(
         existing = store.find(new.id)
         if existing is None or existing.status != PENDING or not ch.tokens_match(existing.token, new.token):
             raise
-    return activate(new, store=store, google=google)
+    live = activate(new, store=store, google=google)
+    try:
+        store.create_subscription(subscription_for(live, int(now * 1000)))
+    except SubscriptionExistsError:
+        pass  # a retried subscribe with the same subscription id: its record stands
+    return live
+
+
+def subscription_for(channel: ch.Channel, now_ms: int) -> Subscription:
+    """The record of a new subscription that ``channel`` (live) serves.
+
+    Written once ``watch`` succeeded: a subscription whose first watch fails was
+    never made (the caller gets the error). A crash before this write leaves an
+    active channel without a record: its first renewal writes it.
+    """
+    return Subscription(
+        id=channel.subscription_id or "",
+        api=channel.api,
+        version=channel.version,
+        method=channel.method,
+        method_params=dict(channel.method_params or {}),
+        address=channel.address,
+        channel_id=channel.id,
+        state=State.ACTIVE.value,
+        since=now_ms,
+        created_at=now_ms,
+    )
 
 
 def activate(new: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.Channel:
@@ -182,8 +214,12 @@ def stop(
     *,
     store: ChannelStore | None = None,
     google: GoogleApi | None = None,
+    dispatcher: Any = None,
 ) -> list[ch.Channel]:
     """Stop a subscription: this channel and every other live channel of its subscription.
+
+    The subscription record becomes ``stopped`` and its ``stopped`` event is
+    delivered through ``dispatcher`` (default: the app's, from the environment).
 
     Each is first marked ``stopped`` (the webhook refuses it as soon as its
     short per-instance cache lapses, and renewal leaves it alone), then
@@ -197,6 +233,7 @@ def stop(
     target = store.get(channel_id)
     related = store.list(subscription_id=target.subscription_id) if target.subscription_id else []
     channels = [target] + [c for c in related if c.id != target.id and c.status in (PENDING, ACTIVE)]
+    recorded = _record_stopped(store, target.subscription_id) if target.subscription_id else False
     errors: list[GoogleApiError] = []
     for channel in channels:
         if channel.status == STOPPED and not channel.stop_pending:
@@ -212,6 +249,52 @@ def stop(
         error = stop_at_google(marked, store=store, google=google)
         if error is not None:
             errors.append(error)
+    if recorded and target.subscription_id:
+        _deliver(store, target.subscription_id, dispatcher)
     if errors:
         raise errors[0]
     return [store.get(c.id) for c in channels]
+
+
+def stop_subscription(
+    subscription_id: str,
+    *,
+    store: ChannelStore | None = None,
+    google: GoogleApi | None = None,
+    dispatcher: Any = None,
+) -> list[ch.Channel]:
+    """``stop`` by subscription id (``SubscriptionNotFoundError`` if there is no such record)."""
+    store = store or open_store()
+    subscription = store.get_subscription(subscription_id)
+    if not subscription.channel_id:
+        raise SubscriptionNotFoundError(f"subscription {subscription_id!r} has no channel")
+    return stop(subscription.channel_id, store=store, google=google, dispatcher=dispatcher)
+
+
+def _record_stopped(store: ChannelStore, subscription_id: str) -> bool:
+    """Mark the record ``stopped`` with its event, before the channels: a crash re-sends, never drops."""
+    from channelkit.lifecycle import transition
+
+    def change(current: Subscription) -> Subscription | None:
+        if current.state == State.STOPPED:
+            return None
+        try:
+            return transition(current, Event.STOPPED, now_ms=int(time.time() * 1000))
+        except InvalidTransitionError:  # pragma: no cover - every state but stopped may stop
+            return None
+
+    try:
+        return store.change_subscription(subscription_id, change) is not None
+    except SubscriptionNotFoundError:
+        return False  # a deployment not migrated yet: nothing to record
+
+
+def _deliver(store: ChannelStore, subscription_id: str, dispatcher: Any) -> None:
+    """Deliver the subscription's events through ``dispatcher``, or the app's (from the environment)."""
+    from channelkit.events import deliver_events
+
+    if dispatcher is None:
+        from channelkit.renewal import renewal_dispatcher
+
+        dispatcher = renewal_dispatcher()
+    deliver_events(store, dispatcher, subscription_id)

@@ -315,6 +315,7 @@ def successor_of(old: Channel, now_ms: int) -> Channel:
         lease_owner=None,
         last_error=None,
         stop_pending=None,
+        held=None,
     )
 
 
