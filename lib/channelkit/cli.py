@@ -350,9 +350,8 @@ def format_renewal(summary: RenewalSummary) -> str:
     lines += [f"deferred {channel_id} (time budget reached; next run)" for channel_id in summary.deferred]
     counts = summary.to_json()
     lines.append(
-        f"{counts['renewed']} renewed, {counts['failed']} failed, {counts['suspended']} suspended, "
-        f"{counts['skipped']} skipped, "
-        f"{counts['stopped']} stopped, {counts['deferred']} deferred"
+        f"{counts['renewed']} renewed, {counts['failed']} failed, {counts['skipped']} skipped, "
+        f"{counts['stopped']} stopped, {counts['deferred']} deferred, {counts['suspended']} suspended"
     )
     return "\n".join(lines)
 

@@ -31,6 +31,7 @@ from channelkit.subscription import Reason, State, Subscription
 
 __all__ = [
     "MigrationSummary",
+    "ensure_subscription",
     "from_channels",
     "migrate",
 ]

@@ -69,6 +69,41 @@ def _setting(value: Any, settings: Settings | None, name: str) -> Any:
     return getattr(config, name)()
 
 
+class HeardClock:
+    """Writes a subscription's ``lastNotificationAt`` at most once a minute from this instance.
+
+    Never per notification: the hot path stays at its two writes, and this one
+    write a minute per subscription is blind (no read) and may fail quietly:
+    it is a health signal, not a record the webhook depends on.
+    """
+
+    EVERY_MS = 60_000
+    #: Subscriptions remembered; past this the memory starts over (one extra write each).
+    SIZE = 10_000
+
+    def __init__(self, store: ChannelStore):
+        self.store = store
+        self._written: dict[str, int] = {}
+
+    def note(self, subscription_id: str, now_ms: int) -> None:
+        last = self._written.get(subscription_id)
+        if last is not None and now_ms - last < self.EVERY_MS:
+            return
+        if len(self._written) >= self.SIZE:
+            self._written.clear()
+        self._written[subscription_id] = now_ms
+        try:
+            self.store.note_notification(subscription_id, now_ms)
+        except ChannelkitError as exc:
+            logs.event(
+                log,
+                "WARNING",
+                "lastNotificationAt not written",
+                subscriptionId=subscription_id,
+                error=str(exc),
+            )
+
+
 class Receiver:
     """Judges push requests against a store; one per process, shared by its threads.
 
@@ -111,6 +146,7 @@ class Receiver:
             grace_seconds=_setting(grace, settings, "grace"),
             max_body=_setting(max_body, settings, "max_body"),
         )
+        self.heard = HeardClock(store)
         self.delivery = ExactlyOnceDelivery(
             store,
             dispatcher,
@@ -133,6 +169,8 @@ class Receiver:
         except ChannelkitError as exc:
             self._log_rejection(exc, context, started)
             raise
+        if channel.subscription_id:
+            self.heard.note(channel.subscription_id, now_ms)
         self._log(
             "INFO",
             f"notification {verdict.outcome}",

@@ -111,7 +111,7 @@ def test_cli_renew_prints_a_readable_summary(env):
     )
     assert result.returncode == 0, result.stderr
     assert f"renewed  {near.id} -> " in result.stdout
-    assert "1 renewed, 0 failed, 0 skipped, 1 stopped, 0 deferred" in result.stdout
+    assert "1 renewed, 0 failed, 0 skipped, 1 stopped, 0 deferred, 0 suspended" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from channelkit.channel import Channel
 from channelkit.cli import build_parser, channel_json, format_remaining, format_table
 from channelkit.config import Settings
 from channelkit.errors import ConfigError
+from channelkit.subscription import Subscription
 
 NOW = 1_900_000_000_000
 
@@ -45,16 +46,23 @@ def sample(**fields):
 
 
 def test_table_has_a_header_and_one_row_per_channel():
-    lines = format_table([sample(), sample(status="stopped", stop_pending=True)], NOW).splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "API", "METHOD", "EXPIRES", "IN", "SUBSCRIPTION"]
-    assert lines[1].split() == ["chan-1", "active", "drive", "v3", "files.watch", "1h", "0m", "abcdef01"]
+    suspended = Subscription("abcdef01-sub", state="suspended", reason="PERMISSION_DENIED")
+    rows = [sample(), sample(status="stopped", stop_pending=True), sample(subscription_id="none")]
+    lines = format_table(rows, NOW, {suspended.id: suspended}).splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "API", "METHOD", "EXPIRES", "IN", "SUBSCRIPTION", "STATE"]
+    assert lines[1].split() == [
+        *("chan-1", "active", "drive", "v3", "files.watch", "1h", "0m", "abcdef01"),
+        *("suspended", "(PERMISSION_DENIED)"),
+    ]
     assert "stopped (stop pending)" in lines[2]
+    assert lines[3].split()[-1] == "-"  # no subscription record (not migrated yet)
     assert "SECRET" not in "\n".join(lines)
 
 
-def test_json_view_never_has_the_token():
-    data = channel_json(sample(), NOW)
+def test_json_view_never_has_the_token_and_shows_the_subscription_state():
+    data = channel_json(sample(), NOW, Subscription("abcdef01-sub", state="expired"))
     assert "SECRET" not in str(data) and "token" not in data
+    assert (data["subscriptionState"], data["subscriptionReason"]) == ("expired", None)
     assert data["expiresInSeconds"] == 3600 and data["params"] == {"fileId": "F"}
 
 

@@ -44,6 +44,7 @@ def summary():
     s.add(RenewalOutcome.SKIPPED, {"id": "d", "reason": "renewed by another run"})
     s.add(RenewalOutcome.STOPPED, "a")
     s.add(RenewalOutcome.DEFERRED, "e")
+    s.add(RenewalOutcome.SUSPENDED, {"id": "f", "subscriptionId": "s", "reason": "PERMISSION_DENIED"})
     return s
 
 
@@ -55,12 +56,14 @@ def test_the_summary_json_keeps_its_public_keys_in_order():
             "skipped": 1,
             "stopped": 1,
             "deferred": 1,
+            "suspended": 1,
             "details": {
                 "renewed": [{"old": "a", "new": "b"}],
                 "failed": [{"id": "c", "reason": "watched resource is gone: 404"}],
                 "skipped": [{"id": "d", "reason": "renewed by another run"}],
                 "stopped": ["a"],
                 "deferred": ["e"],
+                "suspended": [{"id": "f", "subscriptionId": "s", "reason": "PERMISSION_DENIED"}],
             },
             "durationMs": 1234,
         }
@@ -72,7 +75,8 @@ def test_the_readable_summary_has_a_line_per_channel_then_the_counts():
     assert format_renewal(summary()).splitlines() == [
         "renewed  a -> b",
         "failed   c: watched resource is gone: 404",
+        "suspended f: PERMISSION_DENIED",
         "skipped  d: renewed by another run",
         "deferred e (time budget reached; next run)",
-        "1 renewed, 1 failed, 1 skipped, 1 stopped, 1 deferred",
+        "1 renewed, 1 failed, 1 skipped, 1 stopped, 1 deferred, 1 suspended",
     ]

@@ -22,10 +22,10 @@ class RenewalOutcome(enum.Enum):
 
     RENEWED = "renewed"  # replaced by a live successor: {"old": id, "new": id}
     FAILED = "failed"  # its subscription ended, or a stale pending was abandoned: {"id", "reason"}
-    SUSPENDED = "suspended"  # Google refused it for good: {"id", "subscriptionId", "reason"}
     SKIPPED = "skipped"  # left to another run or to the next one: {"id", "reason"}
     STOPPED = "stopped"  # stopped at Google: its id
     DEFERRED = "deferred"  # not started, the run's time budget was spent: its id
+    SUSPENDED = "suspended"  # Google refused it for good: {"id", "subscriptionId", "reason"}
 
 
 @dataclasses.dataclass
