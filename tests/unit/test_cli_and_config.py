@@ -46,7 +46,7 @@ def sample(**fields):
 
 
 def test_table_has_a_header_and_one_row_per_channel():
-    suspended = Subscription("abcdef01-sub", state="suspended", reason="PERMISSION_DENIED")
+    suspended = Subscription("abcdef0123456789", state="suspended", reason="PERMISSION_DENIED")
     rows = [sample(), sample(status="stopped", stop_pending=True), sample(subscription_id="none")]
     lines = format_table(rows, NOW, {suspended.id: suspended}).splitlines()
     assert lines[0].split() == ["ID", "STATUS", "API", "METHOD", "EXPIRES", "IN", "SUBSCRIPTION", "STATE"]
