@@ -16,6 +16,7 @@ from channelkit import renewal
 from channelkit.google_api import GoogleApi
 from channelkit.renewal import renew_due
 from channelkit.subscribe import subscribe
+from channelkit.testing.simulator import Resource
 from support.webhook_harness import RecordingHandler, WebhookServer
 
 HOUR = 3600
@@ -201,6 +202,24 @@ def test_watch_auth_failure_keeps_the_old_channel_and_retries_next_run(store, si
     assert [c.id for c in simulator.live_channels()] == [old.id]
     summary = run(renew_before=3 * HOUR)
     assert summary.to_json()["renewed"] == 1
+    assert_converged(store, simulator)
+
+
+def test_permission_revoked_on_one_file_skips_it_every_run_until_restored(store, simulator, watch, run):
+    old, other = watch("F1", ttl=HOUR), watch("F2", ttl=HOUR)
+    simulator.refuse("permission", {"fileId": "F1"})  # every watch of F1 is refused until lifted
+    first = run(renew_before=3 * HOUR)
+    assert [p["old"] for p in first.renewed] == [other.id]
+    run(renew_before=3 * HOUR)
+    run(renew_before=3 * HOUR)
+    f1 = Resource.of("drive", "files", fileId="F1")
+    refused = [c for c in simulator.calls if c.resource == f1 and c.refusal == "permission"]
+    assert [c.status for c in refused] == [403, 403, 403]  # one try per run, no retry loop
+    kept = store.get(old.id)
+    assert kept.status == "active" and "403 insufficientPermissions" in kept.last_error
+    assert simulator.channel(old.id).live
+    assert simulator.unrefuse("permission") == 1  # permission restored
+    assert old.id in [p["old"] for p in run(renew_before=3 * HOUR).renewed]
     assert_converged(store, simulator)
 
 
