@@ -14,8 +14,10 @@ import pytest
 
 from channelkit import renewal
 from channelkit.google_api import GoogleApi
+from channelkit.reactivate import reactivate
 from channelkit.renewal import renew_due
 from channelkit.subscribe import subscribe
+from channelkit.testing.simulator import Resource
 from support.webhook_harness import RecordingHandler, WebhookServer
 
 HOUR = 3600
@@ -218,6 +220,31 @@ def test_a_401_suspends_at_once_and_keeps_the_old_channel_serving(store, simulat
     watches = len([c for c in simulator.calls if c.operation.endswith(".watch")])
     assert run(renew_before=3 * HOUR).to_json()["renewed"] == 0
     assert len([c for c in simulator.calls if c.operation.endswith(".watch")]) == watches
+
+
+def test_permission_revoked_on_one_file_suspends_it_after_three_runs_until_reactivated(
+    store, simulator, watch, run, google
+):
+    old, other = watch("F1", ttl=HOUR), watch("F2", ttl=HOUR)
+    simulator.refuse("permission", {"fileId": "F1"})  # every watch of F1 is refused until lifted
+    first = run(renew_before=3 * HOUR)
+    assert [p["old"] for p in first.renewed] == [other.id]
+    assert run(renew_before=3 * HOUR).to_json()["skipped"] == 1
+    third = run(renew_before=3 * HOUR)  # CHANNELKIT_SUSPEND_AFTER = 3 consecutive failed runs
+    assert [(s["id"], s["reason"]) for s in third.suspended] == [(old.id, "PERMISSION_DENIED")]
+    run(renew_before=3 * HOUR)
+    f1 = Resource.of("drive", "files", fileId="F1")
+    refused = [c for c in simulator.calls if c.resource == f1 and c.refusal == "permission"]
+    assert [c.status for c in refused] == [403, 403, 403]  # one try per run, none once suspended
+    kept = store.get(old.id)
+    assert kept.status == "active" and "403 insufficientPermissions" in kept.last_error
+    assert simulator.channel(old.id).live
+    assert simulator.unrefuse("permission") == 1  # permission restored
+    assert old.id not in [p["old"] for p in run(renew_before=3 * HOUR).renewed]  # suspended: left alone
+    new = reactivate(old.subscription_id, store=store, google=google, dispatcher=lambda n, c: None)
+    assert store.get_subscription(old.subscription_id).state == "active"
+    assert store.get(old.id).status == "stopped" and store.get(new.id).status == "active"
+    assert_converged(store, simulator)
 
 
 def test_transient_failure_is_retried_within_the_run(store, simulator, watch, run, google):

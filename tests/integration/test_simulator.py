@@ -715,6 +715,11 @@ def test_calls_and_live_channels_are_recorded(simulator, receiver):
     assert (call.method, call.operation, call.status) == ("POST", "drive.files.watch", 200)
     assert call.query.get("alt") == "json"
     assert call.body["id"] == "chan-1" and call.response == response
+    assert call.resource == Resource.of("drive", "files", fileId="file-1")
+    assert (call.reason, call.refusal) == (None, None)
+    with pytest.raises(HttpError):
+        watch_file(simulator, receiver, token="t")  # the same channel id again
+    assert (simulator.calls[-1].status, simulator.calls[-1].reason) == (400, "channelIdNotUnique")
     [live] = simulator.live_channels()
     assert (live.id, live.resource_id, live.address) == ("chan-1", response["resourceId"], receiver.address)
     assert live.resource == Resource.of("drive", "files", fileId="file-1")

@@ -143,16 +143,9 @@ PUBLIC: dict[str, list[str]] = {
         "is_loopback_url",
         "method_description",
     ],
-    "channelkit.health": [
-        "HealthReport",
-        "PROBLEM_LIMIT",
-        "check_health",
-    ],
+    "channelkit.health": ["HealthReport", "PROBLEM_LIMIT", "check_health"],
     "channelkit.hints": ["explain"],
-    "channelkit.judge": [
-        "RequestJudge",
-        "read_body",
-    ],
+    "channelkit.judge": ["RequestJudge", "read_body"],
     "channelkit.lifecycle": [
         "ENDPOINT_REASONS",
         "Failure",
@@ -175,10 +168,7 @@ PUBLIC: dict[str, list[str]] = {
         "from_channels",
         "migrate",
     ],
-    "channelkit.reactivate": [
-        "REACTIVATABLE",
-        "reactivate",
-    ],
+    "channelkit.reactivate": ["REACTIVATABLE", "reactivate"],
     "channelkit.receive": [
         "ACCEPTED",
         "ChannelCache",
@@ -208,14 +198,8 @@ PUBLIC: dict[str, list[str]] = {
         "stop_maybe_live",
         "sweep_channel",
     ],
-    "channelkit.renewal.lifecycle": [
-        "after_failure",
-        "after_success",
-    ],
-    "channelkit.renewal.outcomes": [
-        "RenewalOutcome",
-        "RenewalSummary",
-    ],
+    "channelkit.renewal.lifecycle": ["after_failure", "after_success"],
+    "channelkit.renewal.outcomes": ["RenewalOutcome", "RenewalSummary"],
     "channelkit.renewal.renewer": [
         "ChannelRenewal",
         "RENEWED_STATE",
@@ -225,14 +209,8 @@ PUBLIC: dict[str, list[str]] = {
         "send_renewed",
         "successor_of",
     ],
-    "channelkit.renewal.run": [
-        "renew_due",
-        "renewal_dispatcher",
-    ],
-    "channelkit.renewal.steps": [
-        "NEXT_STEPS",
-        "RenewalStep",
-    ],
+    "channelkit.renewal.run": ["renew_due", "renewal_dispatcher"],
+    "channelkit.renewal.steps": ["NEXT_STEPS", "RenewalStep"],
     "channelkit.store": [
         "ACTIVE",
         "ChannelStore",
@@ -260,10 +238,7 @@ PUBLIC: dict[str, list[str]] = {
         "MessageClaim",
         "MessageClaims",
     ],
-    "channelkit.store.firestore": [
-        "FirestoreStore",
-        "document_id",
-    ],
+    "channelkit.store.firestore": ["FirestoreStore", "document_id"],
     "channelkit.store.records": [
         "ACTIVE",
         "FAILED",
@@ -277,18 +252,9 @@ PUBLIC: dict[str, list[str]] = {
         "from_record",
         "to_record",
     ],
-    "channelkit.store.sqlite": [
-        "SQLiteStore",
-        "path_from_url",
-    ],
-    "channelkit.store.subscriptions": [
-        "SubscriptionChange",
-        "SubscriptionRecords",
-    ],
-    "channelkit.store.versions": [
-        "KnownVersions",
-        "VersionedChannels",
-    ],
+    "channelkit.store.sqlite": ["SQLiteStore", "path_from_url"],
+    "channelkit.store.subscriptions": ["SubscriptionChange", "SubscriptionRecords"],
+    "channelkit.store.versions": ["KnownVersions", "VersionedChannels"],
     "channelkit.subscribe": [
         "activate",
         "check_address",
@@ -332,32 +298,25 @@ PUBLIC: dict[str, list[str]] = {
         "stop_process_group",
         "wait_until",
     ],
-    "channelkit.testing.harness.headers": [
-        "FAR_EXPIRATION",
-        "notification_headers",
-    ],
-    "channelkit.testing.harness.loopback": [
-        "free_port",
-        "port_open",
-        "post",
-    ],
+    "channelkit.testing.harness.headers": ["FAR_EXPIRATION", "notification_headers"],
+    "channelkit.testing.harness.loopback": ["free_port", "port_open", "post"],
     "channelkit.testing.harness.processes": [
         "FunctionsFrameworkProcess",
         "READY_PROBE",
         "stop_process_group",
     ],
-    "channelkit.testing.harness.receiver": [
-        "LoopbackReceiver",
-        "judged_by",
-    ],
+    "channelkit.testing.harness.receiver": ["LoopbackReceiver", "judged_by"],
     "channelkit.testing.harness.waiting": ["wait_until"],
     "channelkit.testing.simulator": [
         "ApiCall",
         "ChannelInfo",
         "Clock",
         "Delivery",
+        "REFUSALS",
+        "Refusal",
         "Resource",
         "Simulator",
+        "StandingRefusal",
         "WATCH_KINDS",
         "WatchKind",
         "is_loopback_host",
@@ -365,24 +324,11 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "channelkit.testing.simulator.cli": ["main"],
     "channelkit.testing.simulator.clock": ["Clock"],
-    "channelkit.testing.simulator.control": [
-        "CONTROL_PREFIX",
-        "handle_control",
-    ],
-    "channelkit.testing.simulator.delivery": [
-        "DeliveryScheduler",
-        "RETRY_STATUSES",
-    ],
-    "channelkit.testing.simulator.faults": ["Faults"],
-    "channelkit.testing.simulator.http_server": [
-        "ControlHandler",
-        "HttpServer",
-    ],
-    "channelkit.testing.simulator.notifications": [
-        "Notifier",
-        "USER_AGENT",
-        "http_date",
-    ],
+    "channelkit.testing.simulator.control": ["CONTROL_PREFIX", "handle_control"],
+    "channelkit.testing.simulator.delivery": ["DeliveryScheduler", "RETRY_STATUSES"],
+    "channelkit.testing.simulator.faults": ["Faults", "OPERATIONS", "StandingRefusal"],
+    "channelkit.testing.simulator.http_server": ["ControlHandler", "HttpServer"],
+    "channelkit.testing.simulator.notifications": ["Notifier", "USER_AGENT", "http_date"],
     "channelkit.testing.simulator.records": [
         "ApiCall",
         "CANCELLED",
@@ -392,6 +338,14 @@ PUBLIC: dict[str, list[str]] = {
         "FAILED",
         "RETRY",
         "UNDELIVERABLE",
+    ],
+    "channelkit.testing.simulator.refusals": [
+        "REASONS",
+        "REFUSALS",
+        "Refusal",
+        "default_reason",
+        "describe_target",
+        "refusal",
     ],
     "channelkit.testing.simulator.resources": [
         "ADMIN",
@@ -408,6 +362,7 @@ PUBLIC: dict[str, list[str]] = {
         "watch_kind",
     ],
     "channelkit.testing.simulator.routes": [
+        "ApiAnswer",
         "ApiError",
         "ApiRoutes",
         "INVALID_JSON",

@@ -28,7 +28,8 @@ at watch time, like Google would, but its notifications are recorded as
 ``undeliverable`` and never sent.
 
 The modules: ``server`` (``Simulator``), ``resources`` (what can be watched),
-``routes`` (the Google API), ``notifications``, ``faults``, ``delivery``,
+``routes`` (the Google API), ``notifications``, ``faults``, ``refusals`` (the
+named refusals a test injects), ``delivery``,
 ``control`` (the HTTP control API), ``http_server``, ``state``, ``clock``,
 ``records`` (what a test reads back) and ``cli``.
 """
@@ -40,6 +41,7 @@ from channelkit.testing.simulator.cli import main
 from channelkit.testing.simulator.clock import Clock
 from channelkit.testing.simulator.control import CONTROL_PREFIX as CONTROL_PREFIX
 from channelkit.testing.simulator.delivery import RETRY_STATUSES as RETRY_STATUSES
+from channelkit.testing.simulator.faults import StandingRefusal
 from channelkit.testing.simulator.notifications import USER_AGENT as USER_AGENT
 from channelkit.testing.simulator.notifications import http_date as http_date
 from channelkit.testing.simulator.records import CANCELLED as CANCELLED
@@ -48,6 +50,8 @@ from channelkit.testing.simulator.records import FAILED as FAILED
 from channelkit.testing.simulator.records import RETRY as RETRY
 from channelkit.testing.simulator.records import UNDELIVERABLE as UNDELIVERABLE
 from channelkit.testing.simulator.records import ApiCall, ChannelInfo, Delivery
+from channelkit.testing.simulator.refusals import REASONS as REASONS
+from channelkit.testing.simulator.refusals import REFUSALS, Refusal
 from channelkit.testing.simulator.resources import ADMIN as ADMIN
 from channelkit.testing.simulator.resources import DAY as DAY
 from channelkit.testing.simulator.resources import DRIVE_CHANGED as DRIVE_CHANGED
@@ -61,13 +65,16 @@ from channelkit.testing.simulator.routes import google_error as google_error
 from channelkit.testing.simulator.server import Simulator
 
 __all__ = [
+    "REFUSALS",
     "WATCH_KINDS",
     "ApiCall",
     "ChannelInfo",
     "Clock",
     "Delivery",
+    "Refusal",
     "Resource",
     "Simulator",
+    "StandingRefusal",
     "WatchKind",
     "is_loopback_host",
     "main",

@@ -75,8 +75,43 @@ def _control_fail_next(sim: Simulator, body: dict, query: dict) -> Any:
         int(body.get("status", 503)),
         int(body.get("count", 1)),
         body.get("message"),
+        body.get("reason"),
     )
     return {}
+
+
+def _control_refuse_next(sim: Simulator, body: dict, query: dict) -> Any:
+    sim.refuse_next(
+        _refusal_name(body),
+        str(body.get("operation", "watch")),
+        int(body.get("count", 1)),
+        status=_optional_status(body),
+    )
+    return {}
+
+
+def _control_refuse(sim: Simulator, body: dict, query: dict) -> Any:
+    standing = sim.refuse(
+        _refusal_name(body),
+        body.get("match"),
+        str(body.get("operation", "watch")),
+        status=_optional_status(body),
+    )
+    return standing.to_json()
+
+
+def _control_unrefuse(sim: Simulator, body: dict, query: dict) -> Any:
+    return {"lifted": sim.unrefuse(body.get("refusal"), body.get("match"), body.get("operation"))}
+
+
+def _refusal_name(body: dict) -> str:
+    if not body.get("refusal"):
+        raise ValueError("refusal is required")
+    return str(body["refusal"])
+
+
+def _optional_status(body: dict) -> int | None:
+    return None if body.get("status") is None else int(body["status"])
 
 
 def _control_wait_idle(sim: Simulator, body: dict, query: dict) -> Any:
@@ -110,6 +145,10 @@ _CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any]] =
     ("POST", "clock"): _control_clock,
     ("POST", "config"): _control_config,
     ("POST", "fail_next"): _control_fail_next,
+    ("POST", "refuse_next"): _control_refuse_next,
+    ("POST", "refuse"): _control_refuse,
+    ("POST", "unrefuse"): _control_unrefuse,
+    ("GET", "refusals"): lambda sim, body, query: {"refusals": [r.to_json() for r in sim.refusals()]},
     ("POST", "clear_faults"): lambda sim, body, query: {"left": sim.clear_faults()},
     ("POST", "duplicate_next"): _control_duplicate_next,
     ("POST", "reorder_next"): _control_reorder_next,

@@ -1,14 +1,46 @@
-"""Faults a test injects: failing ``watch``/``stop`` calls, duplicated and reordered notifications."""
+"""Faults a test injects: failing ``watch``/``stop`` calls, duplicated and reordered notifications.
+
+A call fails either once (``fail_next``, ``refuse_next``: a queue per operation,
+used up in order) or for as long as a standing refusal matches it (``refuse``:
+every call whose parameters match, until it is lifted). The queue is used first.
+"""
 
 from __future__ import annotations
 
 import collections
 import dataclasses
 import threading
+from collections.abc import Mapping
+from typing import Any
 
+from channelkit.testing.simulator.refusals import Refusal, default_reason, refusal
 from channelkit.testing.simulator.state import Message
 
-__all__ = ["Faults"]
+__all__ = ["OPERATIONS", "Faults", "StandingRefusal"]
+
+#: The API operations a failure can be injected into.
+OPERATIONS = ("watch", "stop")
+
+
+@dataclasses.dataclass(frozen=True)
+class StandingRefusal:
+    """``refusal`` answered to every ``operation`` call whose parameters include all of ``match``."""
+
+    refusal: Refusal
+    operation: str
+    match: Mapping[str, str]
+
+    def matches(self, operation: str, params: Mapping[str, str]) -> bool:
+        return operation == self.operation and all(params.get(k) == v for k, v in self.match.items())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "refusal": self.refusal.name,
+            "status": self.refusal.status,
+            "reason": self.refusal.reason,
+            "operation": self.operation,
+            "match": dict(self.match),
+        }
 
 
 class Faults:
@@ -16,7 +48,8 @@ class Faults:
 
     def __init__(self, lock: threading.Condition):
         self._lock = lock
-        self._failures: dict[str, collections.deque[tuple[int, str | None]]] = {}
+        self._failures: dict[str, collections.deque[Refusal]] = {}
+        self._standing: list[StandingRefusal] = []
         self._duplicates = 0
         self._reorder_left = 0
         self._held: list[Message] = []
@@ -25,7 +58,8 @@ class Faults:
     def clear(self) -> None:
         """Forget every pending fault, held notifications included (they are not sent)."""
         with self._lock:
-            self._failures = {"watch": collections.deque(), "stop": collections.deque()}
+            self._failures = {op: collections.deque() for op in OPERATIONS}
+            self._standing = []
             self._duplicates = 0
             self._reorder_left = 0
             self._held = []
@@ -33,28 +67,103 @@ class Faults:
     # API calls
 
     def fail_next(
-        self, operation: str, status: int = 503, count: int = 1, message: str | None = None
+        self,
+        operation: str,
+        status: int = 503,
+        count: int = 1,
+        message: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Make the next ``count`` ``watch`` or ``stop`` calls fail with ``status``."""
-        if operation not in self._failures:
-            raise ValueError("operation must be 'watch' or 'stop'")
+        """Make the next ``count`` ``watch`` or ``stop`` calls fail with ``status`` (and ``reason``)."""
         if not 400 <= int(status) <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
-        with self._lock:
-            self._failures[operation].extend([(int(status), message)] * int(count))
+        failure = Refusal(
+            None, int(status), reason or default_reason(int(status)), message or "Injected failure"
+        )
+        self._queue(operation, failure, count)
 
-    def take_failure(self, operation: str) -> tuple[int, str | None] | None:
-        """The next injected failure of ``operation`` (status, message), used up; None if none."""
+    def refuse_next(
+        self, name: str, operation: str = "watch", count: int = 1, status: int | None = None
+    ) -> None:
+        """Make the next ``count`` calls of ``operation`` answer the refusal ``name`` (see ``REFUSALS``)."""
+        self._queue(operation, refusal(name, status), count)
+
+    def _queue(self, operation: str, failure: Refusal, count: int) -> None:
+        _check_operation(operation)
+        with self._lock:
+            self._failures[operation].extend([failure] * int(count))
+
+    def refuse(
+        self,
+        name: str,
+        match: Mapping[str, object] | None = None,
+        operation: str = "watch",
+        status: int | None = None,
+    ) -> StandingRefusal:
+        """Answer the refusal ``name`` to every ``operation`` call matching ``match``, until lifted."""
+        _check_operation(operation)
+        if match is not None and not isinstance(match, Mapping):
+            raise ValueError("match must be an object of parameter names to values")
+        standing = StandingRefusal(
+            refusal(name, status), operation, {str(k): str(v) for k, v in (match or {}).items()}
+        )
+        with self._lock:
+            self._standing.append(standing)
+        return standing
+
+    def unrefuse(
+        self,
+        name: str | None = None,
+        match: Mapping[str, object] | None = None,
+        operation: str | None = None,
+    ) -> int:
+        """Lift the standing refusals with this name, this exact match and operation (None: any)."""
+        if match is not None and not isinstance(match, Mapping):
+            raise ValueError("match must be an object of parameter names to values")
+        wanted = None if match is None else {str(k): str(v) for k, v in match.items()}
+        with self._lock:
+            kept = [
+                s
+                for s in self._standing
+                if not (
+                    (name is None or s.refusal.name == name)
+                    and (wanted is None or dict(s.match) == wanted)
+                    and (operation is None or s.operation == operation)
+                )
+            ]
+            lifted = len(self._standing) - len(kept)
+            self._standing = kept
+            return lifted
+
+    def standing(self) -> list[StandingRefusal]:
+        """The standing refusals, oldest first."""
+        with self._lock:
+            return list(self._standing)
+
+    def take_failure(self, operation: str, params: Mapping[str, str] | None = None) -> Refusal | None:
+        """What this call is refused with: the next queued failure (used up), else a standing refusal.
+
+        The first standing refusal whose ``match`` the call's ``params`` satisfy; None if none.
+        """
         with self._lock:
             queue = self._failures[operation]
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+            for standing in self._standing:
+                if standing.matches(operation, params or {}):
+                    return standing.refusal
+            return None
 
     def clear_failures(self) -> dict[str, int]:
-        """Drop the ``fail_next`` failures not used yet; how many were left per operation."""
+        """Drop the queued failures not used yet and lift every standing refusal.
+
+        Returns how many queued failures were left per operation.
+        """
         with self._lock:
             left = {op: len(queue) for op, queue in self._failures.items()}
             for queue in self._failures.values():
                 queue.clear()
+            self._standing = []
             return left
 
     # notifications
@@ -96,3 +205,8 @@ class Faults:
                 else:
                     send.append(copy)
             return send
+
+
+def _check_operation(operation: str) -> None:
+    if operation not in OPERATIONS:
+        raise ValueError("operation must be 'watch' or 'stop'")

@@ -73,14 +73,26 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith(CONTROL_PREFIX):
             self._send(*self.server.control(method, parts.path[len(CONTROL_PREFIX) :], query, body))
             return
-        status, payload, operation = self.server.routes.handle(method, parts.path, query, body)
+        answer = self.server.routes.handle(method, parts.path, query, body)
         if body is INVALID_JSON:
             body = raw.decode("utf-8", "replace")
         state = self.server.state
         state.record_call(
-            ApiCall(method, parts.path, query, body, status, payload, operation, state.clock.now_ms())
+            ApiCall(
+                method,
+                parts.path,
+                query,
+                body,
+                answer.status,
+                answer.payload,
+                answer.operation,
+                state.clock.now_ms(),
+                answer.resource,
+                answer.reason,
+                answer.refusal,
+            )
         )
-        self._send(status, payload)
+        self._send(answer.status, answer.payload)
 
     def _send(self, status: int, payload: Any) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()

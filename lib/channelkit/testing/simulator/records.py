@@ -41,9 +41,14 @@ class ApiCall:
     response: Any  #: the JSON returned, None for an empty body
     operation: str | None  #: e.g. "drive.files.watch", "drive.channels.stop"
     time_ms: int  #: on the simulator clock
+    resource: Resource | None = None  #: the resource a watch call names
+    reason: str | None = None  #: ``error.errors[0].reason`` of an error answer
+    refusal: str | None = None  #: the named refusal answered (``refuse_next``, ``refuse``), if any
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["resource"] = self.resource.to_json() if self.resource else None
+        return data
 
 
 @dataclasses.dataclass(frozen=True)

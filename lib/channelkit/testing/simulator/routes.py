@@ -7,6 +7,7 @@ expiration is clamped to the kind's maximum; errors have Google's JSON shape.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import urllib.parse
@@ -15,6 +16,7 @@ from typing import Any
 from channelkit._loopback import is_loopback_host
 from channelkit.testing.simulator.faults import Faults
 from channelkit.testing.simulator.notifications import Notifier
+from channelkit.testing.simulator.refusals import default_reason, describe_target
 from channelkit.testing.simulator.resources import (
     STOP_PATHS,
     WATCH_KINDS,
@@ -24,7 +26,7 @@ from channelkit.testing.simulator.resources import (
 )
 from channelkit.testing.simulator.state import Channel, State
 
-__all__ = ["INVALID_JSON", "ApiError", "ApiRoutes", "google_error"]
+__all__ = ["INVALID_JSON", "ApiAnswer", "ApiError", "ApiRoutes", "google_error"]
 
 #: The body of a request that is not JSON (told apart from an empty body, None).
 INVALID_JSON = object()
@@ -42,30 +44,19 @@ _STATUS_NAMES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
-_REASONS = {
-    400: "badRequest",
-    401: "authError",
-    403: "forbidden",
-    404: "notFound",
-    409: "conflict",
-    429: "rateLimitExceeded",
-    500: "backendError",
-    502: "backendError",
-    503: "backendError",
-    504: "backendError",
-}
-
 _WATCH_ROUTES = [(k.pattern, k) for k in WATCH_KINDS]
 
 
-def google_error(status: int, message: str, reason: str | None = None) -> dict[str, Any]:
-    """Google's JSON error body."""
-    reason = reason or _REASONS.get(status, "unknown")
+def google_error(
+    status: int, message: str, reason: str | None = None, domain: str = "global"
+) -> dict[str, Any]:
+    """Google's JSON error body; ``reason`` defaults to the one Google most often gives with ``status``."""
+    reason = reason or default_reason(status)
     return {
         "error": {
             "code": status,
             "message": message,
-            "errors": [{"message": message, "domain": "global", "reason": reason}],
+            "errors": [{"message": message, "domain": domain, "reason": reason}],
             "status": _STATUS_NAMES.get(status, "UNKNOWN"),
         }
     }
@@ -79,12 +70,32 @@ class ApiError(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
-class _Answer(Exception):
-    """A finished answer (status, JSON) raised from deep inside a handler."""
+@dataclasses.dataclass(frozen=True)
+class ApiAnswer:
+    """How an API request was answered, and what the call record keeps of it."""
 
-    def __init__(self, status: int, payload: Any, operation: str | None):
-        super().__init__(status)
-        self.status, self.payload, self.operation = status, payload, operation
+    status: int
+    payload: Any  #: the JSON answered, None for an empty body
+    operation: str | None = None  #: e.g. "drive.files.watch"; None for an unknown path
+    resource: Resource | None = None  #: the resource a watch call names
+    refusal: str | None = None  #: the named refusal answered (see ``REFUSALS``), if any
+
+    @property
+    def reason(self) -> str | None:
+        """``error.errors[0].reason`` of an error answer."""
+        try:
+            reason = self.payload["error"]["errors"][0]["reason"]
+        except (TypeError, KeyError, IndexError):
+            return None
+        return reason if isinstance(reason, str) else None
+
+
+class _Answer(Exception):
+    """A finished answer raised from deep inside a handler."""
+
+    def __init__(self, answer: ApiAnswer):
+        super().__init__(answer.status)
+        self.answer = answer
 
 
 class ApiRoutes:
@@ -95,18 +106,18 @@ class ApiRoutes:
         self._faults = faults
         self._notifier = notifier
 
-    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, str | None]:
-        """(status, JSON or None, operation) for one API request; errors in Google's shape."""
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> ApiAnswer:
+        """The answer to one API request; errors in Google's shape."""
         try:
             return self._route(method, path, query, body)
         except ApiError as exc:
-            return exc.status, google_error(exc.status, exc.message, exc.reason), None
+            return ApiAnswer(exc.status, google_error(exc.status, exc.message, exc.reason))
         except _Answer as answer:
-            return answer.status, answer.payload, answer.operation
+            return answer.answer
         except Exception as exc:  # noqa: BLE001 - a simulator bug: answer like Google's backend would
-            return 500, google_error(500, f"Simulator error: {exc!r}"), None
+            return ApiAnswer(500, google_error(500, f"Simulator error: {exc!r}"))
 
-    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, str | None]:
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> ApiAnswer:
         spec, path_params, stop_api = None, {}, STOP_PATHS.get(path)
         for pattern, candidate in _WATCH_ROUTES:
             match = pattern.fullmatch(path)
@@ -119,27 +130,34 @@ class ApiRoutes:
         elif stop_api:
             operation, kind = f"{stop_api}.channels.stop", "stop"
         else:
-            raise _Answer(404, google_error(404, f"Method not found: {path}", "notFound"), None)
+            raise _Answer(ApiAnswer(404, google_error(404, f"Method not found: {path}", "notFound")))
+        resource = _named_resource(spec, path_params, query) if spec else None
         if method != "POST":
-            raise _Answer(404, google_error(404, f"{method} not found: {path}", "notFound"), operation)
+            error = google_error(404, f"{method} not found: {path}", "notFound")
+            raise _Answer(ApiAnswer(404, error, operation, resource))
         try:
-            self._before_answer(kind, operation, body)
+            self._before_answer(kind, operation, body, _call_params(kind, path_params, query, body), resource)
             if spec:
-                return 200, self._watch(spec, path_params, query, body), operation
+                return ApiAnswer(200, self._watch(spec, path_params, query, body), operation, resource)
             self._stop(STOP_PATHS[path], body)
-            return 204, None, operation
+            return ApiAnswer(204, None, operation)
         except ApiError as exc:
-            raise _Answer(exc.status, google_error(exc.status, exc.message, exc.reason), operation) from None
+            error = google_error(exc.status, exc.message, exc.reason)
+            raise _Answer(ApiAnswer(exc.status, error, operation, resource)) from None
 
-    def _before_answer(self, kind: str, operation: str, body: Any) -> None:
-        """The configured latency, then an injected failure if one is pending, then the body's parse error."""
+    def _before_answer(
+        self, kind: str, operation: str, body: Any, params: dict[str, str], resource: Resource | None
+    ) -> None:
+        """The configured latency, then an injected failure or refusal if one applies, then the body's parse error."""
         latency = self._state.settings.latency
         if latency > 0:
             time.sleep(latency)
-        failure = self._faults.take_failure(kind)
+        failure = self._faults.take_failure(kind, params)
         if failure:
-            status, message = failure
-            raise _Answer(status, google_error(status, message or "Injected failure"), operation)
+            target = describe_target(resource, params.get("id") if kind == "stop" else None)
+            message = failure.message_for(address=params.get("address"), target=target)
+            error = google_error(failure.status, message, failure.reason, failure.domain)
+            raise _Answer(ApiAnswer(failure.status, error, operation, resource, failure.name))
         if body is INVALID_JSON:
             raise ApiError(400, "parseError", "Parse Error")
 
@@ -243,6 +261,28 @@ class ApiRoutes:
                 raise ApiError(404, "notFound", f"Channel '{channel_id}' not found for project")
             channel.stopped = True
             self._state.cond.notify_all()
+
+
+def _named_resource(spec: WatchKind, path_params: dict[str, str], query: dict[str, str]) -> Resource | None:
+    """The resource a watch call names; None when the call does not name one (it is then refused)."""
+    key = {**path_params, **{n: query[n] for n in spec.key_query if query.get(n)}}
+    try:
+        return Resource.of(spec.api, spec.kind, **key)
+    except ValueError:
+        return None
+
+
+def _call_params(kind: str, path_params: dict[str, str], query: dict[str, str], body: Any) -> dict[str, str]:
+    """What a standing refusal's ``match`` is compared with.
+
+    A watch: its query and path parameters, and the channel's ``address``; a
+    stop: the ``id`` and ``resourceId`` of its body.
+    """
+    fields = ("address",) if kind == "watch" else ("id", "resourceId")
+    params = {**query, **path_params} if kind == "watch" else {}
+    if isinstance(body, dict):
+        params.update({f: body[f] for f in fields if isinstance(body.get(f), str)})
+    return params
 
 
 def _expiration(spec: WatchKind, requested: Any, ttl: Any, now_ms: int) -> int:

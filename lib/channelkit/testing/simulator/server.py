@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, overload
 from channelkit.testing.simulator.clock import Clock
 from channelkit.testing.simulator.control import handle_control
 from channelkit.testing.simulator.delivery import DeliveryScheduler
-from channelkit.testing.simulator.faults import Faults
+from channelkit.testing.simulator.faults import Faults, StandingRefusal
 from channelkit.testing.simulator.http_server import HttpServer
 from channelkit.testing.simulator.notifications import Notifier
 from channelkit.testing.simulator.records import DELIVERED, ApiCall, ChannelInfo, Delivery
@@ -207,13 +207,70 @@ class Simulator:
     # faults
 
     def fail_next(
-        self, operation: str, status: int = 503, count: int = 1, message: str | None = None
+        self,
+        operation: str,
+        status: int = 503,
+        count: int = 1,
+        message: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Make the next ``count`` ``watch`` or ``stop`` calls fail with ``status``."""
-        self._faults.fail_next(operation, status, count, message)
+        """Make the next ``count`` ``watch`` or ``stop`` calls fail with ``status``.
+
+        ``reason`` (``error.errors[0].reason``) defaults to the one Google most
+        often gives with that status (``REASONS``).
+        """
+        self._faults.fail_next(operation, status, count, message, reason)
+
+    def refuse_next(
+        self, refusal: str, operation: str = "watch", count: int = 1, *, status: int | None = None
+    ) -> None:
+        """Make the next ``count`` ``watch`` (or ``stop``) calls answer a named refusal.
+
+        ``refusal`` is a name in ``REFUSALS`` (``"permission"``, ``"not_found"``, …);
+        ``status`` replaces its HTTP status. ValueError for an unknown name.
+        """
+        self._faults.refuse_next(refusal, operation, count, status)
+
+    def refuse(
+        self,
+        refusal: str,
+        match: Mapping[str, Any] | None = None,
+        operation: str = "watch",
+        *,
+        status: int | None = None,
+    ) -> StandingRefusal:
+        """Answer a named refusal to every matching call until it is lifted.
+
+        ``match`` names the calls: a watch matches when its path and query
+        parameters (and its channel ``address``) include every item, e.g.
+        ``{"fileId": "F1"}``; a stop, by the ``id`` and ``resourceId`` of its body.
+        An empty or missing ``match`` refuses every call of ``operation``.
+        ``unrefuse()``, ``clear_faults()`` and ``reset()`` lift it; a ``fail_next``
+        or ``refuse_next`` failure still pending is answered first.
+        """
+        return self._faults.refuse(refusal, match, operation, status)
+
+    def unrefuse(
+        self,
+        refusal: str | None = None,
+        match: Mapping[str, Any] | None = None,
+        operation: str | None = None,
+    ) -> int:
+        """Lift the standing refusals of this name, exact ``match`` and operation; how many were lifted.
+
+        Each argument left None matches any: ``unrefuse()`` lifts them all.
+        """
+        return self._faults.unrefuse(refusal, match, operation)
+
+    def refusals(self) -> list[StandingRefusal]:
+        """The standing refusals (``refuse``), oldest first."""
+        return self._faults.standing()
 
     def clear_faults(self) -> dict[str, int]:
-        """Drop the ``fail_next`` failures not used yet; how many were left per operation."""
+        """Drop the failures not used yet and lift every standing refusal.
+
+        Returns how many ``fail_next``/``refuse_next`` failures were left per operation.
+        """
         return self._faults.clear_failures()
 
     def duplicate_next(self, count: int = 1) -> None:
