@@ -15,10 +15,8 @@ import pytest
 from channelkit import renewal
 from channelkit.google_api import GoogleApi
 from channelkit.reactivate import reactivate
-from channelkit.renewal import renew_due
 from channelkit.subscribe import subscribe
 from channelkit.testing.simulator import Resource
-from support.webhook_harness import RecordingHandler, WebhookServer
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -27,50 +25,6 @@ LEASE = 600
 
 class Crash(BaseException):
     """A process dying mid-step: not an error any code path catches."""
-
-
-@pytest.fixture
-def clock(simulator):
-    return lambda: simulator.clock.now_ms() / 1000
-
-
-@pytest.fixture
-def handler():
-    return RecordingHandler()
-
-
-@pytest.fixture
-def hook(store, handler, clock):
-    with WebhookServer(store, handler, clock, grace=60) as server:
-        yield server
-
-
-@pytest.fixture
-def run(store, google, handler, clock):
-    def run_once(**options):
-        options.setdefault("google", google)
-        options.setdefault("lease_seconds", LEASE)
-        return renew_due(store=store, dispatcher=handler, clock=clock, **options)
-
-    return run_once
-
-
-@pytest.fixture
-def watch(store, google, clock, hook):
-    def make(file_id="F1", ttl=DAY, address=None):
-        return subscribe(
-            "drive",
-            "v3",
-            "files.watch",
-            address=address or hook.url,
-            params={"fileId": file_id},
-            ttl=ttl,
-            store=store,
-            google=google,
-            clock=clock,
-        )
-
-    return make
 
 
 def active_per_subscription(store):
