@@ -203,6 +203,15 @@ class GcloudRecorder:
             found = self._state.resources.get(name)
             return copy.deepcopy(found)
 
+    def resources(self, prefix: str) -> dict[str, dict]:
+        """Every stored resource whose name starts with ``prefix``, by name."""
+        with self._lock:
+            return {
+                name: copy.deepcopy(found)
+                for name, found in self._state.resources.items()
+                if name.startswith(prefix)
+            }
+
     def policy(self, name: str) -> dict:
         with self._lock:
             return copy.deepcopy(self._state.policies.get(name, {}))
