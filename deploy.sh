@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploy channelkit to Google Cloud: the webhook and renew Cloud Functions (2nd gen),
-# the Cloud Scheduler job that runs renewals, Firestore TTL, and an optional Pub/Sub topic.
+# the Cloud Scheduler job that runs renewals, Firestore TTL, log-based metrics for alerting,
+# and an optional Pub/Sub topic.
 # Run ./deploy.sh --help for every setting. Safe to run again: it updates what exists.
 set -euo pipefail
 
@@ -13,7 +14,8 @@ Usage: $PROG [options]
 
 Deploys channelkit to a Google Cloud project with gcloud:
   1. enables the APIs it needs (Cloud Functions, Cloud Run, Cloud Build, Artifact
-     Registry, Cloud Scheduler, Firestore, IAM; Pub/Sub when a topic is set);
+     Registry, Cloud Scheduler, Firestore, IAM; Cloud Logging unless --no-metrics;
+     Pub/Sub when a topic is set);
   2. creates the Firestore database (Native mode) if the project has none;
   3. creates a runtime service account for both functions (read/write Firestore,
      publish to the topic);
@@ -27,7 +29,11 @@ Deploys channelkit to a Google Cloud project with gcloud:
      calls the renew function with an OIDC token for that account;
   8. enables Firestore TTL on 'expireAt' for the channel collection group and
      the 'messages' collection group (old records delete themselves);
-  9. prints the webhook URL to use as a channel address, and the next command.
+  9. creates or updates three log-based metrics on the health line that each renewal
+     run logs (subscriptions suspended, subscriptions expired, renewals failed in the
+     run), for Cloud Monitoring alerts: PREFIX/suspended_subscriptions,
+     PREFIX/expired_subscriptions, PREFIX/renewal_failures (see --metric-prefix);
+ 10. prints the webhook URL to use as a channel address, and the next command.
 
 Each function is staged in its own build directory, as gcloud wants it:
 main.py (functions/webhook.py or functions/renew.py), the channelkit package
@@ -62,6 +68,10 @@ Options (each can also be set by the environment variable shown; a flag wins):
                                                      if there is none (default: the region)
   --runtime-sa NAME|EMAIL    CHANNELKIT_RUNTIME_SA   default: channelkit-runtime (created if missing)
   --scheduler-sa NAME|EMAIL  CHANNELKIT_SCHEDULER_SA default: channelkit-scheduler (created if missing)
+  --metric-prefix PREFIX     CHANNELKIT_METRIC_PREFIX default: channelkit (the log-based metrics'
+                                                     names start with PREFIX/; give each
+                                                     deployment in a project its own)
+  --no-metrics               CHANNELKIT_METRICS=0    do not create or update the log-based metrics
   --env KEY=VALUE            more environment variables for both functions (repeatable)
   --build-dir DIR            CHANNELKIT_BUILD_DIR    stage here and keep it (default: a temporary
                                                      directory, removed at the end)
@@ -102,6 +112,8 @@ FIRESTORE_LOCATION=${CHANNELKIT_FIRESTORE_LOCATION:-}
 RUNTIME_SA=${CHANNELKIT_RUNTIME_SA:-channelkit-runtime}
 SCHEDULER_SA=${CHANNELKIT_SCHEDULER_SA:-channelkit-scheduler}
 BUILD_DIR=${CHANNELKIT_BUILD_DIR:-}
+METRIC_PREFIX=${CHANNELKIT_METRIC_PREFIX:-channelkit}
+METRICS=${CHANNELKIT_METRICS:-1}
 EXTRA_ENV=()
 DRY_RUN=0
 
@@ -118,10 +130,11 @@ while [[ $# -gt 0 ]]; do
   case $flag in
     -h|--help) usage; exit 0 ;;
     --dry-run) DRY_RUN=1; shift; continue ;;
+    --no-metrics) METRICS=0; shift; continue ;;
     --project|--region|--webhook-name|--renew-name|--job-name|--memory|--max-instances|\
     --renew-max-instances|--renew-timeout|--schedule|--time-zone|--renew-before|--handler|\
     --handler-source|--requirements|--pubsub-topic|--collection|--firestore-location|\
-    --runtime-sa|--scheduler-sa|--env|--build-dir)
+    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix)
       need_value "$@" ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -148,6 +161,7 @@ while [[ $# -gt 0 ]]; do
     --scheduler-sa) SCHEDULER_SA=$2 ;;
     --env) EXTRA_ENV+=("$2") ;;
     --build-dir) BUILD_DIR=$2 ;;
+    --metric-prefix) METRIC_PREFIX=$2 ;;
   esac
   shift 2
 done
@@ -180,6 +194,10 @@ done
 [[ $RENEW_TIMEOUT =~ ^[0-9]+s$ ]] || die "--renew-timeout must be seconds, like 540s"
 [[ $(wc -w <<<"$SCHEDULE") -eq 5 ]] || die "--schedule must be a cron expression of 5 fields"
 [[ $COLLECTION =~ ^[A-Za-z0-9_-]+$ ]] || die "invalid collection: $COLLECTION"
+[[ $METRICS == 0 || $METRICS == 1 ]] || die "CHANNELKIT_METRICS must be 0 or 1, got '$METRICS'"
+# A metric id may be 100 characters: the prefix, '/', and the longest name below (23).
+[[ $METRIC_PREFIX =~ ^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$ && ${#METRIC_PREFIX} -le 76 ]] \
+  || die "invalid --metric-prefix '$METRIC_PREFIX': letters, digits, '_', '.', '-' and '/' between them, up to 76"
 if [[ -n $HANDLER ]]; then
   [[ $HANDLER =~ ^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$ ]] \
     || die "--handler must be package.module:function, got '$HANDLER'"
@@ -298,14 +316,19 @@ needs_testing() {
     --include='*.py' --exclude-dir=testing "$ROOT/lib/channelkit" "$ROOT/functions"
 }
 
-stage() {  # stage ENTRY-FILE DIR: main.py + channelkit + requirements.txt
-  local entry=$1 dir=$2 helper
+fresh_dir() {  # fresh_dir DIR: an empty directory of ours (one an earlier run left is replaced)
+  local dir=$1
   if [[ -e $dir ]]; then
     [[ -f $dir/.channelkit-staged ]] || die "$dir exists and was not staged by $PROG: choose another --build-dir"
     rm -rf -- "$dir"
   fi
   mkdir -p -- "$dir"
   : >"$dir/.channelkit-staged"
+}
+
+stage() {  # stage ENTRY-FILE DIR: main.py + channelkit + requirements.txt
+  local entry=$1 dir=$2 helper
+  fresh_dir "$dir"
   cp -- "$ROOT/functions/$entry" "$dir/main.py"
   # Helper modules beside the entry points (if any) travel with them.
   for helper in "$ROOT"/functions/*.py; do
@@ -339,6 +362,43 @@ if [[ -n $HANDLER ]]; then
   fi
 fi
 
+# -- log-based metrics: a config file each, for gcloud logging metrics create/update -----------
+
+# Each renewal run logs one health line (lib/channelkit/logs.py), which Cloud Logging stores with
+# its fields in jsonPayload: {"message": "channelkit health", "suspended": 0, "expired": 0,
+# "renewalFailures": 0, ...}. A 2nd gen function logs as its Cloud Run service (same name).
+# Each metric records one field, once per run, as a distribution: alert when it is above 0.
+HEALTH_FILTER="resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"$RENEW_NAME\""
+HEALTH_FILTER+=' AND jsonPayload.message="channelkit health"'
+# metric id (after PREFIX/) | jsonPayload field | description (no '"' or '\')
+HEALTH_METRICS=(
+  "suspended_subscriptions|suspended|channelkit: subscriptions suspended (renewal gave up on them)"
+  "expired_subscriptions|expired|channelkit: subscriptions expired without being renewed"
+  "renewal_failures|renewalFailures|channelkit: renewals that failed in the run (suspensions included)"
+)
+METRICS_DIR=$BUILD_DIR/metrics
+
+metric_config() {  # metric_config FIELD DESCRIPTION: the LogMetric, as JSON
+  local quoted_filter=${HEALTH_FILTER//\"/\\\"}
+  cat <<EOF
+{
+  "description": "$2, one value per run of $RENEW_NAME",
+  "filter": "$quoted_filter",
+  "metricDescriptor": {"metricKind": "DELTA", "valueType": "DISTRIBUTION", "unit": "1"},
+  "valueExtractor": "EXTRACT(jsonPayload.$1)",
+  "bucketOptions": {"exponentialBuckets": {"numFiniteBuckets": 16, "growthFactor": 2, "scale": 1}}
+}
+EOF
+}
+
+if [[ $METRICS == 1 ]]; then
+  fresh_dir "$METRICS_DIR"
+  for spec in "${HEALTH_METRICS[@]}"; do
+    IFS='|' read -r id field description <<<"$spec"
+    metric_config "$field" "$description" >"$METRICS_DIR/$id.json"
+  done
+fi
+
 # -- environment of the functions -------------------------------------------------------------
 
 join_env() {  # join_env KEY=VALUE...: the value of --set-env-vars
@@ -367,6 +427,7 @@ SERVICES=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis
   artifactregistry.googleapis.com cloudscheduler.googleapis.com firestore.googleapis.com
   iam.googleapis.com)
 [[ -z $TOPIC ]] || SERVICES+=(pubsub.googleapis.com)
+[[ $METRICS == 0 ]] || SERVICES+=(logging.googleapis.com)
 say "enabling APIs"
 run services enable "${SERVICES[@]}"
 
@@ -471,11 +532,39 @@ for group in "$COLLECTION" messages; do
   esac
 done
 
-# -- 9. what next -------------------------------------------------------------------------------------
+# -- 9. log-based metrics on the renew function's health line -------------------------------------
+
+if [[ $METRICS == 1 ]]; then
+  for spec in "${HEALTH_METRICS[@]}"; do
+    id=${spec%%|*}
+    metric=$METRIC_PREFIX/$id
+    config=$METRICS_DIR/$id.json
+    say "log-based metric $metric"
+    if [[ $DRY_RUN == 1 ]]; then
+      printf '# %s:\n' "$config"
+      sed 's/^/#   /' -- "$config"
+    fi
+    if exists logging metrics describe "$metric"; then
+      run logging metrics update "$metric" "--config-from-file=$config"
+    else
+      run logging metrics create "$metric" "--config-from-file=$config"
+    fi
+  done
+fi
+
+# -- 10. what next ------------------------------------------------------------------------------------
 
 if [[ $DRY_RUN == 1 ]]; then
   printf '# dry run: nothing was run\n'
   exit 0
+fi
+METRICS_SUMMARY=
+if [[ $METRICS == 1 ]]; then
+  METRICS_SUMMARY="
+Health: each renewal run logs one 'channelkit health' line; the log-based metrics
+  logging.googleapis.com/user/$METRIC_PREFIX/{suspended_subscriptions,expired_subscriptions,renewal_failures}
+  record it for Cloud Monitoring alerts (docs/deploy.md, \"Health and alerts\").
+"
 fi
 cat <<EOF
 
@@ -487,7 +576,7 @@ Webhook URL (the address of your watch channels):
 Renewal: Cloud Scheduler job '$JOB_NAME' calls $RENEW_URL
   on '$SCHEDULE' ($TIME_ZONE) as $SCHEDULER_SA_EMAIL; channels expiring within
   ${RENEW_BEFORE}s are renewed. Both functions run as $RUNTIME_SA_EMAIL.
-
+$METRICS_SUMMARY
 Next: create a watch (here, on a Drive file), with credentials that can read it:
   GOOGLE_CLOUD_PROJECT=$PROJECT python -m channelkit watch drive v3 files.watch \\
       --param fileId=FILE_ID --address $WEBHOOK_URL

@@ -45,6 +45,18 @@ WEBHOOK = f"{LOCATION}/functions/channelkit-webhook"
 RENEW = f"{LOCATION}/functions/channelkit-renew"
 TOPIC_PATH = f"projects/{PROJECT}/topics/{TOPIC}"
 INVOKER = "roles/run.invoker"
+METRICS = f"projects/{PROJECT}/metrics/"
+#: The renew function's health line, as Cloud Logging stores it (2nd gen functions log as Cloud Run).
+HEALTH_FILTER = (
+    'resource.type="cloud_run_revision" AND resource.labels.service_name="channelkit-renew"'
+    ' AND jsonPayload.message="channelkit health"'
+)
+#: Log-based metric -> the health line's field it records.
+HEALTH_METRICS = {
+    "channelkit/suspended_subscriptions": "suspended",
+    "channelkit/expired_subscriptions": "expired",
+    "channelkit/renewal_failures": "renewalFailures",
+}
 
 
 def created(deployment, function: str) -> dict:
@@ -63,6 +75,20 @@ def invokers(policy: dict) -> set[str]:
 
 def run_service(function: str) -> str:
     return f"{LOCATION}/services/{function.rsplit('/', 1)[-1]}"
+
+
+def assert_health_metric(body: dict) -> None:
+    """A LogMetric body gcloud sent: a distribution of one health-line field, per renew run."""
+    field = HEALTH_METRICS[body["name"]]
+    assert body["filter"] == HEALTH_FILTER
+    assert body["valueExtractor"] == f"EXTRACT(jsonPayload.{field})"
+    assert body["metricDescriptor"] == {"metricKind": "DELTA", "valueType": "DISTRIBUTION", "unit": "1"}
+    assert body["bucketOptions"]["exponentialBuckets"] == {
+        "numFiniteBuckets": 16,
+        "growthFactor": 2,
+        "scale": 1,
+    }
+    assert "channelkit-renew" in body["description"]
 
 
 # -- the script itself ---------------------------------------------------------------------------
@@ -86,6 +112,9 @@ def test_help_exits_0_and_explains_every_setting():
         "--renew-name",
         "--dry-run",
         "hourly",
+        "--metric-prefix",
+        "--no-metrics",
+        "CHANNELKIT_METRICS=0",
     ):
         assert word in result.stdout
 
@@ -135,9 +164,33 @@ def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
         "firestore fields ttls update expireAt --collection-group=messages",
         f"pubsub topics create {TOPIC_PATH}",
         "--region=asia-east1",
+        "logging.googleapis.com",
+        "logging metrics create channelkit/suspended_subscriptions --config-from-file=",
+        "logging metrics create channelkit/expired_subscriptions --config-from-file=",
+        "logging metrics create channelkit/renewal_failures --config-from-file=",
     ):
         assert expected in text, expected
     assert "nothing was run" in result.stdout
+    # The metric configs are shown too (the build directory is gone after a dry run).
+    assert "EXTRACT(jsonPayload.renewalFailures)" in result.stdout
+
+
+def test_no_metrics_and_the_metric_prefix_change_the_metric_commands(tmp_path):
+    with GcloudRecorder(PROJECT) as recorder:
+        env = gcloud_env(recorder, tmp_path / "cfg")
+        without = run_deploy(env, "--dry-run", "--no-metrics")
+        from_env = run_deploy({**env, "CHANNELKIT_METRICS": "0"}, "--dry-run")
+        prefixed = run_deploy(env, "--dry-run", "--metric-prefix=team-a/ck", "--renew-name=renew-a")
+        bad_prefix = run_deploy(env, "--dry-run", "--metric-prefix=/ck")
+        assert recorder.find() == [], recorder.log()
+    for result in (without, from_env):
+        assert result.returncode == 0, result.stderr
+        assert "logging" not in result.stdout
+    assert prefixed.returncode == 0, prefixed.stderr
+    for name in HEALTH_METRICS:
+        assert f"logging metrics create team-a/ck/{name.split('/', 1)[1]} " in prefixed.stdout
+    assert 'resource.labels.service_name=\\"renew-a\\"' in prefixed.stdout
+    assert bad_prefix.returncode != 0 and "invalid --metric-prefix" in bad_prefix.stderr
 
 
 # -- what gcloud sent ------------------------------------------------------------------------------
@@ -151,6 +204,7 @@ def test_both_runs_succeed_and_print_the_webhook_url_and_the_next_command(deploy
     assert url in out
     assert "python -m channelkit watch drive v3 files.watch" in out
     assert f"--address {url}" in out
+    assert "logging.googleapis.com/user/channelkit/{suspended_subscriptions," in out
 
 
 def test_the_project_and_region_come_from_the_gcloud_configuration(deployment):
@@ -229,6 +283,33 @@ def test_the_topic_is_created_and_the_functions_may_publish_to_it(deployment):
         "role": "roles/pubsub.publisher",
         "members": [f"serviceAccount:{deployment.runtime_sa}"],
     } in policy["bindings"]
+
+
+def test_the_health_metrics_are_created_on_the_renew_functions_health_line(deployment):
+    enabled = [r.json for r in deployment.requests(0, api="serviceusage", verb="batchEnable")]
+    assert any("logging.googleapis.com" in body["serviceIds"] for body in enabled), enabled
+    created_metrics = deployment.requests(0, method="POST", api="logging", path=r"/metrics$")
+    assert sorted(r.json["name"] for r in created_metrics) == sorted(HEALTH_METRICS)
+    for request in created_metrics:
+        assert request.path == f"/v2/projects/{PROJECT}/metrics"
+        assert_health_metric(request.json)
+
+
+def test_the_second_run_updates_the_health_metrics_instead_of_duplicating_them(deployment):
+    second = deployment.requests(1, api="logging")
+    assert not [r for r in second if r.method == "POST"], deployment.recorder.log()
+    updated = [r for r in second if r.method == "PUT"]
+    assert sorted(r.json["name"] for r in updated) == sorted(HEALTH_METRICS)
+    for request in updated:
+        # gcloud escapes the '/' of the metric id in the path.
+        assert request.path == f"/v2/{METRICS}{request.json['name'].replace('/', '%2F')}"
+        assert_health_metric(request.json)
+    stored = deployment.recorder.resources(METRICS)
+    assert sorted(stored) == sorted(METRICS + name for name in HEALTH_METRICS)
+    for metric in stored.values():
+        field = HEALTH_METRICS[metric["name"]]
+        assert metric["filter"] == HEALTH_FILTER
+        assert metric["valueExtractor"] == f"EXTRACT(jsonPayload.{field})"
 
 
 def test_the_second_run_updates_instead_of_creating(deployment):

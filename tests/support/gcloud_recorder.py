@@ -203,6 +203,15 @@ class GcloudRecorder:
             found = self._state.resources.get(name)
             return copy.deepcopy(found)
 
+    def resources(self, prefix: str) -> dict[str, dict]:
+        """Every stored resource whose name starts with ``prefix``, by name."""
+        with self._lock:
+            return {
+                name: copy.deepcopy(found)
+                for name, found in self._state.resources.items()
+                if name.startswith(prefix)
+            }
+
     def policy(self, name: str) -> dict:
         with self._lock:
             return copy.deepcopy(self._state.policies.get(name, {}))
@@ -544,6 +553,27 @@ class GcloudRecorder:
                 return self._get(name)
         raise ApiError(404, "NOT_FOUND", f"pubsub: no route for {r.method} {path}")
 
+    def _api_logging(self, r: Recorded, path: str):
+        # Log-based metrics. gcloud escapes a '/' inside a metric id as %2F (and sends it
+        # encoded once more): the id is unquoted here, and the metric is stored and returned
+        # under its plain id ("channelkit/renewal_failures"), as the service names it.
+        m = re.fullmatch(r"projects/([^/]+)/metrics", path)
+        if m and r.method == "POST":
+            metric = dict(r.json or {})
+            return self._create(f"{path}/{metric['name']}", _metric_stored(m.group(1), metric))
+        m = re.fullmatch(r"projects/([^/]+)/metrics/(.+)", path)
+        if m:
+            metric_id = urllib.parse.unquote(m.group(2))
+            name = f"projects/{m.group(1)}/metrics/{metric_id}"
+            if r.method == "GET":
+                return self._get(name)
+            if r.method == "PUT":
+                # projects.metrics.update replaces the whole metric (and would create it).
+                current = self._state.resources.get(name) or {}
+                metric = {**(r.json or {}), "name": metric_id}
+                return self._put(name, _metric_stored(m.group(1), metric, current.get("createTime")))
+        raise ApiError(404, "NOT_FOUND", f"logging: no route for {r.method} {path}")
+
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -614,6 +644,17 @@ def _function_metadata(function: dict) -> dict:
         "verb": "create",
         "stages": [{"name": stage, "state": "COMPLETE"} for stage in ("BUILD", "SERVICE")],
     }
+
+
+def _metric_stored(project: str, sent: dict, created: str | None = None) -> dict:
+    """A log-based metric as the service returns it: the descriptor's type and times filled in."""
+    metric = copy.deepcopy(sent)
+    metric_type = f"logging.googleapis.com/user/{metric['name']}"
+    descriptor = metric.setdefault("metricDescriptor", {})
+    descriptor.update({"name": f"projects/{project}/metricDescriptors/{metric_type}", "type": metric_type})
+    now = "2025-01-01T00:00:00.000000Z"
+    metric.update({"createTime": created or now, "updateTime": now})
+    return metric
 
 
 def _dead_port() -> int:
