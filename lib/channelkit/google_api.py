@@ -30,6 +30,8 @@ from channelkit.errors import (
 )
 
 __all__ = [
+    "INVALID_GRANT",
+    "NO_CREDENTIALS",
     "GoogleApi",
     "canonical",
     "check_watch_method",
@@ -47,6 +49,9 @@ ALIASES = {
     ("admin", "reports"): ("admin", "reports_v1"),
 }
 HTTP_TIMEOUT = 30  # seconds per HTTP attempt
+#: ``GoogleApiError.reason`` of a refused refresh token, and of a deployment with no credentials at all.
+INVALID_GRANT = "invalid_grant"
+NO_CREDENTIALS = "noCredentials"
 _RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 
 
@@ -168,7 +173,8 @@ class GoogleApi:
                 try:
                     self._credentials, _ = google.auth.default(scopes=scopes)
                 except auth_exc.GoogleAuthError as exc:
-                    raise AuthError(f"no Google credentials: {exc}") from exc
+                    # The deployment's fault, not one subscription's: never a reason to suspend.
+                    raise AuthError(f"no Google credentials: {exc}", reason=NO_CREDENTIALS) from exc
             creds = self._credentials
         if self.subject:
             if not hasattr(creds, "with_subject"):
@@ -210,8 +216,12 @@ class GoogleApi:
             return request.execute(num_retries=self.retries)
         except HttpError as exc:
             raise _map_http_error(exc, what) from exc
+        except auth_exc.TransportError as exc:  # the token endpoint could not be reached
+            raise TransientApiError(f"{what}: credentials could not be refreshed: {exc}") from exc
         except auth_exc.GoogleAuthError as exc:
-            raise AuthError(f"{what}: credentials failed: {exc}") from exc
+            # A refresh token revoked or expired: the token endpoint answers invalid_grant.
+            reason = INVALID_GRANT if INVALID_GRANT in str(exc) else None
+            raise AuthError(f"{what}: credentials failed: {exc}", reason=reason) from exc
         except (TimeoutError, httplib2.HttpLib2Error, OSError) as exc:
             raise TransientApiError(f"{what}: connection failed: {exc}") from exc
 

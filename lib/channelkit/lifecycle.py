@@ -31,6 +31,7 @@ from channelkit.errors import (
     ResourceGoneError,
     TransientApiError,
 )
+from channelkit.google_api import INVALID_GRANT, NO_CREDENTIALS
 from channelkit.subscription import Event, Reason, State, Subscription
 
 __all__ = [
@@ -136,9 +137,11 @@ def judge_failure(exc: BaseException) -> Failure:
         return Failure(FailureKind.IMMEDIATE, Reason.ENDPOINT_UNAUTHORIZED)
     if isinstance(exc, TransientApiError) or not isinstance(exc, GoogleApiError):
         return Failure(FailureKind.TRANSIENT, None)
+    if google_reason == NO_CREDENTIALS:  # the deployment has none: fix it, no subscription is at fault
+        return Failure(FailureKind.TRANSIENT, None)
     if isinstance(exc, ResourceGoneError):
         return Failure(FailureKind.IMMEDIATE, Reason.RESOURCE_GONE)
-    if google_reason == "invalid_grant" or (isinstance(exc, AuthError) and status != 403):
+    if google_reason == INVALID_GRANT or (isinstance(exc, AuthError) and status != 403):
         return Failure(FailureKind.IMMEDIATE, Reason.CREDENTIALS_INVALID)
     if isinstance(exc, AuthError):
         return Failure(FailureKind.COUNTED, Reason.PERMISSION_DENIED)

@@ -116,3 +116,52 @@ def test_missing_required_and_unknown_parameters_are_refused():
 )
 def test_loopback_detection(url, loopback):
     assert google_api.is_loopback_url(url) is loopback
+
+
+class _Request:
+    """A googleapiclient request whose ``execute`` raises what google-auth raised."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def execute(self, num_retries=0):
+        raise self.error
+
+
+def test_a_refused_refresh_token_is_an_auth_error_with_reason_invalid_grant():
+    from google.auth import exceptions as auth_exc
+
+    from channelkit.errors import AuthError
+    from channelkit.google_api import INVALID_GRANT
+
+    refused = auth_exc.RefreshError(
+        "invalid_grant: Token has been expired or revoked.", {"error": "invalid_grant"}
+    )
+    with pytest.raises(AuthError) as caught:
+        google_api.GoogleApi(root="http://127.0.0.1:9/")._execute(_Request(refused), "drive v3 files.watch")
+    assert caught.value.reason == INVALID_GRANT
+
+
+def test_an_unreachable_token_endpoint_is_transient():
+    from google.auth import exceptions as auth_exc
+
+    from channelkit.errors import TransientApiError
+
+    with pytest.raises(TransientApiError):
+        google_api.GoogleApi(root="http://127.0.0.1:9/")._execute(_Request(auth_exc.TransportError("timed out")), "x")
+
+
+def test_no_credentials_at_all_carries_its_reason(monkeypatch):
+    import google.auth
+    from google.auth import exceptions as auth_exc
+
+    from channelkit.errors import AuthError
+    from channelkit.google_api import NO_CREDENTIALS
+
+    def none(**kwargs):
+        raise auth_exc.DefaultCredentialsError("Could not automatically determine credentials.")
+
+    monkeypatch.setattr(google.auth, "default", none)
+    with pytest.raises(AuthError) as caught:
+        google_api.GoogleApi(root="https://www.googleapis.com/")._creds(["scope"])
+    assert caught.value.reason == NO_CREDENTIALS

@@ -136,6 +136,8 @@ PUBLIC: dict[str, list[str]] = {
         "event_notification",
     ],
     "channelkit.google_api": [
+        "INVALID_GRANT",
+        "NO_CREDENTIALS",
         "GoogleApi",
         "canonical",
         "check_watch_method",
