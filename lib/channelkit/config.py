@@ -29,6 +29,7 @@ __all__ = [
     "cache_ttl",
     "claim_timeout",
     "collection",
+    "collection_beside",
     "delegated_subject",
     "expiring_warn",
     "grace",
@@ -42,10 +43,8 @@ __all__ = [
     "renew_budget",
     "renew_concurrency",
     "renew_lease",
-    "runs_collection",
     "store_timeout",
     "store_url",
-    "subscriptions_collection",
     "suspend_after",
 ]
 
@@ -122,18 +121,19 @@ def collection(value: str | None = None, *, environ: Environ | None = None) -> s
     return name
 
 
-def subscriptions_collection(channels: str) -> str:
-    """The collection of subscription records beside the channels collection ``channels``.
+#: The collections kept beside the channels, by kind, for the default ``channels`` collection.
+BESIDE_DEFAULT = {"subscriptions": "subscriptions", "credentials": "credentials", "runs": "channelkit_runs"}
 
-    ``subscriptions`` beside the default ``channels``; ``NAME_subscriptions``
-    beside any other, so that deployments sharing a database stay apart.
+
+def collection_beside(channels: str, kind: str) -> str:
+    """The collection of ``kind`` records (subscriptions, credentials, runs) beside ``channels``.
+
+    The kind's own name beside the default ``channels`` (``channelkit_runs`` for
+    runs); ``NAME_kind`` beside any other, so deployments sharing a database stay apart.
     """
-    return "subscriptions" if channels == DEFAULT_COLLECTION else f"{channels}_subscriptions"
-
-
-def runs_collection(channels: str) -> str:
-    """The collection holding the record of the last renewal run (``status`` reads it)."""
-    return "channelkit_runs" if channels == DEFAULT_COLLECTION else f"{channels}_runs"
+    if kind not in BESIDE_DEFAULT:
+        raise ValueError(f"unknown record kind {kind!r}")
+    return BESIDE_DEFAULT[kind] if channels == DEFAULT_COLLECTION else f"{channels}_{kind}"
 
 
 def store_timeout(value: float | None = None, *, environ: Environ | None = None) -> float:

@@ -22,8 +22,9 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 
 from channelkit import config
-from channelkit.errors import ChannelExistsError, StoreUnavailable, SubscriptionExistsError
+from channelkit.errors import ChannelExistsError, StoreUnavailable
 from channelkit.store.base import ChannelStore
+from channelkit.store.documents import KINDS
 from channelkit.store.records import Record, Version
 
 __all__ = [
@@ -107,8 +108,9 @@ class FirestoreStore(ChannelStore):
                     ) from exc
         self.client = client
         self._channels = client.collection(self.collection_name)
-        self._subscriptions = client.collection(config.subscriptions_collection(self.collection_name))
-        self._runs = client.collection(config.runs_collection(self.collection_name))
+        self._beside = {
+            kind: client.collection(config.collection_beside(self.collection_name, kind)) for kind in KINDS
+        }
         self._read_kw = self._call_kwargs(_TRANSIENT_READ)
         self._write_kw = self._call_kwargs(_TRANSIENT_WRITE)
 
@@ -123,7 +125,7 @@ class FirestoreStore(ChannelStore):
         """Wrap every client-library failure as StoreUnavailable (never a raw gRPC error)."""
         try:
             yield
-        except (ChannelExistsError, SubscriptionExistsError, StoreUnavailable):
+        except (ChannelExistsError, StoreUnavailable):
             raise
         except (gexc.GoogleAPIError, ValueError) as exc:
             raise StoreUnavailable(f"Firestore failed: {type(exc).__name__}: {exc}") from exc
@@ -188,57 +190,64 @@ class FirestoreStore(ChannelStore):
                 return found
             last = snapshots[-1]
 
-    # --- subscriptions --------------------------------------------------------
+    # --- the records beside the channels (subscriptions, credentials, runs) ---
 
-    def _insert_subscription(self, subscription_id: str, record: Record) -> None:
+    def _doc(self, kind: str, doc_id: str):
+        return self._beside[kind].document(document_id(doc_id))
+
+    def _doc_insert(self, kind: str, doc_id: str, record: Record) -> bool:
         with self._errors():
             try:
-                self._subscriptions.document(document_id(subscription_id)).create(record, **self._write_kw)
-            except (gexc.AlreadyExists, gexc.Conflict) as exc:
-                raise SubscriptionExistsError(f"subscription {subscription_id!r} already exists") from exc
+                self._doc(kind, doc_id).create(record, **self._write_kw)
+            except (gexc.AlreadyExists, gexc.Conflict):
+                return False
+        return True
 
-    def _read_subscription(self, subscription_id: str) -> tuple[Record, Version] | None:
+    def _doc_read(self, kind: str, doc_id: str) -> tuple[Record, Version] | None:
         with self._errors():
-            snapshot = self._subscriptions.document(document_id(subscription_id)).get(**self._read_kw)
+            snapshot = self._doc(kind, doc_id).get(**self._read_kw)
         if not snapshot.exists:
             return None
         return snapshot.to_dict(), snapshot.update_time
 
-    def _replace_subscription(self, subscription_id, record, version, previous) -> bool:
+    def _doc_replace(self, kind, doc_id, record, version, previous) -> bool:
         with self._errors():
             try:
-                self._subscriptions.document(document_id(subscription_id)).update(
+                self._doc(kind, doc_id).update(
                     _replacing(record, previous), option=self._precondition(version), **self._write_kw
                 )
             except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
                 return False
         return True
 
-    def _query_subscriptions(self, filters=(), *, limit=None) -> list[Record]:
-        return self._paged(_filtered(self._subscriptions, filters), limit=limit)
-
-    def _count_subscriptions(self, filters=()) -> int:
-        query = _filtered(self._subscriptions, filters)
-        with self._errors():
-            results = query.count().get(**self._read_kw)
-        return int(results[0][0].value) if results and results[0] else 0
-
-    def _touch_subscription(self, subscription_id: str, fields: Record) -> bool:
+    def _doc_delete(self, kind: str, doc_id: str, version: Version) -> bool:
         with self._errors():
             try:
-                self._subscriptions.document(document_id(subscription_id)).update(fields, **self._write_kw)
+                self._doc(kind, doc_id).delete(option=self._precondition(version), **self._write_kw)
+            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+                return False
+        return True
+
+    def _doc_touch(self, kind: str, doc_id: str, fields: Record) -> bool:
+        with self._errors():
+            try:
+                self._doc(kind, doc_id).update(fields, **self._write_kw)
             except gexc.NotFound:
                 return False
         return True
 
-    def _write_run(self, name: str, record: Record) -> None:
+    def _doc_write(self, kind: str, doc_id: str, record: Record) -> None:
         with self._errors():
-            self._runs.document(name).set(record, **self._write_kw)
+            self._doc(kind, doc_id).set(record, **self._write_kw)
 
-    def _read_run(self, name: str) -> Record | None:
+    def _doc_query(self, kind: str, filters=(), *, limit=None) -> list[Record]:
+        return self._paged(_filtered(self._beside[kind], filters), limit=limit)
+
+    def _doc_count(self, kind: str, filters=()) -> int:
+        query = _filtered(self._beside[kind], filters)
         with self._errors():
-            snapshot = self._runs.document(name).get(**self._read_kw)
-        return snapshot.to_dict() if snapshot.exists else None
+            results = query.count().get(**self._read_kw)
+        return int(results[0][0].value) if results and results[0] else 0
 
     # --- messages -------------------------------------------------------------
 

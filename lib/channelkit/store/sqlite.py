@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from channelkit import config
-from channelkit.errors import ChannelExistsError, ConfigError, StoreUnavailable, SubscriptionExistsError
+from channelkit.errors import ChannelExistsError, ConfigError, StoreUnavailable
 from channelkit.store.base import ChannelStore
+from channelkit.store.documents import KINDS
 from channelkit.store.records import Record, Version
 
 __all__ = [
@@ -40,8 +41,14 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     version TEXT NOT NULL,
     data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS credentials (
+    id TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
-    name TEXT PRIMARY KEY,
+    id TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
     data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
@@ -82,6 +89,13 @@ def path_from_url(url: str) -> str:
     if not path:
         raise ConfigError("SQLite store URL has no path")
     return path
+
+
+def _table(kind: str) -> str:
+    """The table of a kind of record (a fixed name, never taken from input)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown record kind {kind!r}")
+    return kind
 
 
 def _select(sql: str, filters: Iterable[tuple[str, str, Any]]) -> tuple[str, list[Any]]:
@@ -173,52 +187,57 @@ class SQLiteStore(ChannelStore):
             params.append(int(limit))
         return [_decode(row[0]) for row in self._fetch(sql, params)]
 
-    # --- subscriptions --------------------------------------------------------
+    # --- the records beside the channels (subscriptions, credentials, runs) ---
+    # ``kind`` is one of documents.KINDS, each its own table: never user input in the SQL.
 
-    def _insert_subscription(self, subscription_id: str, record: Record) -> None:
+    def _doc_insert(self, kind: str, doc_id: str, record: Record) -> bool:
         try:
             self._execute(
-                "INSERT INTO subscriptions (id, version, data) VALUES (?, ?, ?)",
-                (subscription_id, uuid.uuid4().hex, _encode(record)),
+                f"INSERT INTO {_table(kind)} (id, version, data) VALUES (?, ?, ?)",
+                (doc_id, uuid.uuid4().hex, _encode(record)),
             )
-        except sqlite3.IntegrityError as exc:
-            raise SubscriptionExistsError(f"subscription {subscription_id!r} already exists") from exc
+        except sqlite3.IntegrityError:
+            return False
+        return True
 
-    def _read_subscription(self, subscription_id: str) -> tuple[Record, Version] | None:
-        rows = self._fetch("SELECT data, version FROM subscriptions WHERE id = ?", (subscription_id,))
+    def _doc_read(self, kind: str, doc_id: str) -> tuple[Record, Version] | None:
+        rows = self._fetch(f"SELECT data, version FROM {_table(kind)} WHERE id = ?", (doc_id,))
         return (_decode(rows[0][0]), rows[0][1]) if rows else None
 
-    def _replace_subscription(self, subscription_id, record, version, previous) -> bool:
+    def _doc_replace(self, kind, doc_id, record, version, previous) -> bool:
         changed = self._execute(
-            "UPDATE subscriptions SET data = ?, version = ? WHERE id = ? AND version = ?",
-            (_encode(record), uuid.uuid4().hex, subscription_id, version),
+            f"UPDATE {_table(kind)} SET data = ?, version = ? WHERE id = ? AND version = ?",
+            (_encode(record), uuid.uuid4().hex, doc_id, version),
         )
         return changed == 1
 
-    def _query_subscriptions(self, filters=(), *, limit=None) -> list[Record]:
-        sql, params = _select("SELECT data FROM subscriptions", filters)
+    def _doc_delete(self, kind: str, doc_id: str, version: Version) -> bool:
+        changed = self._execute(f"DELETE FROM {_table(kind)} WHERE id = ? AND version = ?", (doc_id, version))
+        return changed == 1
+
+    def _doc_touch(self, kind: str, doc_id: str, fields: Record) -> bool:
+        changed = self._execute(
+            f"UPDATE {_table(kind)} SET data = json_patch(data, ?), version = ? WHERE id = ?",
+            (_encode(fields), uuid.uuid4().hex, doc_id),
+        )
+        return changed == 1
+
+    def _doc_write(self, kind: str, doc_id: str, record: Record) -> None:
+        self._execute(
+            f"INSERT OR REPLACE INTO {_table(kind)} (id, version, data) VALUES (?, ?, ?)",
+            (doc_id, uuid.uuid4().hex, _encode(record)),
+        )
+
+    def _doc_query(self, kind: str, filters=(), *, limit=None) -> list[Record]:
+        sql, params = _select(f"SELECT data FROM {_table(kind)}", filters)
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
         return [_decode(row[0]) for row in self._fetch(sql, params)]
 
-    def _count_subscriptions(self, filters=()) -> int:
-        sql, params = _select("SELECT COUNT(*) FROM subscriptions", filters)
+    def _doc_count(self, kind: str, filters=()) -> int:
+        sql, params = _select(f"SELECT COUNT(*) FROM {_table(kind)}", filters)
         return int(self._fetch(sql, params)[0][0])
-
-    def _touch_subscription(self, subscription_id: str, fields: Record) -> bool:
-        changed = self._execute(
-            "UPDATE subscriptions SET data = json_patch(data, ?), version = ? WHERE id = ?",
-            (_encode(fields), uuid.uuid4().hex, subscription_id),
-        )
-        return changed == 1
-
-    def _write_run(self, name: str, record: Record) -> None:
-        self._execute("INSERT OR REPLACE INTO runs (name, data) VALUES (?, ?)", (name, _encode(record)))
-
-    def _read_run(self, name: str) -> Record | None:
-        rows = self._fetch("SELECT data FROM runs WHERE name = ?", (name,))
-        return _decode(rows[0][0]) if rows else None
 
     # --- messages -------------------------------------------------------------
 
