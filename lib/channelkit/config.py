@@ -30,6 +30,7 @@ __all__ = [
     "claim_timeout",
     "collection",
     "collection_beside",
+    "credentials_key",
     "delegated_subject",
     "expiring_warn",
     "grace",
@@ -181,6 +182,20 @@ def delegated_subject(value: str | None = None, *, environ: Environ | None = Non
     return value or _env("CHANNELKIT_SUBJECT", environ)
 
 
+def credentials_key(value: str | None = None, *, environ: Environ | None = None) -> str | None:
+    """``CHANNELKIT_CREDENTIALS_KEY``: base64 keys, comma-separated (first encrypts); None when unset.
+
+    Validated here (``ConfigError`` names the variable, never its value); the
+    text itself is a secret: ``Settings`` keeps it out of its repr.
+    """
+    text = value or _env("CHANNELKIT_CREDENTIALS_KEY", environ)
+    if text is not None:
+        from channelkit.crypto import Keyring
+
+        Keyring.parse(text)
+    return text
+
+
 def grace(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds a stopped or expired channel keeps accepting in-flight deliveries."""
     return _number("CHANNELKIT_GRACE", value, environ, DEFAULT_GRACE, float, 0, "seconds")
@@ -252,6 +267,7 @@ _RESOLVERS: dict[str, Callable[..., Any]] = {
     "api_root": api_root,
     "api_retries": api_retries,
     "delegated_subject": delegated_subject,
+    "credentials_key": credentials_key,
     "grace": grace,
     "max_body": max_body,
     "claim_timeout": claim_timeout,
@@ -285,6 +301,7 @@ class Settings:
     api_root: str | None = None
     api_retries: int = DEFAULT_API_RETRIES
     delegated_subject: str | None = None
+    credentials_key: str | None = dataclasses.field(default=None, repr=False)  # a secret
     grace: float = DEFAULT_GRACE
     max_body: int = DEFAULT_MAX_BODY
     claim_timeout: float = DEFAULT_CLAIM_TIMEOUT

@@ -27,6 +27,10 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
     │   ├── ChannelExistsError          create-only write hit an existing id
     │   ├── SubscriptionNotFoundError   no subscription with this id
     │   └── SubscriptionExistsError     create-only write hit an existing subscription
+    ├── CredentialsError                stored user credentials
+    │   ├── CredentialNotFoundError     no stored credentials under this key (also KeyError)
+    │   ├── CredentialDecryptError      altered, or sealed under a key no longer held
+    │   └── CredentialInUseError        removal refused: subscriptions still use them
     ├── MessageInProgressError          the same message is being processed elsewhere
     ├── DispatchError                   handing a notification to the app failed
     │   ├── HandlerConfigError          CHANNELKIT_HANDLER cannot be imported
@@ -57,6 +61,10 @@ __all__ = [
     "ChannelStateError",
     "ChannelkitError",
     "ConfigError",
+    "CredentialDecryptError",
+    "CredentialInUseError",
+    "CredentialNotFoundError",
+    "CredentialsError",
     "DispatchError",
     "GoogleApiError",
     "HandlerConfigError",
@@ -206,6 +214,25 @@ class SubscriptionNotFoundError(StoreError, KeyError):
 
 class SubscriptionExistsError(StoreError):
     """A create-only write found a subscription with the same id."""
+
+
+class CredentialsError(ChannelkitError):
+    """Stored user credentials cannot be used as asked."""
+
+
+class CredentialNotFoundError(CredentialsError, KeyError):
+    """No stored credentials under this key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "credentials not found"
+
+
+class CredentialDecryptError(CredentialsError):
+    """A sealed secret was altered, or sealed under a key ``CHANNELKIT_CREDENTIALS_KEY`` no longer holds."""
+
+
+class CredentialInUseError(CredentialsError):
+    """Credentials are still used by subscriptions (stop them first, or ``--stop``)."""
 
 
 class MessageInProgressError(ChannelkitError):

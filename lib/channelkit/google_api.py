@@ -154,57 +154,59 @@ class GoogleApi:
         subject: str | None = None,
         credentials: Any = None,
         retries: int | None = None,
+        identities: Any = None,
     ):
+        """``credentials`` replaces ADC; ``identities`` (a ``channelkit.identities.Identities``)
+        gives the credentials of each reference; by default one is made that knows ADC and
+        delegation only (stored user credentials need its store and keyring)."""
+        from channelkit.identities import Identities
+
         self.root = config.api_root(root)
         self.subject = config.delegated_subject(subject)
         self.retries = config.api_retries(retries)
-        self._credentials = credentials
+        self.identities = identities or Identities(subject=self.subject, base=credentials)
         self._local = threading.local()
-        self._lock = threading.Lock()
 
     # --- clients --------------------------------------------------------------
 
-    def _creds(self, scopes: list[str]) -> Any:
-        with self._lock:
-            if self._credentials is None:
-                import google.auth
-                from google.auth import exceptions as auth_exc
+    def client(self, api: str, version: str, credentials: str | None = None) -> Any:
+        """A googleapiclient Resource for the API acting as ``credentials`` (a reference; default ADC).
 
-                try:
-                    self._credentials, _ = google.auth.default(scopes=scopes)
-                except auth_exc.GoogleAuthError as exc:
-                    # The deployment's fault, not one subscription's: never a reason to suspend.
-                    raise AuthError(f"no Google credentials: {exc}", reason=NO_CREDENTIALS) from exc
-            creds = self._credentials
-        if self.subject:
-            if not hasattr(creds, "with_subject"):
-                raise AuthError(
-                    "domain-wide delegation (CHANNELKIT_SUBJECT) needs service-account key credentials"
-                )
-            creds = creds.with_subject(self.subject)
-        return creds
-
-    def client(self, api: str, version: str) -> Any:
-        """A googleapiclient Resource for the API, built once per thread."""
+        Built once per thread and identity. Each call also asks the identity for
+        credentials valid now: a stored user's token is refreshed here, under its
+        lock, never inside a request.
+        """
         import httplib2
         from googleapiclient.discovery import build_from_document
 
         api, version = canonical(api, version)
-        cache = self._local.__dict__.setdefault("clients", {})
-        if (api, version) in cache:
-            return cache[(api, version)]
+        reference = credentials or "adc"
+        local = self.root is not None and is_loopback_url(self.root)
         doc = discovery_document(api, version)
+        creds = None
+        if not (local and reference == "adc"):  # the simulator needs no ADC
+            scopes = sorted(doc.get("auth", {}).get("oauth2", {}).get("scopes", {}))[:1]
+            creds = self.identities.credentials(reference, scopes)
+        cache = self._local.__dict__.setdefault("clients", {})
+        cached = cache.get((api, version, reference))
+        if cached is not None and cached[0] is creds:
+            return cached[1]
         options = {}
         if self.root:
             options["client_options"] = {
                 "api_endpoint": urllib.parse.urljoin(self.root, doc.get("servicePath", ""))
             }
-        if self.root and is_loopback_url(self.root):
+        if creds is None:
             service = build_from_document(doc, http=httplib2.Http(timeout=HTTP_TIMEOUT), **options)
         else:
-            scopes = sorted(doc.get("auth", {}).get("oauth2", {}).get("scopes", {}))[:1]
-            service = build_from_document(doc, credentials=self._creds(scopes), **options)
-        cache[(api, version)] = service
+            from google_auth_httplib2 import AuthorizedHttp
+
+            # No refresh on a 401 here: the identity refreshed already, and a 401 with a fresh
+            # token means the grant is gone (a second refresh would only hide it).
+            http = AuthorizedHttp(creds, http=httplib2.Http(timeout=HTTP_TIMEOUT), refresh_status_codes=())
+            service = build_from_document(doc, http=http, **options)
+        cache[(api, version, reference)] = (creds, service)
+        self._local.__dict__.setdefault("methods", {}).clear()
         return service
 
     def _execute(self, request: Any, what: str) -> Any:
@@ -234,6 +236,8 @@ class GoogleApi:
         method: str | None,
         params: dict[str, Any],
         body: dict[str, Any],
+        *,
+        credentials: str | None = None,
     ) -> dict[str, Any]:
         """Call ``API.METHOD(**params, body=body)``; the channel Google returned.
 
@@ -244,21 +248,29 @@ class GoogleApi:
             raise UnknownApiError(f"no API method to call: api={api!r} version={version!r} method={method!r}")
         check_watch_method(api, version, method, params)
         try:
-            request = self._method(api, version, method)(**params, body=body)
+            request = self._method(api, version, method, credentials)(**params, body=body)
         except TypeError as exc:  # googleapiclient's own parameter checks
             raise InvalidRequestError(f"{method}: {exc}") from exc
         return self._execute(request, f"{api} {version} {method}") or {}
 
-    def stop(self, api: str | None, version: str | None, channel_id: str, resource_id: str) -> None:
-        """``channels.stop`` of the API; ResourceGoneError if Google no longer knows it."""
+    def stop(
+        self,
+        api: str | None,
+        version: str | None,
+        channel_id: str,
+        resource_id: str,
+        *,
+        credentials: str | None = None,
+    ) -> None:
+        """``channels.stop`` of the API, as ``credentials``; ResourceGoneError if Google no longer knows it."""
         if not (api and version):
             raise UnknownApiError(f"no API to stop the channel with: api={api!r} version={version!r}")
-        request = self._method(api, version, "channels.stop")(
+        request = self._method(api, version, "channels.stop", credentials)(
             body={"id": channel_id, "resourceId": resource_id}
         )
         self._execute(request, f"{api} {version} channels.stop")
 
-    def _method(self, api: str, version: str, method: str) -> Any:
+    def _method(self, api: str, version: str, method: str, credentials: str | None = None) -> Any:
         """The client's callable for a dotted method, kept per thread.
 
         googleapiclient builds a new Resource object, with every method of the
@@ -266,11 +278,11 @@ class GoogleApi:
         callable saves that on every watch and stop.
         """
         api, version = canonical(api, version)
+        node = self.client(api, version, credentials)  # identity checked (and refreshed) on every call
         methods = self._local.__dict__.setdefault("methods", {})
-        key = (api, version, method)
+        key = (api, version, method, credentials or "adc")
         found = methods.get(key)
         if found is None:
-            node = self.client(api, version)
             *resources, name = method.split(".")
             for resource in resources:
                 node = getattr(node, resource)()

@@ -1,5 +1,6 @@
 """Pure parts of the CLI (formatting, argument parsing) and of the configuration (``config.Settings``)."""
 
+import base64
 import dataclasses
 import datetime
 
@@ -123,6 +124,11 @@ def test_settings_are_read_at_call_time_argument_first(monkeypatch):
 
 # --- Settings: every setting resolved once ----------------------------------------------------
 
+#: Variables whose value is a secret.
+SECRET_SETTINGS = {"CHANNELKIT_CREDENTIALS_KEY"}
+KEY_A = base64.b64encode(b"a" * 32).decode()
+KEY_B = base64.b64encode(b"b" * 32).decode()
+
 #: Settings field -> (its variable, a valid value in the environment, what it resolves to,
 #: an argument that differs from both the environment and the default).
 EVERY_SETTING = {
@@ -141,6 +147,7 @@ EVERY_SETTING = {
     "api_root": ("CHANNELKIT_API_ROOT", "http://127.0.0.1:9", "http://127.0.0.1:9/", "https://arg.example/"),
     "api_retries": ("CHANNELKIT_API_RETRIES", "0", 0, 9),
     "delegated_subject": ("CHANNELKIT_SUBJECT", "admin@example.com", "admin@example.com", "arg@example.com"),
+    "credentials_key": ("CHANNELKIT_CREDENTIALS_KEY", KEY_A, KEY_A, f"{KEY_B},{KEY_A}"),
     "grace": ("CHANNELKIT_GRACE", "12", 12.0, 9.0),
     "max_body": ("CHANNELKIT_MAX_BODY", "2048", 2048, 9),
     "claim_timeout": ("CHANNELKIT_CLAIM_TIMEOUT", "45", 45.0, 9.0),
@@ -156,6 +163,7 @@ EVERY_SETTING = {
 
 #: A value each variable refuses, and a word of what it wants.
 BAD_SETTINGS = {
+    "CHANNELKIT_CREDENTIALS_KEY": ("c2hvcnQ=", "key 1 is 5 bytes"),
     "CHANNELKIT_STORE": ("postgres://x", "sqlite:///PATH"),
     "CHANNELKIT_COLLECTION": ("a/b", "top-level"),
     "CHANNELKIT_STORE_TIMEOUT": ("0", "seconds >= 0.1"),
@@ -225,7 +233,11 @@ def test_settings_validate_with_a_config_error_naming_the_variable_and_what_it_w
     with pytest.raises(ConfigError) as info:
         Settings.from_env({variable: raw})
     message = str(info.value)
-    assert message.startswith(f"{variable} must be") and wants in message and repr(raw) in message
+    assert message.startswith(f"{variable} must be") and wants in message
+    if variable in SECRET_SETTINGS:
+        assert raw not in message  # a secret is never echoed, not even a malformed one
+    else:
+        assert repr(raw) in message
 
 
 def test_one_config_error_names_every_bad_variable():

@@ -165,5 +165,5 @@ def test_no_credentials_at_all_carries_its_reason(monkeypatch):
 
     monkeypatch.setattr(google.auth, "default", none)
     with pytest.raises(AuthError) as caught:
-        google_api.GoogleApi(root="https://www.googleapis.com/")._creds(["scope"])
+        google_api.GoogleApi(root="https://www.googleapis.com/").identities.credentials("adc", ["scope"])
     assert caught.value.reason == NO_CREDENTIALS

@@ -25,12 +25,13 @@ from channelkit.channel import Channel
 from channelkit.errors import ChannelConflictError, ChannelExistsError, ChannelNotFoundError
 from channelkit.store import records
 from channelkit.store.claims import ClaimOutcome, MessageClaim, MessageClaims
+from channelkit.store.credentials import CredentialRecords
 from channelkit.store.records import ACTIVE, FAILED, PENDING, Record, Version
 from channelkit.store.subscriptions import SubscriptionRecords
 from channelkit.store.versions import MAX_CAS_ATTEMPTS, VersionedChannels
 
 
-class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords):
+class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, CredentialRecords):
     """Channels, their renewal leases, their per-message dedupe claims, and the subscriptions.
 
     All times are passed in (``now_ms``): the clock belongs to the caller.
