@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="show every channel")
     listing.add_argument("--json", action="store_true", help="print JSON")
 
-    stop = sub.add_parser("stop", help="stop a channel and its subscription")
-    stop.add_argument("channel_id")
+    stop = sub.add_parser("stop", help="stop a subscription (by a channel id or the subscription id)")
+    stop.add_argument("channel_id", metavar="ID", help="a channel id, or a subscription id")
 
     renew = sub.add_parser("renew", help="renew channels that expire soon")
     renew.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -222,11 +222,11 @@ def _cmd_list(args) -> int:
 def _cmd_stop(args) -> int:
     """Stop by channel id, or by subscription id when no channel has that id."""
     from channelkit.errors import ChannelNotFoundError
-    from channelkit.renewal import renewal_dispatcher
+    from channelkit.events import default_dispatcher
     from channelkit.store import open_store
     from channelkit.subscribe import stop, stop_subscription
 
-    store, dispatcher = open_store(), renewal_dispatcher()
+    store, dispatcher = open_store(), default_dispatcher()
     try:
         stopped = stop(args.channel_id, store=store, dispatcher=dispatcher)
     except ChannelNotFoundError:
@@ -300,10 +300,16 @@ def format_health(report: HealthReport) -> str:
 
 
 def _cmd_reactivate(args) -> int:
+    """A new watch for a suspended or expired subscription; any refusal by Google exits 1."""
+    from channelkit.errors import GoogleApiError
+    from channelkit.events import default_dispatcher
     from channelkit.reactivate import reactivate
-    from channelkit.renewal import renewal_dispatcher
 
-    channel = reactivate(args.subscription_id, dispatcher=renewal_dispatcher())
+    try:
+        channel = reactivate(args.subscription_id, dispatcher=default_dispatcher())
+    except GoogleApiError as exc:  # a 400 here is Google refusing, not a bad argument
+        print(f"channelkit: error: {explain(exc, os.environ) or _one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     print(channel.id)
     return EXIT_OK
 

@@ -21,6 +21,7 @@ from channelkit.subscription import Subscription
 
 __all__ = [
     "SYNTHETIC_MESSAGE_NUMBER",
+    "default_dispatcher",
     "deliver_events",
     "deliver_pending",
     "event_notification",
@@ -63,12 +64,20 @@ def _channel_for(store: ChannelStore, subscription: Subscription, channel_id: st
     )
 
 
-def _send(dispatcher: Any, notification: Notification, channel: Channel) -> None:
-    if dispatcher is None:
-        from channelkit.dispatch import Dispatcher
+def default_dispatcher() -> Any:
+    """The app's dispatcher from the environment, or None when it has nowhere to deliver.
 
-        dispatcher = Dispatcher()  # neither handler nor topic: the event is logged
-    getattr(dispatcher, "dispatch", dispatcher)(notification, channel)
+    A shell running ``stop`` or ``reactivate`` usually has neither
+    ``CHANNELKIT_HANDLER`` nor ``CHANNELKIT_PUBSUB_TOPIC``: its events then stay
+    in the outbox for the deployed renew function to deliver, rather than being
+    logged in a terminal and lost to the app.
+    """
+    from channelkit.renewal import renewal_dispatcher
+
+    dispatcher = renewal_dispatcher()
+    if dispatcher is None or getattr(dispatcher, "targets", None) == ["log"]:
+        return None
+    return dispatcher
 
 
 def deliver_events(
@@ -77,24 +86,34 @@ def deliver_events(
     subscription_id: str,
     *,
     recorded_before_ms: int | None = None,
+    known: Subscription | None = None,
+    channels: dict[str, Channel] | None = None,
 ) -> int:
     """Deliver the subscription's pending events in order; how many were delivered.
 
+    ``known`` is the subscription as just written (saves a read); ``channels``
+    the channels at hand by id (saves reading the one an event is about).
+
     ``dispatcher`` is a Dispatcher or a callable ``(notification, channel)``;
-    None logs each event. With ``recorded_before_ms``, only events recorded
+    with None nothing is sent and the events wait in the outbox (for a renewal
+    run that has the app's dispatcher). With ``recorded_before_ms``, only events recorded
     before it are sent (a run leaves younger ones to the actor that recorded
     them). A delivery that fails is logged, and the rest wait for the next try.
     """
-    subscription = store.find_subscription(subscription_id)
+    if dispatcher is None:
+        return 0
+    subscription = known if known is not None else store.find_subscription(subscription_id)
     if subscription is None:
         return 0
     delivered = 0
     for event in subscription.events:
         if recorded_before_ms is not None and int(event.get("at") or 0) > recorded_before_ms:
             break
-        channel = _channel_for(store, subscription, event.get("channelId"))
+        channel = (channels or {}).get(event.get("channelId") or "") or _channel_for(
+            store, subscription, event.get("channelId")
+        )
         try:
-            _send(dispatcher, event_notification(event, channel), channel)
+            getattr(dispatcher, "dispatch", dispatcher)(event_notification(event, channel), channel)
         except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
             logs.event(
                 log,
@@ -131,6 +150,8 @@ def _without(event_id: str):
 
 def deliver_pending(store: ChannelStore, dispatcher: Any, *, recorded_before_ms: int) -> int:
     """Deliver every event left in an outbox before ``recorded_before_ms`` (a crash, a failed try)."""
+    if dispatcher is None:
+        return 0
     delivered = 0
     for subscription in store.list_subscriptions(events_pending=True):
         try:

@@ -220,8 +220,13 @@ class GoogleApi:
             raise _map_http_error(exc, what) from exc
         except auth_exc.TransportError as exc:  # the token endpoint could not be reached
             raise TransientApiError(f"{what}: credentials could not be refreshed: {exc}") from exc
-        except auth_exc.GoogleAuthError as exc:
+        except auth_exc.RefreshError as exc:
+            if getattr(exc, "retryable", False):  # the token endpoint answered 5xx / timed out
+                raise TransientApiError(f"{what}: credentials could not be refreshed now: {exc}") from exc
             # A refresh token revoked or expired: the token endpoint answers invalid_grant.
+            reason = INVALID_GRANT if INVALID_GRANT in str(exc) else None
+            raise AuthError(f"{what}: credentials failed: {exc}", reason=reason) from exc
+        except auth_exc.GoogleAuthError as exc:
             reason = INVALID_GRANT if INVALID_GRANT in str(exc) else None
             raise AuthError(f"{what}: credentials failed: {exc}", reason=reason) from exc
         except (TimeoutError, httplib2.HttpLib2Error, OSError) as exc:

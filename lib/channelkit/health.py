@@ -6,10 +6,12 @@ quiet ones), one on the channels (those ending soon), and one document (the
 last renewal run). Nothing reads the messages.
 
 Unhealthy (exit 1) when a subscription is suspended or expired, or a live
-channel ends within ``CHANNELKIT_EXPIRING_WARN`` while its renewal is failing
-(the channel carries the last error, or renewal should have replaced it already:
-``CHANNELKIT_RENEW_BEFORE`` is longer than the warning window). Quiet
-subscriptions are listed, never unhealthy: some resources rarely change.
+channel ends within ``CHANNELKIT_EXPIRING_WARN`` while its renewal is failing:
+a run tried and failed (the channel carries the error), or no run has happened
+since the channel came due (``CHANNELKIT_RENEW_BEFORE`` before its end), so
+renewal is not running at all. A channel that simply lives less than the
+window (Google's one-hour default) is not a problem while runs keep renewing
+it. Quiet subscriptions are listed, never unhealthy: some resources rarely change.
 """
 
 from __future__ import annotations
@@ -114,10 +116,14 @@ def check_health(
         if counts[state.value]:
             problems += store.list_subscriptions(state=state.value, limit=PROBLEM_LIMIT)
     window_end = now_ms + int(expiring_warn * 1000)
-    should_be_renewed = renew_before > expiring_warn
-    expiring = [
-        c for c in store.due_for_renewal(window_end, limit=PROBLEM_LIMIT) if should_be_renewed or c.last_error
-    ]
+    last_run = store.last_run("renewal")
+    last_run_at = int(last_run["at"]) if last_run and last_run.get("at") is not None else None
+
+    def failing(channel: Channel) -> bool:
+        came_due = (channel.expiration or 0) - int(renew_before * 1000)
+        return bool(channel.last_error) or last_run_at is None or last_run_at < came_due
+
+    expiring = [c for c in store.due_for_renewal(window_end, limit=PROBLEM_LIMIT) if failing(c)]
     heard_before = now_ms - int(quiet_after * 1000)
     quiet = [
         s for s in store.list_subscriptions(heard_before=heard_before, limit=PROBLEM_LIMIT) if s.is_active
@@ -130,5 +136,5 @@ def check_health(
         expiring=expiring,
         quiet=quiet,
         soonest=soonest,
-        last_run=store.last_run("renewal"),
+        last_run=last_run,
     )

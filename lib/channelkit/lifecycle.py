@@ -36,6 +36,7 @@ from channelkit.subscription import Event, Reason, State, Subscription
 
 __all__ = [
     "ENDPOINT_REASONS",
+    "MAX_OUTBOX",
     "TRANSITIONS",
     "Failure",
     "FailureKind",
@@ -58,6 +59,10 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (State.SUSPENDED, Event.STOPPED): State.STOPPED,
     (State.EXPIRED, Event.STOPPED): State.STOPPED,
 }
+
+#: Events an outbox holds at most: with no dispatcher for a long time (a broken handler
+#: path, a library caller that passes none), the oldest give way, so a record stays small.
+MAX_OUTBOX = 50
 
 #: Google's error reasons for an address it will not deliver to.
 ENDPOINT_REASONS = frozenset(
@@ -107,10 +112,11 @@ def transition(
     elif detail is not None:
         changes["detail"] = detail
     about = channel_id or subscription.channel_id
+    kept = subscription.events[-(MAX_OUTBOX - 1) :] if MAX_OUTBOX > 1 else []
     record = {"id": uuid.uuid4().hex, "event": event.value, "at": now_ms, "channelId": about}
     if reason is not None:
         record["reason"] = Reason(reason).value
-    return subscription.copy(events=[*subscription.events, record], **changes)
+    return subscription.copy(events=[*kept, record], **changes)
 
 
 class FailureKind(enum.Enum):

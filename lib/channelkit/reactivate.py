@@ -67,7 +67,7 @@ def reactivate(
     Raises ``SubscriptionNotFoundError``, ``InvalidTransitionError`` (it is
     active or stopped), or the typed ``GoogleApiError`` of a new refusal.
     """
-    from channelkit.events import deliver_events
+    from channelkit.events import default_dispatcher, deliver_events
 
     store = store or open_store()
     google = google or GoogleApi()
@@ -98,11 +98,7 @@ def reactivate(
         raise
     if last is not None and last.status == ACTIVE:
         _retire(store, google, last, live, int(now() * 1000))
-    if dispatcher is None:
-        from channelkit.renewal import renewal_dispatcher
-
-        dispatcher = renewal_dispatcher()
-    deliver_events(store, dispatcher, subscription_id)
+    deliver_events(store, dispatcher or default_dispatcher(), subscription_id)
     return live
 
 

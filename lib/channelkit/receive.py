@@ -169,7 +169,7 @@ class Receiver:
         except ChannelkitError as exc:
             self._log_rejection(exc, context, started)
             raise
-        if channel.subscription_id:
+        if channel.subscription_id and not notification.is_sync:  # a new channel's sync proves no change
             self.heard.note(channel.subscription_id, now_ms)
         self._log(
             "INFO",

@@ -219,7 +219,8 @@ def stop(
     """Stop a subscription: this channel and every other live channel of its subscription.
 
     The subscription record becomes ``stopped`` and its ``stopped`` event is
-    delivered through ``dispatcher`` (default: the app's, from the environment).
+    delivered through ``dispatcher`` (default: the app's, from the environment;
+    with none there, the event waits for the next renewal run).
 
     Each is first marked ``stopped`` (the webhook refuses it as soon as its
     short per-instance cache lapses, and renewal leaves it alone), then
@@ -291,10 +292,6 @@ def _record_stopped(store: ChannelStore, subscription_id: str) -> bool:
 
 def _deliver(store: ChannelStore, subscription_id: str, dispatcher: Any) -> None:
     """Deliver the subscription's events through ``dispatcher``, or the app's (from the environment)."""
-    from channelkit.events import deliver_events
+    from channelkit.events import default_dispatcher, deliver_events
 
-    if dispatcher is None:
-        from channelkit.renewal import renewal_dispatcher
-
-        dispatcher = renewal_dispatcher()
-    deliver_events(store, dispatcher, subscription_id)
+    deliver_events(store, dispatcher or default_dispatcher(), subscription_id)

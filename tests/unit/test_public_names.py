@@ -141,6 +141,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "channelkit.events": [
         "SYNTHETIC_MESSAGE_NUMBER",
+        "default_dispatcher",
         "deliver_events",
         "deliver_pending",
         "event_notification",
@@ -161,6 +162,7 @@ PUBLIC: dict[str, list[str]] = {
     "channelkit.judge": ["RequestJudge", "read_body"],
     "channelkit.lifecycle": [
         "ENDPOINT_REASONS",
+        "MAX_OUTBOX",
         "Failure",
         "FailureKind",
         "TRANSITIONS",

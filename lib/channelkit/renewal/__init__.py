@@ -1,27 +1,33 @@
 """Renewal: keep every subscription alive by replacing channels before they expire.
 
 Google never renews a channel. Each run (Cloud Scheduler → the ``renew``
-function, or ``python -m channelkit renew``) does three things:
+function, or ``python -m channelkit renew``) does these things:
 
 1. *Renew*: every ``active`` channel expiring within ``CHANNELKIT_RENEW_BEFORE``
    is claimed with a lease (one winner among overlapping runs) and replaced:
    successor stored ``pending`` → ``watch`` → successor ``active`` → old marked
    ``stopped`` (``renewed_by`` links them) → old stopped at Google. New before
-   old: there is never a moment without a live channel. Once the successor is
-   live, the app's handler gets a synthetic ``renewed`` notification (at least
-   once) for a catch-up sync.
+   old: there is never a moment without a live channel. Only an ``active``
+   subscription is renewed; Google's refusals are judged and recorded on the
+   subscription (counted, ``suspended``, ``expiring``, ``expired``), and a
+   suspended one sees no watch until ``reactivate``. Every transition's event
+   (``renewed`` for a catch-up sync, among them) reaches the app at least once.
 2. *Finish stops*: channels marked ``stop_pending`` are stopped at Google again.
 3. *Sweep*: a ``pending`` channel older than the renewal lease belongs to a
    crashed subscribe or renewal. It is stopped at Google (404 = it never went
    live) and marked ``failed``, so nothing stays live without a record.
+4. *Deliver*: lifecycle events a crashed run or a failed delivery left in an
+   outbox are delivered; then the run's record is kept and the
+   ``channelkit health`` line logged (``channelkit.health``).
 
 Renewing one channel is a self-contained, idempotent unit: a crash after any
 step converges on the next run. Channels are renewed in parallel with a bound;
 a run that nears its time budget claims no more work.
 
 The modules: ``steps`` (the steps of renewing one channel and which follows
-which), ``renewer`` (each step done), ``cleanup`` (the sweep and the retried
-stops), ``outcomes`` (what a run counts), ``run`` (the run: pool and budget).
+which), ``renewer`` (each step done), ``lifecycle`` (what a renewal records on
+the subscription), ``cleanup`` (the sweep and the retried stops), ``outcomes``
+(what a run counts), ``run`` (the run: pool, budget, events left, health).
 """
 
 from __future__ import annotations

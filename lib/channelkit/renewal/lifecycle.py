@@ -19,19 +19,21 @@ __all__ = [
 ]
 
 
-def after_success(store: ChannelStore, subscription_id: str, successor: Channel, now_ms: int) -> bool:
-    """Record that ``successor`` now serves the subscription (``renewed``); False if it is not active."""
+def after_success(
+    store: ChannelStore, subscription_id: str, successor: Channel, now_ms: int
+) -> Subscription | None:
+    """Record that ``successor`` now serves the subscription (``renewed``, with its event).
 
-    seen: list[bool] = []
+    The subscription as written; None if nothing was: it is not active, or it
+    was recorded already (a run that died before delivering the event).
+    """
 
     def change(current: Subscription) -> Subscription | None:
-        seen.append(current.is_active)
         if not current.is_active:
             return None
         return record_success(current, channel_id=successor.id, now_ms=now_ms)
 
-    store.change_subscription(subscription_id, change)
-    return bool(seen) and seen[-1]
+    return store.change_subscription(subscription_id, change)
 
 
 def after_failure(

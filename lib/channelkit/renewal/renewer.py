@@ -195,33 +195,40 @@ class Renewer:
             )
         state = subscription.state if subscription is not None else None
         if isinstance(exc, ResourceGoneError) and state in (None, State.SUSPENDED):
-            self.store.update(old.id, status=FAILED, last_error=detail)
+            old = self.store.update(old.id, status=FAILED, last_error=detail)
             r.summary.add(RenewalOutcome.FAILED, {"id": old.id, "reason": f"watched resource is gone: {exc}"})
             _log("WARNING", "subscription suspended: resource gone", old, outcome="failed")
         elif state == State.SUSPENDED:
             assert subscription is not None
-            self.store.update(old.id, held=True, last_error=detail)
+            old = self.store.update(old.id, held=True, last_error=detail)
             item = {"id": old.id, "subscriptionId": subscription.id, "reason": str(subscription.reason)}
             r.summary.add(RenewalOutcome.SUSPENDED, item)
             _log("WARNING", f"subscription suspended: {subscription.reason}", old, outcome="suspended")
         elif state == State.EXPIRED:
-            self.store.update(old.id, status=FAILED, last_error=f"expired, renewal failed: {detail}")
+            old = self.store.update(old.id, status=FAILED, last_error=f"expired, renewal failed: {detail}")
             r.summary.add(RenewalOutcome.FAILED, {"id": old.id, "reason": f"expired, renewal failed: {exc}"})
             _log("ERROR", "subscription expired: renewal failed", old, outcome="expired")
         else:
-            self.store.update(old.id, last_error=detail)
+            old = self.store.update(old.id, last_error=detail)
             r.summary.add(RenewalOutcome.SKIPPED, {"id": old.id, "reason": f"retry next run: {exc}"})
             _log("WARNING", "renewal postponed", old, outcome="postponed", error=str(exc))
         if subscription is not None and subscription.events:
-            deliver_events(self.store, self.dispatcher, subscription.id)
+            channels = {old.id: old}
+            deliver_events(
+                self.store, self.dispatcher, subscription.id, known=subscription, channels=channels
+            )
 
     def _notify_renewed(self, r: ChannelRenewal) -> RenewalStep:
         assert r.successor is not None  # found or made, and live
         if r.subscription is None:
             send_renewed(self.dispatcher, r.successor)
         else:
-            after_success(self.store, r.subscription.id, r.successor, self.now_ms())
-            deliver_events(self.store, self.dispatcher, r.subscription.id)
+            written = after_success(self.store, r.subscription.id, r.successor, self.now_ms())
+            if written is not None:
+                channels = {r.successor.id: r.successor}
+                deliver_events(self.store, self.dispatcher, written.id, known=written, channels=channels)
+            else:  # recorded by a run that died before delivering, or not active: deliver what waits
+                deliver_events(self.store, self.dispatcher, r.subscription.id)
         return RenewalStep.RETIRE_OLD
 
     def _retire_old(self, r: ChannelRenewal) -> RenewalStep:
