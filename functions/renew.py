@@ -50,12 +50,15 @@ def _collaborators() -> dict[str, Any]:
     with _lock:
         if not _parts:
             settings = _resolve_settings()
+            store = open_store(settings.store_url, **settings.store_options())
             _parts.update(
-                store=open_store(settings.store_url, **settings.store_options()),
+                store=store,
                 google=GoogleApi(
                     root=settings.api_root,
                     subject=settings.delegated_subject,
                     retries=settings.api_retries,
+                    store=store,
+                    credentials_key=settings.credentials_key,
                 ),
                 dispatcher=renewal_dispatcher(),
                 settings=settings,

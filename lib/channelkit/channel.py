@@ -335,6 +335,7 @@ class Channel:
     stop_pending: bool | None
     stopped_at: int | None
     held: bool | None
+    credentials: str | None
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ __all__ = [
     "EXIT_USAGE",
     "build_parser",
     "channel_json",
+    "format_credentials",
     "format_duration",
     "format_health",
     "format_remaining",
@@ -91,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--token", help="channel token (default: a random one)")
     watch.add_argument("--ttl", type=_positive, metavar="SECONDS", help="requested lifetime")
+    watch.add_argument(
+        "--credentials",
+        metavar="REF",
+        help="who watches: adc (default), subject:EMAIL (domain-wide delegation) or user:KEY (stored)",
+    )
 
     listing = sub.add_parser("list", help="show every channel")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -109,6 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="create the subscription records of an older deployment")
     migrate.add_argument("--json", action="store_true", help="print JSON")
+
+    creds = sub.add_parser("credentials", help="stored OAuth user credentials (user:KEY)")
+    verbs = creds.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    add = verbs.add_parser("add", help="store (or replace) an authorized_user grant, encrypted")
+    add.add_argument("key")
+    add.add_argument(
+        "--from-file", required=True, metavar="FILE", help="authorized_user JSON ('-' for stdin)"
+    )
+    add.add_argument("--reactivate", action="store_true", help="then reactivate its suspended subscriptions")
+    listed = verbs.add_parser("list", help="stored credentials (never a secret)")
+    listed.add_argument("--json", action="store_true", help="print JSON")
+    remove = verbs.add_parser("remove", help="delete stored credentials")
+    remove.add_argument("key")
+    remove.add_argument("--stop", action="store_true", help="stop the subscriptions that use them first")
+    verbs.add_parser("rotate", help="re-encrypt every stored credential under the first key")
     return parser
 
 
@@ -127,6 +148,7 @@ def channel_json(channel: Channel, now_ms: int, subscription: Subscription | Non
         "expiration": channel.expiration or None,
         "expiresInSeconds": (channel.expiration - now_ms) // 1000 if channel.expiration else None,
         "subscriptionId": channel.subscription_id,
+        "credentials": channel.credentials or "adc",
         "subscriptionState": subscription.state if subscription else None,
         "subscriptionReason": subscription.reason if subscription else None,
         "renews": channel.renews,
@@ -199,6 +221,7 @@ def _cmd_watch(args) -> int:
         params=dict(args.param),
         token=args.token,
         ttl=args.ttl,
+        credentials=args.credentials,
     )
     print(channel.id)
     return EXIT_OK
@@ -362,6 +385,76 @@ def format_renewal(summary: RenewalSummary) -> str:
     return "\n".join(lines)
 
 
+def _cmd_credentials(args) -> int:
+    """``credentials add | list | remove | rotate``: never prints a secret."""
+    from channelkit import credentials_admin as admin
+    from channelkit.events import default_dispatcher
+
+    if args.verb == "add":
+        try:
+            with open(args.from_file if args.from_file != "-" else 0, encoding="utf-8") as source:
+                info = source.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.from_file}: {exc.strerror}") from None
+        stored = admin.store_user_credentials(args.key, info)
+        print(f"stored credentials {stored.reference} (version {stored.version})", file=sys.stderr)
+        if args.reactivate:
+            done, failed = admin.reactivate_credential(args.key, dispatcher=default_dispatcher())
+            for subscription_id in done:
+                print(f"reactivated {subscription_id}", file=sys.stderr)
+            for subscription_id, reason in failed.items():
+                print(f"not reactivated {subscription_id}: {reason}", file=sys.stderr)
+            return EXIT_FAILED if failed else EXIT_OK
+        return EXIT_OK
+    if args.verb == "list":
+        uses = admin.list_user_credentials()
+        if args.json:
+            print(json.dumps([u.to_json() for u in uses], indent=2))
+        else:
+            print(format_credentials(uses))
+        return EXIT_OK
+    if args.verb == "remove":
+        for subscription_id in admin.remove_user_credentials(
+            args.key, stop=args.stop, dispatcher=default_dispatcher()
+        ):
+            print(f"stopped {subscription_id}", file=sys.stderr)
+        print(f"removed credentials user:{args.key}", file=sys.stderr)
+        return EXIT_OK
+    moved = admin.rotate_credentials()
+    print(f"{moved} credentials re-encrypted under the first key", file=sys.stderr)
+    return EXIT_OK
+
+
+def format_credentials(uses: Sequence[Any]) -> str:
+    """``credentials list`` for people: key, client, scopes, dates, use; never a secret."""
+    headers = ("KEY", "CLIENT", "SCOPES", "CREATED", "LAST REFRESH", "IN USE", "STATE")
+    rows = []
+    for use in uses:
+        data = use.to_json()
+        rows.append(
+            (
+                data["key"],
+                (data["clientId"] or "-")[:24],
+                str(len(data["scopes"])),
+                _date(data["createdAt"]),
+                _date(data["lastRefreshedAt"]),
+                str(data["inUse"]),
+                "revoked" if data["revoked"] else "ok",
+            )
+        )
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
+    if not rows:
+        lines.append("(no stored credentials)")
+    return "\n".join(lines)
+
+
+def _date(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
+
+
 COMMANDS = {
     "watch": _cmd_watch,
     "list": _cmd_list,
@@ -370,6 +463,7 @@ COMMANDS = {
     "status": _cmd_status,
     "reactivate": _cmd_reactivate,
     "migrate": _cmd_migrate,
+    "credentials": _cmd_credentials,
 }
 
 

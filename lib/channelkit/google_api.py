@@ -155,16 +155,26 @@ class GoogleApi:
         credentials: Any = None,
         retries: int | None = None,
         identities: Any = None,
+        store: Any = None,
+        credentials_key: str | None = None,
     ):
-        """``credentials`` replaces ADC; ``identities`` (a ``channelkit.identities.Identities``)
-        gives the credentials of each reference; by default one is made that knows ADC and
-        delegation only (stored user credentials need its store and keyring)."""
+        """``credentials`` replaces ADC. ``identities`` (a ``channelkit.identities.Identities``)
+        gives the credentials of each reference; by default one is made from ``store`` (where
+        stored user credentials are) and ``credentials_key`` (else ``CHANNELKIT_CREDENTIALS_KEY``)."""
         from channelkit.identities import Identities
 
         self.root = config.api_root(root)
         self.subject = config.delegated_subject(subject)
         self.retries = config.api_retries(retries)
-        self.identities = identities or Identities(subject=self.subject, base=credentials)
+        if identities is None:
+            text = config.credentials_key(credentials_key)
+            keyring = None
+            if text is not None:
+                from channelkit.crypto import Keyring
+
+                keyring = Keyring.parse(text)
+            identities = Identities(store=store, keyring=keyring, subject=self.subject, base=credentials)
+        self.identities = identities
         self._local = threading.local()
 
     # --- clients --------------------------------------------------------------

@@ -152,6 +152,13 @@ class Identities:
         except StoreError:
             pass  # a date for ``credentials list``: not worth failing the call
 
+    def revoke(self, key: str) -> None:
+        """Google refused the grant (``invalid_grant``, or a 401 with a fresh token): stop using it."""
+        with self._lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            self._revoke(key)
+
     def _revoke(self, key: str) -> None:
         """Google refused the grant: never refresh it again (here, and for every instance via the store)."""
         self._revoked.add(key)

@@ -86,6 +86,7 @@ def from_channels(channels: Iterable[Channel], now_ms: int) -> Subscription | No
         detail=serving.last_error if state is not State.ACTIVE else None,
         since=now_ms,
         created_at=first,
+        credentials=serving.credentials,
     )
 
 

@@ -49,6 +49,7 @@ def _new_channel(subscription: Subscription, last: ch.Channel | None, now_ms: in
         method=subscription.method,
         method_params=dict(subscription.method_params),
         subscription_id=subscription.id,
+        credentials=subscription.credentials,
         status="pending",
         created_at=datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC),
     )
@@ -70,7 +71,7 @@ def reactivate(
     from channelkit.events import default_dispatcher, deliver_events
 
     store = store or open_store()
-    google = google or GoogleApi()
+    google = google or GoogleApi(store=store)
     now = clock or time.time
     subscription = store.get_subscription(subscription_id)
     if subscription.state not in REACTIVATABLE:

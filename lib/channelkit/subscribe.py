@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channelkit import channel as ch
+from channelkit import config
 from channelkit.errors import (
     ChannelConflictError,
     ChannelExistsError,
@@ -29,6 +30,7 @@ from channelkit.errors import (
 from channelkit.google_api import GoogleApi, canonical, check_watch_method, is_loopback_url
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore, open_store
 from channelkit.subscription import Event, State, Subscription
+from channelkit.user_credentials import ADC, parse_reference
 
 __all__ = [
     "activate",
@@ -82,11 +84,14 @@ def subscribe(
     clock: Clock | None = None,
     channel_id: str | None = None,
     subscription_id: str | None = None,
+    credentials: str | None = None,
 ) -> ch.Channel:
     """Create a watch channel; returns it ``active`` with Google's resource id and expiration.
 
     ``ttl`` asks for an expiration that many seconds from now (Google may
-    clamp it). On a failed ``watch`` the channel is marked ``failed`` with the
+    clamp it). ``credentials`` names the identity that watches, renews and
+    stops: ``adc`` (default), ``subject:EMAIL`` or ``user:KEY`` (stored with
+    ``credentials add``; it must exist). On a failed ``watch`` the channel is marked ``failed`` with the
     error and the typed GoogleApiError is raised; if it had already learned its
     resource id from an early notification it is stopped at Google.
     """
@@ -98,7 +103,10 @@ def subscribe(
     if ttl is not None and ttl <= 0:
         raise ConfigError(f"ttl must be a positive number of seconds, got {ttl!r}")
     store = store or open_store()
-    google = google or GoogleApi()
+    reference = parse_reference(credentials, default_subject=config.delegated_subject())
+    if reference.startswith("user:"):
+        store.get_credential(reference.partition(":")[2])  # CredentialNotFoundError before anything is stored
+    google = google or GoogleApi(store=store)
     now = _now(clock)
     new = ch.Channel(
         "web_hook",
@@ -113,6 +121,7 @@ def subscribe(
         subscription_id=subscription_id or str(uuid.uuid4()),
         status=PENDING,
         created_at=datetime.datetime.fromtimestamp(now, tz=datetime.UTC),
+        credentials=None if reference == ADC else reference,
     )
     try:
         store.create(new)
@@ -149,13 +158,16 @@ def subscription_for(channel: ch.Channel, now_ms: int) -> Subscription:
         state=State.ACTIVE.value,
         since=now_ms,
         created_at=now_ms,
+        credentials=channel.credentials,
     )
 
 
 def activate(new: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.Channel:
     """Call ``watch`` for a stored ``pending`` channel and mark it ``active`` (or ``failed``)."""
     try:
-        response = google.watch(new.api, new.version, new.method, new.method_params or {}, new.body())
+        response = google.watch(
+            new.api, new.version, new.method, new.method_params or {}, new.body(), credentials=new.credentials
+        )
     except GoogleApiError as exc:
         fail(new.id, exc, store=store, google=google)
         raise
@@ -198,7 +210,9 @@ def stop_at_google(channel: ch.Channel, *, store: ChannelStore, google: GoogleAp
     """
     if channel.resource_id:
         try:
-            google.stop(channel.api, channel.version, channel.id, channel.resource_id)
+            google.stop(
+                channel.api, channel.version, channel.id, channel.resource_id, credentials=channel.credentials
+            )
         except ResourceGoneError:
             pass
         except GoogleApiError as exc:
@@ -230,7 +244,7 @@ def stop(
     Raises ChannelNotFoundError for an unknown id.
     """
     store = store or open_store()
-    google = google or GoogleApi()
+    google = google or GoogleApi(store=store)
     target = store.get(channel_id)
     related = store.list(subscription_id=target.subscription_id) if target.subscription_id else []
     channels = [target] + [c for c in related if c.id != target.id and c.status in (PENDING, ACTIVE)]

@@ -72,10 +72,10 @@ def test_overlap_both_channels_accepted_then_old_gone_after_grace(
     class ChangeBeforeStop(GoogleApi):
         """While both channels are live at Google, the file changes once."""
 
-        def stop(self, api, version, channel_id, resource_id):
+        def stop(self, api, version, channel_id, resource_id, **kwargs):
             simulator.change("drive", "files", fileId="F1", state="update", changed=["content"])
             simulator.wait_idle()
-            super().stop(api, version, channel_id, resource_id)
+            super().stop(api, version, channel_id, resource_id, **kwargs)
 
     summary = run(google=ChangeBeforeStop(root=simulator.url, retries=0), renew_before=3 * HOUR)
     new_id = summary.renewed[0]["new"]

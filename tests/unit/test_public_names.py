@@ -52,6 +52,7 @@ PUBLIC: dict[str, list[str]] = {
         "EXIT_USAGE",
         "build_parser",
         "channel_json",
+        "format_credentials",
         "format_duration",
         "format_health",
         "format_remaining",
@@ -84,6 +85,15 @@ PUBLIC: dict[str, list[str]] = {
         "store_timeout",
         "store_url",
         "suspend_after",
+    ],
+    "channelkit.credentials_admin": [
+        "CredentialUse",
+        "keyring",
+        "list_user_credentials",
+        "reactivate_credential",
+        "remove_user_credentials",
+        "rotate_credentials",
+        "store_user_credentials",
     ],
     "channelkit.crypto": [
         "KEY_BYTES",
@@ -213,7 +223,7 @@ PUBLIC: dict[str, list[str]] = {
         "stop_maybe_live",
         "sweep_channel",
     ],
-    "channelkit.renewal.lifecycle": ["after_failure", "after_success"],
+    "channelkit.renewal.lifecycle": ["after_failure", "after_success", "suspend_credential"],
     "channelkit.renewal.outcomes": ["RenewalOutcome", "RenewalSummary"],
     "channelkit.renewal.renewer": [
         "ChannelRenewal",

@@ -7,15 +7,18 @@ delivers the events afterwards (``channelkit.events``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from channelkit.channel import Channel
-from channelkit.errors import InvalidTransitionError
+from channelkit.errors import ChannelConflictError, ChannelNotFoundError, InvalidTransitionError
 from channelkit.lifecycle import judge_failure, record_failure, record_success, transition
-from channelkit.store import ChannelStore
-from channelkit.subscription import Event, State, Subscription
+from channelkit.store import ACTIVE, ChannelStore
+from channelkit.subscription import Event, Reason, State, Subscription
 
 __all__ = [
     "after_failure",
     "after_success",
+    "suspend_credential",
 ]
 
 
@@ -73,3 +76,35 @@ def after_failure(
         return changed
 
     return store.change_subscription(subscription_id, change)
+
+
+def suspend_credential(
+    store: ChannelStore, reference: str, detail: str, *, now_ms: int, dispatcher: Any
+) -> list[Subscription]:
+    """Google refused a stored grant: suspend every active subscription using it, at once.
+
+    Each gets its own ``suspended`` event (``CREDENTIALS_INVALID``) and its
+    channel's renewal held: none of them is tried again with that grant.
+    """
+    from channelkit.events import deliver_events
+
+    def change(current: Subscription) -> Subscription | None:
+        if not current.is_active:
+            return None
+        return transition(
+            current, Event.SUSPENDED, now_ms=now_ms, reason=Reason.CREDENTIALS_INVALID, detail=detail
+        )
+
+    suspended = []
+    for subscription in store.list_subscriptions(credentials=reference, state=State.ACTIVE.value):
+        written = store.change_subscription(subscription.id, change)
+        if written is None:
+            continue
+        if written.channel_id:
+            try:
+                store.update(written.channel_id, expect_status=ACTIVE, held=True)
+            except (ChannelConflictError, ChannelNotFoundError):
+                pass
+        deliver_events(store, dispatcher, written.id, known=written)
+        suspended.append(written)
+    return suspended

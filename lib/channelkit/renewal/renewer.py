@@ -21,15 +21,15 @@ from channelkit import config, logs
 from channelkit.channel import Channel, Notification, to_millis
 from channelkit.errors import ChannelConflictError, GoogleApiError, ResourceGoneError, TransientApiError
 from channelkit.events import deliver_events
-from channelkit.google_api import GoogleApi
+from channelkit.google_api import INVALID_GRANT, GoogleApi
 from channelkit.migrate import ensure_subscription
 from channelkit.renewal.cleanup import abandon, stop_maybe_live
-from channelkit.renewal.lifecycle import after_failure, after_success
+from channelkit.renewal.lifecycle import after_failure, after_success, suspend_credential
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore
 from channelkit.subscribe import activate, error_text, stop_at_google
-from channelkit.subscription import State, Subscription
+from channelkit.subscription import Reason, State, Subscription
 
 __all__ = [
     "RENEWED_STATE",
@@ -212,11 +212,24 @@ class Renewer:
             old = self.store.update(old.id, last_error=detail)
             r.summary.add(RenewalOutcome.SKIPPED, {"id": old.id, "reason": f"retry next run: {exc}"})
             _log("WARNING", "renewal postponed", old, outcome="postponed", error=str(exc))
+        refused_grant = getattr(exc, "reason", None) == INVALID_GRANT or getattr(exc, "status", None) == 401
+        if subscription is not None and subscription.reason == Reason.CREDENTIALS_INVALID and refused_grant:
+            self._revoked(subscription, detail)
         if subscription is not None and subscription.events:
             channels = {old.id: old}
             deliver_events(
                 self.store, self.dispatcher, subscription.id, known=subscription, channels=channels
             )
+
+    def _revoked(self, subscription: Subscription, detail: str) -> None:
+        """A stored grant Google refused: no other subscription of it may try it again."""
+        reference = subscription.credentials or ""
+        if not reference.startswith("user:"):
+            return
+        identities = getattr(self.google, "identities", None)
+        if identities is not None:
+            identities.revoke(reference.partition(":")[2])
+        suspend_credential(self.store, reference, detail, now_ms=self.now_ms(), dispatcher=self.dispatcher)
 
     def _notify_renewed(self, r: ChannelRenewal) -> RenewalStep:
         assert r.successor is not None  # found or made, and live

@@ -69,7 +69,7 @@ def renew_due(
         expiring_warn = settings.expiring_warn if expiring_warn is None else expiring_warn
     started = time.monotonic()
     store = store or open_store()
-    google = google or GoogleApi()
+    google = google or GoogleApi(store=store)
     renewer = Renewer(
         store,
         google,

@@ -64,6 +64,7 @@ FIELDS = {
     "lease_owner": "leaseOwner",
     "stopped_at": "stoppedAt",
     "held": "renewHeld",
+    "credentials": "credentials",
 }
 assert set(FIELDS) == {
     "id",
