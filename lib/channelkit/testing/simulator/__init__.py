@@ -7,7 +7,10 @@ simulator's root URL plus the API's service path. It then POSTs notifications to
 each channel's address the way Google does: a ``sync`` message first, then one
 message per change of the watched resource, with Google's headers, message
 numbers that grow with gaps, retries with backoff on 5xx, and nothing after a
-channel is stopped or expired. A test controls it from Python or over HTTP::
+channel is stopped or expired. It also plays Google's OAuth token endpoint
+(``sim.token_uri``): users added with ``sim.add_user`` refresh access tokens
+there, and a watch of a resource given an owner (``sim.set_owner``) needs a
+valid token of that owner. A test controls it from Python or over HTTP::
 
     with Simulator() as sim:
         drive = build("drive", "v3", static_discovery=True, http=httplib2.Http(),
@@ -28,8 +31,9 @@ at watch time, like Google would, but its notifications are recorded as
 ``undeliverable`` and never sent.
 
 The modules: ``server`` (``Simulator``), ``resources`` (what can be watched),
-``routes`` (the Google API), ``notifications``, ``faults``, ``refusals`` (the
-named refusals a test injects), ``delivery``,
+``routes`` (the Google API), ``oauth`` (the token endpoint, users, owners),
+``notifications``, ``faults``, ``refusals`` (the named refusals a test injects),
+``delivery``,
 ``control`` (the HTTP control API), ``http_server``, ``state``, ``clock``,
 ``records`` (what a test reads back) and ``cli``.
 """
@@ -44,12 +48,14 @@ from channelkit.testing.simulator.delivery import RETRY_STATUSES as RETRY_STATUS
 from channelkit.testing.simulator.faults import StandingRefusal
 from channelkit.testing.simulator.notifications import USER_AGENT as USER_AGENT
 from channelkit.testing.simulator.notifications import http_date as http_date
+from channelkit.testing.simulator.oauth import INVALID_GRANT as INVALID_GRANT
+from channelkit.testing.simulator.oauth import TOKEN_PATH as TOKEN_PATH
 from channelkit.testing.simulator.records import CANCELLED as CANCELLED
 from channelkit.testing.simulator.records import DELIVERED as DELIVERED
 from channelkit.testing.simulator.records import FAILED as FAILED
 from channelkit.testing.simulator.records import RETRY as RETRY
 from channelkit.testing.simulator.records import UNDELIVERABLE as UNDELIVERABLE
-from channelkit.testing.simulator.records import ApiCall, ChannelInfo, Delivery
+from channelkit.testing.simulator.records import ApiCall, ChannelInfo, Delivery, TokenRequest
 from channelkit.testing.simulator.refusals import REASONS as REASONS
 from channelkit.testing.simulator.refusals import REFUSALS, Refusal
 from channelkit.testing.simulator.resources import ADMIN as ADMIN
@@ -75,6 +81,7 @@ __all__ = [
     "Resource",
     "Simulator",
     "StandingRefusal",
+    "TokenRequest",
     "WatchKind",
     "is_loopback_host",
     "main",

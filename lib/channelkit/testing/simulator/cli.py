@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         max_attempts=args.max_attempts,
         latency=args.latency,
         seed=args.seed,
+        token_lifetime=args.token_lifetime,
     )
     with StopSignals() as stop:  # before start: a signal sent as soon as the URL is out is not lost
         sim.start()
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m channelkit.testing.simulator",
-        description="Local Google push-notification simulator (watch, stop, notifications).",
+        description="Local Google push-notification simulator (watch, stop, notifications, OAuth tokens).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-attempts", type=int, default=6, help="delivery attempts per notification")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
     parser.add_argument("--seed", type=int, default=None, help="seed for message numbers and ids")
+    parser.add_argument(
+        "--token-lifetime",
+        type=int,
+        default=3600,
+        help="seconds an access token from /token is valid, on the simulator clock (default 3600)",
+    )
     return parser
 
 

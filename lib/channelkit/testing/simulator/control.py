@@ -38,6 +38,13 @@ def handle_control(
         return 504, {"error": {"message": str(exc)}}
 
 
+def _resource(body: dict) -> Resource:
+    params = body.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError("params must be an object")
+    return Resource.of(str(body.get("api")), str(body.get("kind")), **params)
+
+
 def _control_change(sim: Simulator, body: dict, query: dict) -> Any:
     state, changed, payload = body.get("state"), body.get("changed"), body.get("body")
     if not state:
@@ -45,11 +52,7 @@ def _control_change(sim: Simulator, body: dict, query: dict) -> Any:
     if body.get("channelId"):
         queued = sim.change_channel_resource(body["channelId"], state=state, changed=changed, body=payload)
     else:
-        params = body.get("params") or {}
-        if not isinstance(params, dict):
-            raise ValueError("params must be an object")
-        resource = Resource.of(str(body.get("api")), str(body.get("kind")), **params)
-        queued = sim.change(resource, state=state, changed=changed, body=payload)
+        queued = sim.change(_resource(body), state=state, changed=changed, body=payload)
     return {"messages": [{"channelId": c, "messageNumber": n} for c, n in queued.items()]}
 
 
@@ -66,7 +69,51 @@ def _control_config(sim: Simulator, body: dict, query: dict) -> Any:
         sim.latency = float(body["latency"])
     if "syncBeforeResponse" in body:
         sim.sync_before_response = bool(body["syncBeforeResponse"])
-    return {"latency": sim.latency, "syncBeforeResponse": sim.sync_before_response}
+    if "tokenLifetime" in body:
+        lifetime = int(body["tokenLifetime"])
+        if lifetime < 1:
+            raise ValueError("tokenLifetime must be at least 1 second")
+        sim.token_lifetime = lifetime
+    return {
+        "latency": sim.latency,
+        "syncBeforeResponse": sim.sync_before_response,
+        "tokenLifetime": sim.token_lifetime,
+    }
+
+
+def _control_add_user(sim: Simulator, body: dict, query: dict) -> Any:
+    if not body.get("user"):
+        raise ValueError("user is required")
+    scopes = body.get("scopes")
+    if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes)):
+        raise ValueError("scopes must be a list of strings")
+    optional = {
+        "client_id": body.get("clientId"),
+        "client_secret": body.get("clientSecret"),
+        "refresh_token": body.get("refreshToken"),
+    }
+    return sim.add_user(
+        str(body["user"]), scopes=scopes, **{k: str(v) for k, v in optional.items() if v is not None}
+    )
+
+
+def _control_revoke(sim: Simulator, body: dict, query: dict) -> Any:
+    targets = [body[k] for k in ("user", "refreshToken") if body.get(k)]
+    if len(targets) != 1:
+        raise ValueError("give either user or refreshToken")
+    return {"revoked": sim.revoke(str(targets[0]), access_tokens=bool(body.get("accessTokens", True)))}
+
+
+def _control_owner(sim: Simulator, body: dict, query: dict) -> Any:
+    resource = _resource(body)
+    user = body.get("user")
+    sim.set_owner(resource, None if user is None else str(user))
+    return {"resource": resource.to_json(), "user": sim.owner(resource)}
+
+
+def _control_refreshes(sim: Simulator, body: dict, query: dict) -> Any:
+    all_attempts = query.get("all") in ("1", "true")
+    return {"refreshes": sim.refreshes(query.get("user") or None, all_attempts=all_attempts)}
 
 
 def _control_fail_next(sim: Simulator, body: dict, query: dict) -> Any:
@@ -144,6 +191,14 @@ _CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any]] =
     ("GET", "clock"): lambda sim, body, query: {"nowMs": sim.clock.now_ms()},
     ("POST", "clock"): _control_clock,
     ("POST", "config"): _control_config,
+    ("POST", "users"): _control_add_user,
+    ("GET", "users"): lambda sim, body, query: {"users": sim.users()},
+    ("POST", "revoke"): _control_revoke,
+    ("POST", "owner"): _control_owner,
+    ("GET", "refreshes"): _control_refreshes,
+    ("GET", "token_requests"): lambda sim, body, query: {
+        "tokenRequests": [r.to_json() for r in sim.token_requests]
+    },
     ("POST", "fail_next"): _control_fail_next,
     ("POST", "refuse_next"): _control_refuse_next,
     ("POST", "refuse"): _control_refuse,

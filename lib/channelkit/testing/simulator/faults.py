@@ -1,4 +1,4 @@
-"""Faults a test injects: failing ``watch``/``stop`` calls, duplicated and reordered notifications.
+"""Faults a test injects: failing ``watch``/``stop`` calls and token refreshes, duplicated and reordered notifications.
 
 A call fails either once (``fail_next``, ``refuse_next``: a queue per operation,
 used up in order) or for as long as a standing refusal matches it (``refuse``:
@@ -18,8 +18,11 @@ from channelkit.testing.simulator.state import Message
 
 __all__ = ["OPERATIONS", "Faults", "StandingRefusal"]
 
-#: The API operations a failure can be injected into.
-OPERATIONS = ("watch", "stop")
+#: The operations a failure can be injected into: the API's ``watch`` and ``stop``, and the
+#: token endpoint's refresh (``token``: ``fail_next`` only, answered in OAuth's error shape).
+OPERATIONS = ("watch", "stop", "token")
+#: The operations a named refusal (``refuse_next``, ``refuse``) can be answered to.
+_REFUSABLE = ("watch", "stop")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,11 +77,17 @@ class Faults:
         message: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Make the next ``count`` ``watch`` or ``stop`` calls fail with ``status`` (and ``reason``)."""
+        """Make the next ``count`` ``watch``, ``stop`` or ``token`` calls fail with ``status`` (and ``reason``).
+
+        For ``token`` the reason is the OAuth ``error`` (``internal_failure`` for 5xx by default).
+        """
         if not 400 <= int(status) <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
         failure = Refusal(
-            None, int(status), reason or default_reason(int(status)), message or "Injected failure"
+            None,
+            int(status),
+            reason or default_reason(int(status), operation),
+            message or "Injected failure",
         )
         self._queue(operation, failure, count)
 
@@ -86,6 +95,7 @@ class Faults:
         self, name: str, operation: str = "watch", count: int = 1, status: int | None = None
     ) -> None:
         """Make the next ``count`` calls of ``operation`` answer the refusal ``name`` (see ``REFUSALS``)."""
+        _check_operation(operation, _REFUSABLE)
         self._queue(operation, refusal(name, status), count)
 
     def _queue(self, operation: str, failure: Refusal, count: int) -> None:
@@ -101,7 +111,7 @@ class Faults:
         status: int | None = None,
     ) -> StandingRefusal:
         """Answer the refusal ``name`` to every ``operation`` call matching ``match``, until lifted."""
-        _check_operation(operation)
+        _check_operation(operation, _REFUSABLE)
         if match is not None and not isinstance(match, Mapping):
             raise ValueError("match must be an object of parameter names to values")
         standing = StandingRefusal(
@@ -207,6 +217,11 @@ class Faults:
             return send
 
 
-def _check_operation(operation: str) -> None:
-    if operation not in OPERATIONS:
-        raise ValueError("operation must be 'watch' or 'stop'")
+def _check_operation(operation: str, allowed: tuple[str, ...] = OPERATIONS) -> None:
+    if operation not in allowed:
+        if operation == "token":
+            raise ValueError(
+                "named refusals answer watch and stop only; for the token endpoint use"
+                " fail_next('token', status) or revoke()"
+            )
+        raise ValueError(f"operation must be {' or '.join(repr(o) for o in allowed)}")

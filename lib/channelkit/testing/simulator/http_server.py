@@ -1,4 +1,5 @@
-"""The HTTP server: reads each request, hands it to the control API or the Google API routes, records it."""
+"""The HTTP server: reads each request, hands it to the control API, the token endpoint or the Google
+API routes, records it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from channelkit.testing.simulator.control import CONTROL_PREFIX
+from channelkit.testing.simulator.oauth import TOKEN_PATH, OAuth
 from channelkit.testing.simulator.records import ApiCall
 from channelkit.testing.simulator.routes import INVALID_JSON, ApiRoutes
 from channelkit.testing.simulator.state import State
@@ -29,10 +31,19 @@ class HttpServer(ThreadingHTTPServer):
     # 1 s retransmission. Google's front ends take any number of connections.
     request_queue_size = 1024
 
-    def __init__(self, host: str, port: int, *, routes: ApiRoutes, control: ControlHandler, state: State):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        routes: ApiRoutes,
+        control: ControlHandler,
+        state: State,
+        oauth: OAuth,
+    ):
         if ":" in host:
             self.address_family = socket.AF_INET6
-        self.routes, self.control, self.state = routes, control, state
+        self.routes, self.control, self.state, self.oauth = routes, control, state, oauth
         super().__init__((host, port), _Handler)
 
 
@@ -66,6 +77,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if parts.path == TOKEN_PATH:
+            self._send(*self.server.oauth.handle(method, self.headers.get("Content-Type"), raw))
+            return
         try:
             body: Any = json.loads(raw) if raw.strip() else None
         except ValueError:
@@ -73,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith(CONTROL_PREFIX):
             self._send(*self.server.control(method, parts.path[len(CONTROL_PREFIX) :], query, body))
             return
-        answer = self.server.routes.handle(method, parts.path, query, body)
+        answer = self.server.routes.handle(method, parts.path, query, body, self.headers.get("Authorization"))
         if body is INVALID_JSON:
             body = raw.decode("utf-8", "replace")
         state = self.server.state
@@ -90,6 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
                 answer.resource,
                 answer.reason,
                 answer.refusal,
+                answer.user,
+                answer.auth,
             )
         )
         self._send(answer.status, answer.payload)

@@ -1,4 +1,4 @@
-"""What a test reads back: API calls, delivery attempts and channel snapshots."""
+"""What a test reads back: API calls, token requests, delivery attempts and channel snapshots."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ __all__ = [
     "ApiCall",
     "ChannelInfo",
     "Delivery",
+    "TokenRequest",
 ]
 
 #: Delivery outcomes, one per attempt record.
@@ -43,11 +44,43 @@ class ApiCall:
     time_ms: int  #: on the simulator clock
     resource: Resource | None = None  #: the resource a watch call names
     reason: str | None = None  #: ``error.errors[0].reason`` of an error answer
-    refusal: str | None = None  #: the named refusal answered (``refuse_next``, ``refuse``), if any
+    refusal: str | None = (
+        None  #: the named refusal answered (``refuse_next``, ``refuse``, an ownership check)
+    )
+    #: the user the call's bearer token was issued to by the token endpoint, valid or not;
+    #: None without a token or with one the simulator never issued
+    user: str | None = None
+    #: what the ``Authorization`` header held: ``none``, ``valid``, ``expired``, ``revoked`` or ``unknown``
+    auth: str = "none"
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["resource"] = self.resource.to_json() if self.resource else None
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenRequest:
+    """One request to the OAuth token endpoint (``POST /token``), answered or refused."""
+
+    time_ms: int  #: on the simulator clock
+    status: int
+    user: str | None  #: the owner of the grant its refresh token names; None for an unknown one
+    client_id: str | None
+    refresh_token: str | None
+    scope: str | None  #: as requested (space-separated), None when none was
+    error: str | None = None  #: the OAuth ``error`` of a refusal (``invalid_grant``, …)
+    access_token: str | None = None  #: the token issued; None when refused
+    expires_ms: int | None = None  #: when that token expires, on the simulator clock
+
+    @property
+    def issued(self) -> bool:
+        """An access token was issued."""
+        return self.access_token is not None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["issued"] = self.issued
         return data
 
 
@@ -102,6 +135,8 @@ class ChannelInfo:
     deliverable: bool  #: the address is on this machine
     stopped: bool
     expired: bool
+    #: the user whose valid token created it (only that user may stop it); None if created without one
+    user: str | None = None
 
     @property
     def live(self) -> bool:

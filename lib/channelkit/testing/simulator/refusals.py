@@ -6,8 +6,8 @@ body. A message may name the channel's address (``{address}``) or the watched
 resource (``{target}``, e.g. ``file F1``); both are filled from the request.
 
 An expired or revoked refresh token (``invalid_grant``) is not here: Google's
-token endpoint refuses it, before any API call is made, and the simulator has
-no token endpoint.
+token endpoint refuses it, before any API call is made. The simulator plays that
+endpoint too (``oauth``): ``revoke()`` a grant, or ``fail_next("token", status)``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ REASONS: Mapping[int, str] = {
     503: "backendError",
     504: "backendError",
 }
+
+
+#: The OAuth ``error`` the token endpoint answers a ``fail_next("token", status)`` with, by default.
+_TOKEN_ERRORS: Mapping[int, str] = {400: "invalid_request", 401: "invalid_client", 403: "access_denied"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +128,14 @@ def refusal(name: str, status: int | None = None) -> Refusal:
     return dataclasses.replace(found, status=int(status))
 
 
-def default_reason(status: int) -> str:
-    """``REASONS[status]``, or ``unknown``."""
+def default_reason(status: int, operation: str = "watch") -> str:
+    """``REASONS[status]``, or ``unknown``; for ``operation="token"``, an OAuth ``error``.
+
+    The token endpoint's: ``internal_failure`` for 5xx, ``invalid_request`` (400),
+    ``invalid_client`` (401), ``access_denied`` (403), else ``invalid_request``.
+    """
+    if operation == "token":
+        return "internal_failure" if status >= 500 else _TOKEN_ERRORS.get(status, "invalid_request")
     return REASONS.get(status, "unknown")
 
 

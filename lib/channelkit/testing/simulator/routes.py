@@ -3,6 +3,12 @@
 A watch is checked as Google checks it (channel id, type, HTTPS address or a
 loopback ``http://`` one, token, the kind's required query parameters) and its
 expiration is clamped to the kind's maximum; errors have Google's JSON shape.
+
+Each request's bearer token is resolved to the user it was issued to (``OAuth``).
+A watch of a resource with an owner needs a valid token of that owner (401
+without one, 403 with another user's); a channel created with a valid token can
+be stopped only with a valid token of the same user. Unowned resources, and
+channels created without a token, accept any caller.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import Any
 from channelkit._loopback import is_loopback_host
 from channelkit.testing.simulator.faults import Faults
 from channelkit.testing.simulator.notifications import Notifier
-from channelkit.testing.simulator.refusals import default_reason, describe_target
+from channelkit.testing.simulator.oauth import NO_TOKEN, Identity, OAuth
+from channelkit.testing.simulator.refusals import REFUSALS, default_reason, describe_target
 from channelkit.testing.simulator.resources import (
     STOP_PATHS,
     WATCH_KINDS,
@@ -63,11 +70,14 @@ def google_error(
 
 
 class ApiError(Exception):
-    """Raised inside a request handler; answered with Google's error shape."""
+    """Raised inside a request handler; answered with Google's error shape.
 
-    def __init__(self, status: int, reason: str, message: str):
+    ``refusal`` names the refusal answered (``REFUSALS``), when it is one.
+    """
+
+    def __init__(self, status: int, reason: str, message: str, refusal: str | None = None):
         super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
+        self.status, self.reason, self.message, self.refusal = status, reason, message, refusal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +89,8 @@ class ApiAnswer:
     operation: str | None = None  #: e.g. "drive.files.watch"; None for an unknown path
     resource: Resource | None = None  #: the resource a watch call names
     refusal: str | None = None  #: the named refusal answered (see ``REFUSALS``), if any
+    user: str | None = None  #: the user the request's bearer token was issued to
+    auth: str = NO_TOKEN  #: the state of that token (``ApiCall.auth``)
 
     @property
     def reason(self) -> str | None:
@@ -99,17 +111,31 @@ class _Answer(Exception):
 
 
 class ApiRoutes:
-    """Answers the API requests: routes a path to its watch kind or stop, applies injected failures."""
+    """Answers the API requests: routes a path to its watch kind or stop, applies injected failures
+    and the owners' authorization."""
 
-    def __init__(self, state: State, faults: Faults, notifier: Notifier):
+    def __init__(self, state: State, faults: Faults, notifier: Notifier, oauth: OAuth):
         self._state = state
         self._faults = faults
         self._notifier = notifier
+        self._oauth = oauth
 
-    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> ApiAnswer:
-        """The answer to one API request; errors in Google's shape."""
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: Any, authorization: str | None = None
+    ) -> ApiAnswer:
+        """The answer to one API request; errors in Google's shape.
+
+        ``authorization`` is the request's ``Authorization`` header.
+        """
+        identity = self._oauth.identify(authorization)
+        answer = self._answer(method, path, query, body, identity)
+        return dataclasses.replace(answer, user=identity.user, auth=identity.auth)
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, str], body: Any, identity: Identity
+    ) -> ApiAnswer:
         try:
-            return self._route(method, path, query, body)
+            return self._route(method, path, query, body, identity)
         except ApiError as exc:
             return ApiAnswer(exc.status, google_error(exc.status, exc.message, exc.reason))
         except _Answer as answer:
@@ -117,7 +143,9 @@ class ApiRoutes:
         except Exception as exc:  # noqa: BLE001 - a simulator bug: answer like Google's backend would
             return ApiAnswer(500, google_error(500, f"Simulator error: {exc!r}"))
 
-    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> ApiAnswer:
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: Any, identity: Identity
+    ) -> ApiAnswer:
         spec, path_params, stop_api = None, {}, STOP_PATHS.get(path)
         for pattern, candidate in _WATCH_ROUTES:
             match = pattern.fullmatch(path)
@@ -136,19 +164,24 @@ class ApiRoutes:
             error = google_error(404, f"{method} not found: {path}", "notFound")
             raise _Answer(ApiAnswer(404, error, operation, resource))
         try:
-            self._before_answer(kind, operation, body, _call_params(kind, path_params, query, body), resource)
+            self._before_answer(kind, operation, _call_params(kind, path_params, query, body), resource)
             if spec:
-                return ApiAnswer(200, self._watch(spec, path_params, query, body), operation, resource)
-            self._stop(STOP_PATHS[path], body)
+                self._authorize(identity, self._oauth.owner(resource), describe_target(resource))
+            if body is INVALID_JSON:
+                raise ApiError(400, "parseError", "Parse Error")
+            if spec:
+                answer = self._watch(spec, path_params, query, body, identity)
+                return ApiAnswer(200, answer, operation, resource)
+            self._stop(STOP_PATHS[path], body, identity)
             return ApiAnswer(204, None, operation)
         except ApiError as exc:
             error = google_error(exc.status, exc.message, exc.reason)
-            raise _Answer(ApiAnswer(exc.status, error, operation, resource)) from None
+            raise _Answer(ApiAnswer(exc.status, error, operation, resource, exc.refusal)) from None
 
     def _before_answer(
-        self, kind: str, operation: str, body: Any, params: dict[str, str], resource: Resource | None
+        self, kind: str, operation: str, params: dict[str, str], resource: Resource | None
     ) -> None:
-        """The configured latency, then an injected failure or refusal if one applies, then the body's parse error."""
+        """The configured latency, then an injected failure or refusal if one applies."""
         latency = self._state.settings.latency
         if latency > 0:
             time.sleep(latency)
@@ -158,11 +191,32 @@ class ApiRoutes:
             message = failure.message_for(address=params.get("address"), target=target)
             error = google_error(failure.status, message, failure.reason, failure.domain)
             raise _Answer(ApiAnswer(failure.status, error, operation, resource, failure.name))
-        if body is INVALID_JSON:
-            raise ApiError(400, "parseError", "Parse Error")
+
+    @staticmethod
+    def _authorize(identity: Identity, owner: str | None, target: str) -> None:
+        """Nothing when ``owner`` is None or the caller holds a valid token of ``owner``.
+
+        Otherwise the ``unauthorized`` refusal (no valid token: 401) or the
+        ``permission`` one (another user's token: 403).
+        """
+        if owner is None:
+            return
+        if not identity.valid:
+            refused = REFUSALS["unauthorized"]
+        elif identity.user != owner:
+            refused = REFUSALS["permission"]
+        else:
+            return
+        message = refused.message_for(address=None, target=target)
+        raise ApiError(refused.status, refused.reason, message, refused.name)
 
     def _watch(
-        self, spec: WatchKind, path_params: dict[str, str], query: dict[str, str], body: Any
+        self,
+        spec: WatchKind,
+        path_params: dict[str, str],
+        query: dict[str, str],
+        body: Any,
+        identity: Identity,
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(400, "required", "Required: channel in the request body")
@@ -230,6 +284,7 @@ class ApiRoutes:
                 bool(body.get("payload")),
                 watch_filter or None,
                 is_loopback_host(host),
+                user=identity.user if identity.valid else None,
             )
             self._state.channels[channel_id] = channel
             sync = self._notifier.sync(channel)
@@ -246,12 +301,14 @@ class ApiRoutes:
             response["token"] = token
         return response
 
-    def _stop(self, api: str, body: Any) -> None:
+    def _stop(self, api: str, body: Any, identity: Identity) -> None:
         if not isinstance(body, dict) or not body.get("id"):
             raise ApiError(400, "required", "Required: id")
         channel_id = body["id"]
         with self._state.cond:
             channel = self._state.channels.get(channel_id) if isinstance(channel_id, str) else None
+            if channel is not None and channel.resource.api == api:
+                self._authorize(identity, channel.user, f"channel {channel_id}")
             if (
                 channel is None
                 or channel.resource.api != api

@@ -1,15 +1,16 @@
 """``Simulator``: the object a test holds. It starts the HTTP server and the delivery worker.
 
 The work is done by its parts, which share one ``State``: ``ApiRoutes`` (the
-Google API), ``Notifier`` (building notifications), ``Faults``,
-``DeliveryScheduler`` (sending) and the control API.
+Google API), ``OAuth`` (the token endpoint, users and owners), ``Notifier``
+(building notifications), ``Faults``, ``DeliveryScheduler`` (sending) and the
+control API.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
 from channelkit.testing.simulator.clock import Clock
@@ -18,7 +19,8 @@ from channelkit.testing.simulator.delivery import DeliveryScheduler
 from channelkit.testing.simulator.faults import Faults, StandingRefusal
 from channelkit.testing.simulator.http_server import HttpServer
 from channelkit.testing.simulator.notifications import Notifier
-from channelkit.testing.simulator.records import DELIVERED, ApiCall, ChannelInfo, Delivery
+from channelkit.testing.simulator.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TOKEN_PATH, OAuth
+from channelkit.testing.simulator.records import DELIVERED, ApiCall, ChannelInfo, Delivery, TokenRequest
 from channelkit.testing.simulator.resources import Resource
 from channelkit.testing.simulator.routes import ApiRoutes
 from channelkit.testing.simulator.state import Settings, State
@@ -66,6 +68,8 @@ class Simulator:
         latency: seconds added before every watch/stop answer.
         seed: seeds message-number gaps and generated ids, for repeatable runs.
         ssl_context: used for notifications to ``https://`` loopback addresses.
+        token_lifetime: seconds an access token from the token endpoint is valid
+            (its ``expires_in``), on the simulator clock.
 
     The settings above (but host, port, seed and ssl_context) may be changed
     while it runs, e.g. ``sim.latency = 0.05``.
@@ -76,6 +80,7 @@ class Simulator:
     max_attempts = _Setting[int]()
     delivery_timeout = _Setting[float]()
     latency = _Setting[float]()
+    token_lifetime = _Setting[int]()
 
     def __init__(
         self,
@@ -89,17 +94,23 @@ class Simulator:
         latency: float = 0.0,
         seed: int | None = None,
         ssl_context: Any = None,
+        token_lifetime: int = 3600,
     ):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if token_lifetime < 1:
+            raise ValueError("token_lifetime must be at least 1 second")
         self.host, self._port = host, port
-        self._settings = Settings(sync_before_response, retry_base, max_attempts, delivery_timeout, latency)
+        self._settings = Settings(
+            sync_before_response, retry_base, max_attempts, delivery_timeout, latency, token_lifetime
+        )
         self._state = State(self._settings, seed)
         self.clock: Clock = self._state.clock
         self._faults = Faults(self._state.cond)
         self._delivery = DeliveryScheduler(self._state, ssl_context)
         self._notifier = Notifier(self._state, self._faults, self._delivery)
-        self._routes = ApiRoutes(self._state, self._faults, self._notifier)
+        self._oauth = OAuth(self._state, self._faults, lambda: self.token_uri)
+        self._routes = ApiRoutes(self._state, self._faults, self._notifier, self._oauth)
         self._server: HttpServer | None = None
         self._http_thread: threading.Thread | None = None
 
@@ -115,6 +126,7 @@ class Simulator:
             routes=self._routes,
             control=functools.partial(handle_control, self),
             state=self._state,
+            oauth=self._oauth,
         )
         self._http_thread = threading.Thread(
             target=self._server.serve_forever,
@@ -156,12 +168,80 @@ class Simulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
+    @property
+    def token_uri(self) -> str:
+        """The OAuth token endpoint, e.g. ``http://127.0.0.1:PORT/token``."""
+        return self.url + TOKEN_PATH.lstrip("/")
+
     def reset(self) -> None:
-        """Forget channels, records, queued notifications and pending faults."""
+        """Forget channels, records, queued notifications, pending faults, users, tokens and owners."""
         with self._state.cond:
             self._delivery.clear()
             self._faults.clear()
+            self._oauth.clear()
             self._state.clear()
+
+    # users, tokens and owners
+
+    def add_user(
+        self,
+        user: str,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        refresh_token: str | None = None,
+        scopes: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Register a grant of ``user``: an OAuth client and a refresh token, as consent leaves them.
+
+        Returns the "authorized_user" info (``type``, ``client_id``,
+        ``client_secret``, ``refresh_token``, ``token_uri``; ``scopes`` when
+        given) that a client stores. Each call adds a grant (a reconnect is a
+        new refresh token; ``refresh_token`` None generates one). With
+        ``scopes``, a refresh may ask for those only (``invalid_scope``
+        otherwise). ValueError for a refresh token already registered, or a
+        ``client_id`` registered before with another secret. The simulator must
+        be started (the info names its ``token_uri``).
+        """
+        return self._oauth.add_user(
+            user, client_id=client_id, client_secret=client_secret, refresh_token=refresh_token, scopes=scopes
+        )
+
+    def users(self) -> list[str]:
+        """Every user ``add_user`` registered, first added first."""
+        return self._oauth.users()
+
+    def revoke(self, target: str, *, access_tokens: bool = True) -> int:
+        """Revoke a grant (``target`` a refresh token) or every grant of a user (``target`` a user).
+
+        A refresh with a revoked grant answers 400 ``invalid_grant`` ("Token has
+        been expired or revoked."). The access tokens already issued from it
+        stop working too (the API answers 401 where a token is needed), unless
+        ``access_tokens`` is False. Returns how many grants this revoked;
+        ValueError when ``target`` names neither.
+        """
+        return self._oauth.revoke(target, access_tokens=access_tokens)
+
+    def set_owner(self, resource: Resource, user: str | None) -> None:
+        """Make ``user`` (registered by ``add_user``) the owner of ``resource``; None makes it unowned.
+
+        A watch of an owned resource needs a valid access token of its owner:
+        401 (``authError``) without a token or with an unknown, expired or
+        revoked one; 403 (``insufficientPermissions``) with another user's.
+        """
+        self._oauth.set_owner(resource, user)
+
+    def owner(self, resource: Resource) -> str | None:
+        """The owner of ``resource`` (``set_owner``); None when unowned."""
+        return self._oauth.owner(resource)
+
+    def refreshes(self, user: str | None = None, *, all_attempts: bool = False) -> int:
+        """How many access tokens the token endpoint issued (to ``user``, when given).
+
+        With ``all_attempts``, every request naming that user's grants counts,
+        refused ones too (all requests when ``user`` is None).
+        """
+        return self._oauth.refreshes(user, all_attempts=all_attempts)
 
     # changing resources
 
@@ -214,10 +294,14 @@ class Simulator:
         message: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Make the next ``count`` ``watch`` or ``stop`` calls fail with ``status``.
+        """Make the next ``count`` ``watch``, ``stop`` or ``token`` calls fail with ``status``.
 
         ``reason`` (``error.errors[0].reason``) defaults to the one Google most
-        often gives with that status (``REASONS``).
+        often gives with that status (``REASONS``). A ``token`` failure is a
+        refresh answered ``{"error": reason, "error_description": message}``;
+        its reason defaults to ``internal_failure`` for 5xx. google-auth itself
+        retries such a refresh (408, 429, 500, 503, 504, or that error), 3
+        attempts in all, about 1 and 2 seconds apart.
         """
         self._faults.fail_next(operation, status, count, message, reason)
 
@@ -269,7 +353,8 @@ class Simulator:
     def clear_faults(self) -> dict[str, int]:
         """Drop the failures not used yet and lift every standing refusal.
 
-        Returns how many ``fail_next``/``refuse_next`` failures were left per operation.
+        Returns how many ``fail_next``/``refuse_next`` failures were left per
+        operation (``watch``, ``stop``, ``token``).
         """
         return self._faults.clear_failures()
 
@@ -295,6 +380,12 @@ class Simulator:
         """Every API request so far, oldest first."""
         with self._state.cond:
             return list(self._state.calls)
+
+    @property
+    def token_requests(self) -> list[TokenRequest]:
+        """Every request to the token endpoint so far, oldest first."""
+        with self._state.cond:
+            return list(self._state.token_requests)
 
     @property
     def deliveries(self) -> list[Delivery]:

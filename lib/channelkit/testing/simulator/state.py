@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channelkit.testing.simulator.clock import Clock
-from channelkit.testing.simulator.records import ApiCall, ChannelInfo, Delivery
+from channelkit.testing.simulator.records import ApiCall, ChannelInfo, Delivery, TokenRequest
 from channelkit.testing.simulator.resources import Resource
 
 __all__ = ["Channel", "Message", "Settings", "State"]
@@ -29,6 +29,7 @@ class Settings:
     max_attempts: int = 6
     delivery_timeout: float = 5.0
     latency: float = 0.0
+    token_lifetime: int = 3600  #: seconds an issued access token is valid, on the simulator clock
 
     def sync_wait(self) -> float:
         """Longest a notification can take: every attempt timing out, plus every backoff."""
@@ -52,6 +53,7 @@ class Channel:
     deliverable: bool
     last_number: int = 0
     stopped: bool = False
+    user: str | None = None  #: the user whose valid token created it
 
     def expired(self, now_ms: int) -> bool:
         return now_ms >= self.expiration_ms
@@ -74,6 +76,7 @@ class Channel:
             self.deliverable,
             self.stopped,
             self.expired(now_ms),
+            self.user,
         )
 
 
@@ -101,6 +104,7 @@ class State:
         self.rng = random.Random(seed)  #: message-number gaps and generated ids
         self.channels: dict[str, Channel] = {}
         self.calls: list[ApiCall] = []
+        self.token_requests: list[TokenRequest] = []
         self.deliveries: list[Delivery] = []
 
     def clear(self) -> None:
@@ -108,6 +112,7 @@ class State:
         with self.cond:
             self.channels = {}
             self.calls = []
+            self.token_requests = []
             self.deliveries = []
             self.cond.notify_all()
 
@@ -119,6 +124,11 @@ class State:
     def record_call(self, call: ApiCall) -> None:
         with self.cond:
             self.calls.append(call)
+            self.cond.notify_all()
+
+    def record_token_request(self, request: TokenRequest) -> None:
+        with self.cond:
+            self.token_requests.append(request)
             self.cond.notify_all()
 
     def record_delivery(
