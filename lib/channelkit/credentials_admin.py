@@ -174,6 +174,9 @@ def reactivate_credential(
 
     store = store or open_store()
     reference = parse_reference(f"user:{key}")
+    identities = getattr(google, "identities", None)
+    if identities is not None:
+        identities.forget(key)  # the grant in memory may be the refused one
     done, failed = [], {}
     for subscription in store.list_subscriptions(credentials=reference, state=State.SUSPENDED.value):
         if subscription.reason != Reason.CREDENTIALS_INVALID:

@@ -33,6 +33,10 @@ CREDENTIALS_MISSING = "credentialsMissing"
 class Identities:
     """Credentials per reference; ``store`` and ``keyring`` are needed for ``user:KEY`` only."""
 
+    #: Seconds between two reads of a stored credential's record by one instance: a grant
+    #: stored again (a user who reconnects) replaces the one in memory within this time.
+    CHECK_EVERY = 60.0
+
     def __init__(
         self,
         *,
@@ -51,6 +55,8 @@ class Identities:
         self._key_locks: dict[str, threading.Lock] = {}
         self._users: dict[str, Any] = {}
         self._revoked: set[str] = set()
+        #: key -> (version loaded, when its record was last checked): a new grant is noticed within CHECK_EVERY.
+        self._checked: dict[str, tuple[int, float]] = {}
         #: Refreshes this instance made, per key (what the issue's figures count).
         self.refreshes: dict[str, int] = {}
 
@@ -94,6 +100,22 @@ class Identities:
                 self._refresh(key, creds)
             return creds
 
+    def _recheck(self, key: str) -> None:
+        """Drop what is held for ``key`` if its record moved to a new version (a new grant)."""
+        checked = self._checked.get(key)
+        if checked is None or self.clock() - checked[1] < self.CHECK_EVERY or self.store is None:
+            return
+        try:
+            stored = self.store.find_credential(key)
+        except StoreError:
+            return  # keep what is held; the next call checks again
+        if stored is None or stored.version != checked[0]:
+            self._users.pop(key, None)
+            self._revoked.discard(key)
+            self._checked.pop(key, None)
+        else:
+            self._checked[key] = (checked[0], self.clock())
+
     def _load(self, key: str) -> Any:
         from google.oauth2.credentials import Credentials
 
@@ -110,9 +132,11 @@ class Identities:
             stored = self.store.get_credential(key)
             if stored.revoked:
                 self._revoked.add(key)
+                self._checked[key] = (stored.version, self.clock())
                 raise AuthError(
                     f"credentials user:{key} were revoked; store a new grant", reason="invalid_grant"
                 )
+            self._checked[key] = (stored.version, self.clock())
             secrets = unseal(self.keyring, stored)
         except CredentialsError as exc:
             raise AuthError(f"credentials user:{key}: {exc}", reason=CREDENTIALS_MISSING) from exc
@@ -181,6 +205,7 @@ class Identities:
         with self._lock:
             self._users.pop(key, None)
             self._revoked.discard(key)
+            self._checked.pop(key, None)
 
     # --- any reference ----------------------------------------------------------------
 
