@@ -201,6 +201,16 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             ">= 10x",
             rn["speedup"] >= 10,
         )
+        ops = rn.get("operations", {}).get("per_channel")
+        if ops:
+            add(
+                "Firestore per renewal: reads / writes / commits",
+                f"{ops['reads']:g} / {ops['writes']:g} / {ops['commits']:g}",
+                "",
+                "",
+                "(context)",
+                None,
+            )
         measured = rn["n"] >= 10_000
         add(
             "10,000 renewals" + ("" if measured else " (projected from this rate)"),

@@ -1,34 +1,48 @@
 """Counts the Firestore operations a benchmarked process performs (``python -m bench``).
 
-The benchmark puts this directory on ``PYTHONPATH`` and sets
+The webhook benchmark puts this directory on ``PYTHONPATH`` and sets
 ``BENCH_OPCOUNT_FILE``; Python then imports this module at start-up, and it
 wraps the Firestore GAPIC client's RPC methods to count documents written
 (``commit``) and read (``batch_get_documents``, ``run_query``), plus every
-RPC by name, and the HTTP requests the Flask app finished (``requests``), so
-operations per request are counted on one side of the wire. Counts are written to that file as JSON a few times a second, so
-the benchmark can take the difference over a measured window. Nothing here
-runs unless the variable is set; channelkit itself carries no counting code.
+RPC by name (``rpc_commit``, ``rpc_run_aggregation_query``, ...), and the HTTP
+requests the Flask app finished (``requests``), so operations per request are
+counted on one side of the wire. Counts are written to that file as JSON a few
+times a second, so the benchmark can take the difference over a measured window.
+Nothing here runs unless the variable is set; channelkit itself carries no
+counting code.
+
+A benchmark that runs channelkit in its own process (``bench.bench_renewal``)
+imports this module, calls ``install()`` and reads ``snapshot()``; ``scope(label)``
+also counts what the calling thread does meanwhile under ``label``.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 _PATH = os.environ.get("BENCH_OPCOUNT_FILE")
 _counts: collections.Counter = collections.Counter()
+_scoped: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 _lock = threading.Lock()
+_local = threading.local()
 _writer_pid = None
+_installed = False
 
 
 def _add(**amounts) -> None:
     global _writer_pid
+    label = getattr(_local, "label", None)
     with _lock:
         _counts.update(amounts)
-        if _writer_pid != os.getpid():  # the first call in this process (after any fork)
+        if label is not None:
+            _scoped[label].update(amounts)
+        if _PATH and _writer_pid != os.getpid():  # the first call in this process (after any fork)
             _writer_pid = os.getpid()
             threading.Thread(target=_write_forever, daemon=True).start()
 
@@ -50,7 +64,30 @@ def _field(request, name):
     return getattr(request, name, None) or []
 
 
-def _install() -> None:
+def snapshot() -> dict:
+    """The counts so far: ``{"total": {...}, "scopes": {label: {...}}}`` (copies)."""
+    with _lock:
+        return {"total": dict(_counts), "scopes": {k: dict(v) for k, v in _scoped.items()}}
+
+
+@contextlib.contextmanager
+def scope(label: str) -> Iterator[None]:
+    """Count what this thread does inside the block under ``label`` too (the innermost label wins)."""
+    outer = getattr(_local, "label", None)
+    _local.label = label
+    try:
+        yield
+    finally:
+        _local.label = outer
+
+
+def install() -> None:
+    """Wrap the Firestore client (and Flask) in this process; once."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
     from google.cloud.firestore_v1.services.firestore import client as gapic
 
     cls = gapic.FirestoreClient
@@ -83,7 +120,8 @@ def _install() -> None:
 
     flask.Flask.full_dispatch_request = counted_dispatch
     cls.commit, cls.batch_get_documents, cls.run_query = counted_commit, counted_batch_get, counted_run_query
-    for name in ("begin_transaction", "rollback", "get_document"):
+    # Counted as calls only: an aggregation (count()) reads no document.
+    for name in ("begin_transaction", "rollback", "get_document", "run_aggregation_query"):
         original = getattr(cls, name)
 
         def counted(self, *args, _original=original, _name=name, **kwargs):
@@ -94,4 +132,4 @@ def _install() -> None:
 
 
 if _PATH:
-    _install()
+    install()

@@ -46,6 +46,7 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
         "vs (c) claim floor",
         "Firestore writes per notification",
         "renew 200 due channels",
+        "Firestore per renewal",
         "cold start: import the webhook module",
     ):
         assert measure in table
@@ -57,4 +58,6 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
     assert 1.99 <= ck["writes_per_notification"] <= 2.01
     assert ck["reads_per_notification"] <= 0.01  # channels cached after priming
     assert results["renewal"]["all_renewed"] is True
+    per_renewal = results["renewal"]["operations"]["per_channel"]
+    assert per_renewal["writes"] >= 1 and per_renewal["commits"] >= 1  # counted in the bench process
     assert results["coldstart"]["targets"]["channelkit"]["googleapiclient_imported"] is False
