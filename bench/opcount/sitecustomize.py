@@ -3,8 +3,9 @@
 The webhook benchmark puts this directory on ``PYTHONPATH`` and sets
 ``BENCH_OPCOUNT_FILE``; Python then imports this module at start-up, and it
 wraps the Firestore GAPIC client's RPC methods to count documents written
-(``commit``) and read (``batch_get_documents``, ``run_query``), plus every
-RPC by name (``rpc_commit``, ``rpc_run_aggregation_query``, ...), and the HTTP
+(``commit``; also by collection: ``writes_in:messages``, ...) and read
+(``batch_get_documents``, ``run_query``), plus every RPC by name
+(``rpc_commit``, ``rpc_run_aggregation_query``, ...), and the HTTP
 requests the Flask app finished (``requests``), so operations per request are
 counted on one side of the wire. Counts are written to that file as JSON a few
 times a second, so the benchmark can take the difference over a measured window.
@@ -64,6 +65,17 @@ def _field(request, name):
     return getattr(request, name, None) or []
 
 
+def _collection(write) -> str:
+    """The id of the collection a ``Write`` goes to (``messages`` for .../channels/X/messages/7)."""
+    name = (
+        getattr(getattr(write, "update", None), "name", "")
+        or getattr(write, "delete", "")
+        or getattr(getattr(write, "transform", None), "document", "")
+    )
+    parts = name.split("/") if isinstance(name, str) else []
+    return parts[-2] if len(parts) >= 2 else "?"
+
+
 def snapshot() -> dict:
     """The counts so far: ``{"total": {...}, "scopes": {label: {...}}}`` (copies)."""
     with _lock:
@@ -94,7 +106,9 @@ def install() -> None:
     commit, batch_get, run_query = cls.commit, cls.batch_get_documents, cls.run_query
 
     def counted_commit(self, request=None, **kwargs):
-        _add(rpc_commit=1, writes=len(_field(request, "writes")))
+        writes = _field(request, "writes")
+        by_collection = collections.Counter(f"writes_in:{_collection(w)}" for w in writes)
+        _add(rpc_commit=1, writes=len(writes), **by_collection)
         return commit(self, request=request, **kwargs)
 
     def counted_batch_get(self, request=None, **kwargs):
