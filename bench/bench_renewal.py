@@ -18,11 +18,11 @@ exactly one successful ``watch``; every original channel is ``stopped`` in the
 store (no stop left pending) and stopped at the simulator; nothing else exists.
 
 Firestore operations are counted in this process (``bench/opcount``) over each
-run, and split by where they happen: each renewal step (``channelkit.renewal.
-steps``), the listing of the due channels, the events left over, and the run
-record with the health line (``renewal.run._report``, where the version has
-one); the rest (the pending-stop and sweep queries) is the run's own. Per renewed
-channel are the steps' operations divided by the channels renewed.
+run, and split by where they happen: each renewal step (``RenewalStep``), the
+listing of the due channels, the events left over, and the run record with the
+health line (``renewal.run._report``, where the version has one); the rest (the
+pending-stop and sweep queries) is the run's own. Per renewed channel are the
+steps' operations divided by the channels renewed.
 
 A subscription record (issue 12) is stored for each channel at setup, as
 ``subscribe`` writes it (``--subscriptions stored``, the steady state), or not
@@ -267,9 +267,9 @@ def verify(
 # --- counting a run's Firestore operations --------------------------------------------
 
 
-def _scoped(function: Callable, label: str | Callable[..., str]) -> Callable:
+def _scoped(function: Callable, label: str) -> Callable:
     def counted(*args: Any, **kwargs: Any) -> Any:
-        with opcount.scope(label if isinstance(label, str) else label(*args, **kwargs)):
+        with opcount.scope(label):
             return function(*args, **kwargs)
 
     return counted
@@ -284,7 +284,7 @@ def counted_by_part() -> Iterator[None]:
     ``renew_channel`` finds it), and ``renewal.run``'s ``deliver_pending`` and ``_report``.
     """
     opcount.install()
-    patches: list[tuple[Any, str, Any]] = [(renewer.Renewer, "due", DUE_LISTING)]
+    patches: list[tuple[Any, str, str]] = [(renewer.Renewer, "due", DUE_LISTING)]
     for step in steps.RenewalStep:
         patches.append((renewer.Renewer, "_" + step.name.lower(), STEP + step.name))
     patches += [(run_module, "deliver_pending", LEFTOVER_EVENTS), (run_module, "_report", RUN_REPORT)]
