@@ -175,9 +175,12 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
                 None,
             )
         if ck.get("writes_per_notification") is not None:
+            by = ck.get("writes_per_notification_by_collection") or {}
+            heard = sum(v for k, v in by.items() if k.endswith("subscriptions"))
+            split = f" ({by.get('messages', 0):.3f} claims + {heard:.3f} lastNotificationAt)" if heard else ""
             add(
                 "Firestore writes per notification",
-                f"{ck['writes_per_notification']:.3f}",
+                f"{ck['writes_per_notification']:.3f}{split}",
                 f"(b) {t.get('user_dedupe', {}).get('writes_per_notification') or 0:.3f}",
                 "",
                 "<= 2",
@@ -201,6 +204,16 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             ">= 10x",
             rn["speedup"] >= 10,
         )
+        ops = rn.get("operations", {}).get("per_channel")
+        if ops:
+            add(
+                "Firestore per renewal: reads / writes / commits",
+                f"{ops['reads']:g} / {ops['writes']:g} / {ops['commits']:g}",
+                "",
+                "",
+                "(context)",
+                None,
+            )
         measured = rn["n"] >= 10_000
         add(
             "10,000 renewals" + ("" if measured else " (projected from this rate)"),

@@ -17,8 +17,24 @@ subscription has exactly one ``active`` channel, its successor, created by
 exactly one successful ``watch``; every original channel is ``stopped`` in the
 store (no stop left pending) and stopped at the simulator; nothing else exists.
 
+Firestore operations are counted in this process (``bench/opcount``) over each
+run, and split by where they happen: each renewal step (``RenewalStep``), the
+listing of the due channels, the events left over, and the run record with the
+health line (``renewal.run._report``, where the version has one); the rest (the
+pending-stop and sweep queries) is the run's own. Per renewed channel are the
+steps' operations divided by the channels renewed.
+
+A subscription record (issue 12) is stored for each channel at setup, as
+``subscribe`` writes it (``--subscriptions stored``, the steady state), or not
+(``missing``: the first run after an upgrade, which creates them as it renews).
+A version without subscription records ignores the option.
+
     .venv/bin/python -m bench.bench_renewal            # 1,000 channels
     .venv/bin/python -m bench.bench_renewal --n 10000  # the full run
+
+Another version's library can be measured by the same benchmark: run this
+file with that version's interpreter (its venv installs its ``lib``), e.g.
+``PYTHONPATH=. ../wt-before/.venv/bin/python -m bench.bench_renewal``.
 
 A private Firestore emulator is started unless ``FIRESTORE_EMULATOR_HOST`` is set.
 """
@@ -40,10 +56,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from bench.opcount import sitecustomize as opcount
 from channelkit import config
 from channelkit.channel import Channel, new_token
 from channelkit.google_api import GoogleApi
-from channelkit.renewal import renew_due
+from channelkit.renewal import renew_due, renewer, steps
+from channelkit.renewal import run as run_module
 from channelkit.store import ACTIVE, STOPPED
 from channelkit.store.firestore import FirestoreStore
 from channelkit.testing.emulators import Emulator, reset_firestore
@@ -54,6 +72,12 @@ SERIAL_SAMPLE = 200
 SETUP_WORKERS = 32
 ADDRESS = "https://bench.invalid/webhook"  # not on this machine: the simulator sends nothing
 HOUR_MS = 3_600_000
+LIFETIME_MS = 24 * HOUR_MS
+#: Scope labels of the operations a run does outside the renewal steps.
+DUE_LISTING = "due listing"
+LEFTOVER_EVENTS = "events left over"
+RUN_REPORT = "run record + health"
+STEP = "step:"
 
 Progress = Callable[[str], None]
 
@@ -133,14 +157,39 @@ def firestore_emulator(progress: Progress) -> Iterator[str]:
 # --- setup and verification ----------------------------------------------------------
 
 
+def subscription_writer() -> Callable[[FirestoreStore, Channel, int], None] | None:
+    """What ``subscribe`` writes once a watch succeeds: the subscription record (None: no such
+    record in this version of channelkit)."""
+    try:
+        from channelkit.subscribe import subscription_for
+    except ImportError:
+        return None
+
+    def write(store: FirestoreStore, channel: Channel, now_ms: int) -> None:
+        store.create_subscription(subscription_for(channel, now_ms))
+
+    return write
+
+
 def create_channels(
-    store: FirestoreStore, google: GoogleApi, count: int, label: str, progress: Progress
+    store: FirestoreStore,
+    google: GoogleApi,
+    count: int,
+    label: str,
+    progress: Progress,
+    *,
+    with_subscriptions: bool = False,
 ) -> list[Channel]:
-    """``count`` subscriptions: live at the simulator (one watch each), stored ``active``, due."""
+    """``count`` subscriptions: live at the simulator (one watch each), stored ``active``, due;
+    with their subscription records if ``with_subscriptions`` and this version has them."""
     now_ms = int(time.time() * 1000)
-    created_at = datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC)
+    # Watched a day ago (Drive's longest files.watch) with an hour left: due, and each successor
+    # asks for a day again. (Channels of an hour would put every successor inside
+    # CHANNELKIT_EXPIRING_WARN, and the run's health check would read them all as expiring.)
+    created_at = datetime.datetime.fromtimestamp((now_ms + HOUR_MS - LIFETIME_MS) / 1000, tz=datetime.UTC)
     done = [0]
     lock = threading.Lock()
+    write_subscription = subscription_writer() if with_subscriptions else None
 
     def one(i: int) -> Channel:
         channel = Channel(
@@ -159,6 +208,8 @@ def create_channels(
         )
         channel.update(google.watch("drive", "v3", "files.watch", channel.method_params, channel.body()))
         store.create(channel)
+        if write_subscription is not None:
+            write_subscription(store, channel, now_ms)
         with lock:
             done[0] += 1
             if done[0] % 1000 == 0:
@@ -213,12 +264,101 @@ def verify(
     return problems
 
 
+# --- counting a run's Firestore operations --------------------------------------------
+
+
+def _scoped(function: Callable, label: str) -> Callable:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with opcount.scope(label):
+            return function(*args, **kwargs)
+
+    return counted
+
+
+@contextlib.contextmanager
+def counted_by_part() -> Iterator[None]:
+    """Count each renewal step, the due listing, the leftover events and the run report apart.
+
+    Wraps, in this process only and for the block's duration, what this version of
+    channelkit has of: ``Renewer.due``, each step's method (``Renewer._<step>``, as
+    ``renew_channel`` finds it), and ``renewal.run``'s ``deliver_pending`` and ``_report``.
+    """
+    opcount.install()
+    patches: list[tuple[Any, str, str]] = [(renewer.Renewer, "due", DUE_LISTING)]
+    for step in steps.RenewalStep:
+        patches.append((renewer.Renewer, "_" + step.name.lower(), STEP + step.name))
+    patches += [(run_module, "deliver_pending", LEFTOVER_EVENTS), (run_module, "_report", RUN_REPORT)]
+    saved = []
+    for owner, name, label in patches:
+        original = owner.__dict__.get(name)
+        if original is not None:
+            saved.append((owner, name, original))
+            setattr(owner, name, _scoped(original, label))
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+def _difference(after: dict, before: dict) -> dict:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def _kinds(ops: dict) -> dict:
+    """Documents read and written, commits, queries, count aggregations, every RPC."""
+    rpcs = sum(v for k, v in ops.items() if k.startswith("rpc_"))
+    return {
+        "reads": ops.get("reads", 0),
+        "writes": ops.get("writes", 0),
+        "commits": ops.get("rpc_commit", 0),
+        "queries": ops.get("rpc_run_query", 0),
+        "counts": ops.get("rpc_run_aggregation_query", 0),
+        "rpcs": rpcs,
+    }
+
+
+def operations(before: dict, after: dict, renewed: int) -> dict:
+    """What a run did between two ``opcount.snapshot()``s, by part, and per renewed channel."""
+    total = _difference(after["total"], before["total"])
+    parts = {
+        label: _difference(ops, before["scopes"].get(label, {})) for label, ops in after["scopes"].items()
+    }
+    parts = {label: ops for label, ops in parts.items() if ops}
+    step_ops: collections.Counter = collections.Counter()
+    for label, ops in parts.items():
+        if label.startswith(STEP):
+            step_ops.update(ops)
+    outside = collections.Counter(total)
+    for ops in parts.values():
+        outside.subtract(ops)
+    fixed = {k: v for k, v in outside.items() if v}
+
+    def per(ops: dict) -> dict:
+        return {k: round(v / renewed, 3) if renewed else None for k, v in _kinds(ops).items()}
+
+    return {
+        "renewed": renewed,
+        "total": _kinds(total),
+        "per_channel": per(step_ops),
+        "per_channel_by_step": {
+            label[len(STEP) :]: per(ops) for label, ops in parts.items() if label.startswith(STEP)
+        },
+        "due_listing": _kinds(parts.get(DUE_LISTING, {})),
+        "events_left_over": _kinds(parts.get(LEFTOVER_EVENTS, {})),
+        "run_report": _kinds(parts.get(RUN_REPORT, {})),
+        "run_other": _kinds(fixed),
+        "whole_run_per_channel": per(total),
+        "raw": total,
+    }
+
+
 # --- one measured run ----------------------------------------------------------------
 
 
 def measure(
     store: FirestoreStore, root: str, concurrency: int | None, progress: Progress, label: str, total: int
-) -> tuple[float, Any, collections.Counter]:
+) -> tuple[float, Any, collections.Counter, dict]:
     renewed_calls: collections.Counter = collections.Counter()
     calls_lock = threading.Lock()
     step = max(1, total // 10)
@@ -235,14 +375,17 @@ def measure(
     # learned during the setup helps the run, and building them is part of it.
     store = FirestoreStore(project=PROJECT, collection=store.collection_name)
     google = GoogleApi(root=root)
+    before = opcount.snapshot()
     started = time.perf_counter()
     try:
         summary = renew_due(
             store=store, google=google, dispatcher=dispatcher, concurrency=concurrency, progress=report
         )
-        return time.perf_counter() - started, summary, renewed_calls
+        seconds = time.perf_counter() - started
     finally:
         store.close()
+    renewed = summary.to_json().get("renewed", 0)
+    return seconds, summary, renewed_calls, operations(before, opcount.snapshot(), renewed)
 
 
 def run(
@@ -252,16 +395,23 @@ def run(
     progress: Progress | None = None,
     serial_sample: int = SERIAL_SAMPLE,
     concurrency: int | None = None,
+    subscriptions: str = "stored",
 ) -> dict:
     """Renew ``n`` due channels with the default parallelism and ``serial_sample`` with 1.
 
-    Returns the figures as a dict (see the module docstring); ``all_renewed``
-    is True only if both runs verified clean.
+    ``subscriptions``: ``stored`` (a record per subscription, as ``subscribe``
+    writes it) or ``missing`` (none yet: the renewal creates them). Returns the
+    figures as a dict (see the module docstring); ``all_renewed`` is True only
+    if both runs verified clean.
     """
+    if subscriptions not in ("stored", "missing"):
+        raise ValueError(f"subscriptions: 'stored' or 'missing', not {subscriptions!r}")
     progress = progress or (lambda message: None)
     sample = min(serial_sample, n)
     workers = config.renew_concurrency(concurrency)
-    with firestore_emulator(progress) as host, SimulatorProcess() as sim:
+    with_records = subscriptions == "stored"
+    records = "none in this version" if subscription_writer() is None else subscriptions
+    with firestore_emulator(progress) as host, SimulatorProcess() as sim, counted_by_part():
         reset_firestore(host, PROJECT)
         tag = uuid.uuid4().hex[:8]
         serial_store = FirestoreStore(project=PROJECT, collection=f"bench-serial-{tag}")
@@ -269,16 +419,20 @@ def run(
         try:
             setup_google = GoogleApi(root=sim.url)
             progress(f"setup: {sample} + {n} channels (watch at the simulator, store active)")
-            serial_channels = create_channels(serial_store, setup_google, sample, "serial", progress)
-            parallel_channels = create_channels(parallel_store, setup_google, n, "parallel", progress)
+            serial_channels = create_channels(
+                serial_store, setup_google, sample, "serial", progress, with_subscriptions=with_records
+            )
+            parallel_channels = create_channels(
+                parallel_store, setup_google, n, "parallel", progress, with_subscriptions=with_records
+            )
             sim.set_latency(latency_ms / 1000)
 
             progress(f"baseline: {sample} renewals with parallelism 1")
-            serial_seconds, serial_summary, serial_calls = measure(
+            serial_seconds, serial_summary, serial_calls, serial_ops = measure(
                 serial_store, sim.url, 1, progress, "parallelism 1", sample
             )
             progress(f"channelkit: {n} renewals with parallelism {workers}")
-            seconds, summary, calls = measure(
+            seconds, summary, calls, ops = measure(
                 parallel_store, sim.url, workers, progress, f"parallelism {workers}", n
             )
 
@@ -296,6 +450,7 @@ def run(
     serial_rate = sample / serial_seconds
     return {
         "n": n,
+        "subscription_records": records,
         "latency_ms": latency_ms,
         "concurrency": workers,
         "seconds": round(seconds, 3),
@@ -307,6 +462,8 @@ def run(
         "projected_seconds_10000": round(10_000 / rate, 1),
         "summary": {k: v for k, v in summary.to_json().items() if k != "details"},
         "serial_summary": {k: v for k, v in serial_summary.to_json().items() if k != "details"},
+        "operations": ops,
+        "serial_operations": serial_ops,
         "problems": (serial_problems + problems)[:20],
         "all_renewed": not serial_problems and not problems,
     }
@@ -327,6 +484,24 @@ def table(result: dict) -> str:
         ("speedup (per-channel rates)", f"{result['speedup']:.1f}x  (target >= 10x)"),
         ("10,000 renewals at this rate", f"{result['projected_seconds_10000']:.0f} s  (target < 120 s)"),
         ("every channel renewed exactly once", "yes" if result["all_renewed"] else "NO"),
+        ("subscription records at the start", result["subscription_records"]),
+    ]
+    ops = result["operations"]
+
+    def kinds(k: dict) -> str:
+        return (
+            f"{k['reads']:g} reads, {k['writes']:g} writes, {k['commits']:g} commits, "
+            f"{k['queries']:g} queries, {k['counts']:g} counts, {k['rpcs']:g} RPCs"
+        )
+
+    rows += [
+        ("Firestore per renewed channel", kinds(ops["per_channel"])),
+        *((f"  {step.lower()}", kinds(k)) for step, k in ops["per_channel_by_step"].items()),
+        ("per run: due listing", kinds(ops["due_listing"])),
+        ("per run: events left over", kinds(ops["events_left_over"])),
+        ("per run: run record + health", kinds(ops["run_report"])),
+        ("per run: other (stops, sweep)", kinds(ops["run_other"])),
+        ("whole run / channels renewed", kinds(ops["whole_run_per_channel"])),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
@@ -351,6 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="parallelism of the measured run (default CHANNELKIT_RENEW_CONCURRENCY)",
     )
+    parser.add_argument(
+        "--subscriptions",
+        choices=("stored", "missing"),
+        default="stored",
+        help="subscription records at the start: stored (as subscribe writes them) or missing",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -364,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=progress,
         serial_sample=args.serial_sample,
         concurrency=args.concurrency,
+        subscriptions=args.subscriptions,
     )
     print(table(result))
     if args.json:

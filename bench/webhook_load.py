@@ -58,13 +58,21 @@ def bench_channel(prefix: str, i: int) -> Channel:
 
 
 def seed_channels(prefix: str, count: int) -> None:
-    """``count`` active channels ``prefix-000``..., stored as channelkit stores them."""
+    """``count`` active channels ``prefix-000``..., stored as channelkit stores them, each with
+    its subscription record as ``subscribe`` writes it (where this version has them)."""
     from channelkit.store import open_store
 
+    try:
+        from channelkit.subscribe import subscription_for
+    except ImportError:  # a version before subscription records
+        subscription_for = None
     store = open_store("firestore", timeout=30)
     try:
         for i in range(count):
-            store.create(bench_channel(prefix, i))
+            channel = bench_channel(prefix, i)
+            store.create(channel)
+            if subscription_for is not None:
+                store.create_subscription(subscription_for(channel, int(time.time() * 1000)))
     finally:
         store.close()
 
@@ -215,6 +223,9 @@ def run(
             "served": totals.get("requests", 0),
             "writes_per_notification": _per(totals, "writes"),
             "reads_per_notification": _per(totals, "reads"),
+            "writes_per_notification_by_collection": {
+                key.split(":", 1)[1]: _per(totals, key) for key in totals if key.startswith("writes_in:")
+            },
             "rpcs": totals,
         }
 
