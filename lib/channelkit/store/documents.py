@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from channelkit.errors import StoreUnavailable
 from channelkit.store.records import Record, Version
-from channelkit.store.versions import MAX_CAS_ATTEMPTS
+from channelkit.store.versions import MAX_CAS_ATTEMPTS, KnownVersions
 
 __all__ = [
     "KINDS",
@@ -47,8 +47,11 @@ class Documents(abc.ABC):
     @abc.abstractmethod
     def _doc_replace(
         self, kind: str, doc_id: str, record: Record, version: Version, previous: Record
-    ) -> bool:
-        """Replace ``previous`` by ``record`` iff the version is still ``version``."""
+    ) -> Any:
+        """Replace ``previous`` by ``record`` iff the version is still ``version``.
+
+        Falsy if it was not; else the new version (or True when the backend does not know it).
+        """
 
     @abc.abstractmethod
     def _doc_delete(self, kind: str, doc_id: str, version: Version) -> bool:
@@ -74,6 +77,24 @@ class Documents(abc.ABC):
 
     # --- the compare-and-set loop every kind shares ---------------------------------
 
+    @property
+    def _doc_versions(self) -> KnownVersions:
+        """The (record, version) last read or written per record: a change then skips its read."""
+        known = self.__dict__.get("_doc_known")
+        if known is None:
+            known = self.__dict__["_doc_known"] = KnownVersions()
+        return known
+
+    def _doc_fetch(self, kind: str, doc_id: str) -> tuple[Record, Version] | None:
+        """``_doc_read``, remembered for the next change of that record."""
+        found = self._doc_read(kind, doc_id)
+        name = f"{kind}/{doc_id}"
+        if found is None:
+            self._doc_versions.forget(name)
+        else:
+            self._doc_versions.remember(name, found[0], found[1])
+        return found
+
     def _doc_change(
         self,
         kind: str,
@@ -86,15 +107,30 @@ class Documents(abc.ABC):
         """Read, apply ``change``, compare-and-set; again on a lost race. What was written, or None.
 
         ``change`` may raise: nothing is written. ``missing()`` is raised when there is no record.
+        The first attempt starts from the record this store last read or wrote, when it has
+        one (the version precondition makes that as safe as a read); a decision not to
+        write is never taken on it, only on a fresh read.
         """
+        name = f"{kind}/{doc_id}"
+        start = self._doc_versions.recall(name)
         for _ in range(MAX_CAS_ATTEMPTS):
-            found = self._doc_read(kind, doc_id)
-            if found is None:
-                raise missing()
-            record, version = found
+            remembered = start is not None
+            if start is not None:
+                (record, version), start = start, None
+            else:
+                found = self._doc_fetch(kind, doc_id)
+                if found is None:
+                    raise missing()
+                record, version = found
             new = change(decode(record))
             if new is None:
+                if remembered:
+                    continue
                 return None
-            if self._doc_replace(kind, doc_id, encode(new), version, record):
+            new_record = encode(new)
+            written = self._doc_replace(kind, doc_id, new_record, version, record)
+            if written:
+                self._doc_versions.remember(name, new_record, written)
                 return new
+            self._doc_versions.forget(name)
         raise StoreUnavailable(f"{kind} {doc_id!r}: too much contention, try again")

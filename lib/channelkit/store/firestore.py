@@ -210,15 +210,15 @@ class FirestoreStore(ChannelStore):
             return None
         return snapshot.to_dict(), snapshot.update_time
 
-    def _doc_replace(self, kind, doc_id, record, version, previous) -> bool:
+    def _doc_replace(self, kind, doc_id, record, version, previous) -> Version | None:
         with self._errors():
             try:
-                self._doc(kind, doc_id).update(
+                result = self._doc(kind, doc_id).update(
                     _replacing(record, previous), option=self._precondition(version), **self._write_kw
                 )
             except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
-                return False
-        return True
+                return None
+        return result.update_time
 
     def _doc_delete(self, kind: str, doc_id: str, version: Version) -> bool:
         with self._errors():

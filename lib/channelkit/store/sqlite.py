@@ -204,12 +204,13 @@ class SQLiteStore(ChannelStore):
         rows = self._fetch(f"SELECT data, version FROM {_table(kind)} WHERE id = ?", (doc_id,))
         return (_decode(rows[0][0]), rows[0][1]) if rows else None
 
-    def _doc_replace(self, kind, doc_id, record, version, previous) -> bool:
+    def _doc_replace(self, kind, doc_id, record, version, previous) -> str | None:
+        new_version = uuid.uuid4().hex
         changed = self._execute(
             f"UPDATE {_table(kind)} SET data = ?, version = ? WHERE id = ? AND version = ?",
-            (_encode(record), uuid.uuid4().hex, doc_id, version),
+            (_encode(record), new_version, doc_id, version),
         )
-        return changed == 1
+        return new_version if changed == 1 else None
 
     def _doc_delete(self, kind: str, doc_id: str, version: Version) -> bool:
         changed = self._execute(f"DELETE FROM {_table(kind)} WHERE id = ? AND version = ?", (doc_id, version))

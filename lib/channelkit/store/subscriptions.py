@@ -39,7 +39,7 @@ class SubscriptionRecords(Documents):
             raise SubscriptionExistsError(f"subscription {subscription.id!r} already exists")
 
     def find_subscription(self, subscription_id: str) -> Subscription | None:
-        found = self._doc_read(SUBSCRIPTIONS, subscription_id)
+        found = self._doc_fetch(SUBSCRIPTIONS, subscription_id)
         return from_record(found[0]) if found else None
 
     def get_subscription(self, subscription_id: str) -> Subscription:
