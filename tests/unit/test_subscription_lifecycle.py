@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
-import types
 
+import httplib2
 import pytest
+from google.auth import exceptions as auth_exc
+from googleapiclient.errors import HttpError
 
 from channelkit.channel import Channel
 from channelkit.errors import (
@@ -17,7 +19,7 @@ from channelkit.errors import (
     ResourceGoneError,
     TransientApiError,
 )
-from channelkit.google_api import _map_http_error
+from channelkit.google_api import GoogleApi, _map_http_error
 from channelkit.lifecycle import (
     ENDPOINT_REASONS,
     TRANSITIONS,
@@ -183,11 +185,11 @@ def test_other_events_keep_the_failure_count():
 # --- judging Google's answer ----------------------------------------------------------
 
 
-def http_error(status: int, reason: str | None):
-    """What googleapiclient raises: ``resp.status`` and a JSON error body."""
+def http_error(status: int, reason: str | None) -> HttpError:
+    """What googleapiclient raises for an error answer, with Google's JSON error body."""
     errors = [{"reason": reason, "message": "m"}] if reason else []
     content = json.dumps({"error": {"code": status, "message": "m", "errors": errors}}).encode()
-    return types.SimpleNamespace(resp=types.SimpleNamespace(status=status), content=content)
+    return HttpError(httplib2.Response({"status": status}), content)
 
 
 IMMEDIATE, COUNTED, TRANSIENT = FailureKind.IMMEDIATE, FailureKind.COUNTED, FailureKind.TRANSIENT
@@ -242,6 +244,38 @@ def test_failures_without_an_answer_from_google_are_transient():
     )
     assert judge_failure(TimeoutError("slow")) == Failure(TRANSIENT, None)
     assert judge_failure(RuntimeError("boom")) == Failure(TRANSIENT, None)
+
+
+class RaisingRequest:
+    """A built googleapiclient request whose ``execute`` fails as the HTTP layer would."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def execute(self, num_retries=0):
+        raise self.exc
+
+
+def judged_through_the_client(exc: BaseException) -> Failure:
+    with pytest.raises(GoogleApiError) as raised:
+        GoogleApi(root="http://127.0.0.1:9/", retries=0)._execute(RaisingRequest(exc), "drive v3 files.watch")
+    return judge_failure(raised.value)
+
+
+def test_a_revoked_refresh_token_suspends_at_once():
+    revoked = auth_exc.RefreshError(
+        "invalid_grant: Token has been expired or revoked.", {"error": "invalid_grant"}
+    )
+    assert judged_through_the_client(revoked) == Failure(IMMEDIATE, Reason.CREDENTIALS_INVALID)
+
+
+def test_a_network_failure_while_refreshing_the_token_is_transient():
+    # google-auth-httplib2 raises TransportError when the token endpoint cannot be reached:
+    # a blip, not a credential Google refused.
+    blip = auth_exc.TransportError(httplib2.ServerNotFoundError("oauth2.googleapis.com"))
+    assert judged_through_the_client(blip) == Failure(TRANSIENT, None)
+    retryable = auth_exc.RefreshError("token endpoint answered 503", retryable=True)
+    assert judged_through_the_client(retryable) == Failure(TRANSIENT, None)
 
 
 # --- counting failures ----------------------------------------------------------------
