@@ -173,6 +173,16 @@ def test_deliver_pending_goes_on_past_a_subscription_whose_delivery_fails(store)
     assert store.list_subscriptions(events_pending=True) == []
 
 
+def test_without_a_dispatcher_the_events_wait_in_the_outbox(store):
+    sub = with_events(store, *LIFE)
+
+    assert deliver_events(store, None, sub.id) == 0
+    assert deliver_pending(store, None, recorded_before_ms=NOW) == 0
+
+    assert store.get_subscription(sub.id).events == sub.events
+    assert deliver_events(store, Recorder(), sub.id) == 3
+
+
 def test_deliver_events_of_an_unknown_subscription_delivers_nothing(store):
     recorder = Recorder()
     assert deliver_events(store, recorder, "sub-unknown") == 0

@@ -22,6 +22,7 @@ from channelkit.errors import (
 from channelkit.google_api import GoogleApi, _map_http_error
 from channelkit.lifecycle import (
     ENDPOINT_REASONS,
+    MAX_OUTBOX,
     TRANSITIONS,
     Failure,
     FailureKind,
@@ -123,6 +124,14 @@ def test_the_event_names_the_channel_it_is_about():
     assert expiring.events[-1]["channelId"] == "chan-old" and expiring.expiring_for == "chan-old"
     assert expiring.channel_id == "chan-1"  # expiring names a channel, it does not replace it
     assert move(subscription(), Event.EXPIRED).events[-1]["channelId"] == "chan-1"
+
+
+def test_a_full_outbox_lets_its_oldest_events_go():
+    sub = subscription()
+    for i in range(MAX_OUTBOX + 5):
+        sub = transition(sub, Event.EXPIRING, now_ms=NOW + i, channel_id=f"chan-{i}")
+    assert len(sub.events) == MAX_OUTBOX
+    assert [e["at"] for e in sub.events] == [NOW + i for i in range(5, MAX_OUTBOX + 5)]
 
 
 @pytest.mark.parametrize(("state", "event"), list(TRANSITIONS))
