@@ -121,7 +121,8 @@ def check_health(
 
     def failing(channel: Channel) -> bool:
         came_due = (channel.expiration or 0) - int(renew_before * 1000)
-        return bool(channel.last_error) or last_run_at is None or last_run_at < came_due
+        overdue = came_due <= now_ms and (last_run_at is None or last_run_at < came_due)
+        return bool(channel.last_error) or overdue
 
     expiring = [c for c in store.due_for_renewal(window_end, limit=PROBLEM_LIMIT) if failing(c)]
     heard_before = now_ms - int(quiet_after * 1000)

@@ -101,6 +101,8 @@ def transition(
     changes: dict[str, Any] = {"state": target.value}
     if target is not current:
         changes["since"] = now_ms
+    if target is not State.SUSPENDED:
+        changes["reason"] = None  # a reason says why a subscription is suspended, and only then
     if event in (Event.RENEWED, Event.REACTIVATED):
         changes.update(failures=0, last_failure_at=None, expiring_for=None, reason=None, detail=None)
         if channel_id:

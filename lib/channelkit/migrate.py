@@ -61,14 +61,16 @@ def from_channels(channels: Iterable[Channel], now_ms: int) -> Subscription | No
     active = _newest(c for c in channels if c.status == ACTIVE)
     newest = _newest(channels)
     assert newest is not None
+    # A failed channel that renews another, or a stopped one beside it: it was live once.
+    was_live = bool(newest.renews) or any(c.status == STOPPED for c in channels)
     state, reason, serving = None, None, newest
     if active is not None:
         state, serving = State.ACTIVE, active
-    elif newest.status == FAILED and (newest.last_error or "").startswith("ResourceGoneError"):
+    elif newest.status == FAILED and was_live and (newest.last_error or "").startswith("ResourceGoneError"):
         state, reason = State.SUSPENDED, Reason.RESOURCE_GONE
     elif newest.status == STOPPED and not newest.renewed_by:
         state = State.STOPPED
-    elif newest.status == FAILED and (newest.renews or any(c.status == STOPPED for c in channels)):
+    elif newest.status == FAILED and was_live:
         state = State.EXPIRED
     if state is None:
         return None

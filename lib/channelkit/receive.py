@@ -26,6 +26,7 @@ request reads the environment.
 from __future__ import annotations
 
 import enum
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,14 +85,17 @@ class HeardClock:
     def __init__(self, store: ChannelStore):
         self.store = store
         self._written: dict[str, int] = {}
+        # The Receiver's threads share one clock: a burst must not let two of them write.
+        self._lock = threading.Lock()
 
     def note(self, subscription_id: str, now_ms: int) -> None:
-        last = self._written.get(subscription_id)
-        if last is not None and now_ms - last < self.EVERY_MS:
-            return
-        if len(self._written) >= self.SIZE:
-            self._written.clear()
-        self._written[subscription_id] = now_ms
+        with self._lock:
+            last = self._written.get(subscription_id)
+            if last is not None and now_ms - last < self.EVERY_MS:
+                return
+            if len(self._written) >= self.SIZE:
+                self._written.clear()
+            self._written[subscription_id] = now_ms
         try:
             self.store.note_notification(subscription_id, now_ms)
         except ChannelkitError as exc:

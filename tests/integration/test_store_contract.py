@@ -17,22 +17,12 @@ from channelkit.errors import (
     ChannelExistsError,
     ChannelNotFoundError,
 )
-from channelkit.store import ClaimOutcome, open_store
+from channelkit.store import ClaimOutcome
+from support.store_backends import store  # noqa: F401 - the fixture, over every backend
 
 UTC = datetime.UTC
 NOW = 1_900_000_000_000  # ms
 HOUR = 3_600_000
-
-
-@pytest.fixture(params=["sqlite", "firestore"])
-def store(request, tmp_path):
-    if request.param == "firestore":
-        request.getfixturevalue("firestore_env")
-        s = open_store("firestore", timeout=10)
-    else:
-        s = open_store(f"sqlite:///{tmp_path}/channels.db")
-    yield s
-    s.close()
 
 
 def make(status="active", expiration=NOW + 10 * HOUR, **fields) -> Channel:
