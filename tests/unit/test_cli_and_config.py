@@ -267,14 +267,3 @@ def test_store_options_suit_the_store_backend():
     assert firestore.store_options() == {"project": "p", "collection": "subs", "timeout": 2.0, "ttl_days": 3}
     sqlite = Settings(store_url="sqlite:///:memory:", store_timeout=2)
     assert sqlite.store_options() == {"timeout": 2.0, "ttl_days": 30}
-
-
-def test_an_outbox_never_grows_past_its_bound():
-    from channelkit.lifecycle import MAX_OUTBOX, transition
-    from channelkit.subscription import Event
-
-    subscription = Subscription("s", channel_id="c0", state="active")
-    for n in range(MAX_OUTBOX + 7):
-        subscription = transition(subscription, Event.RENEWED, now_ms=n, channel_id=f"c{n + 1}")
-    assert len(subscription.events) == MAX_OUTBOX
-    assert subscription.events[-1]["channelId"] == f"c{MAX_OUTBOX + 7}"  # the newest kept, the oldest gone

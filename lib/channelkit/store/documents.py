@@ -45,9 +45,7 @@ class Documents(abc.ABC):
         """The record and its version, or None."""
 
     @abc.abstractmethod
-    def _doc_replace(
-        self, kind: str, doc_id: str, record: Record, version: Version, previous: Record
-    ) -> Any:
+    def _doc_replace(self, kind: str, doc_id: str, record: Record, version: Version, previous: Record) -> Any:
         """Replace ``previous`` by ``record`` iff the version is still ``version``.
 
         Falsy if it was not; else the new version (or True when the backend does not know it).
