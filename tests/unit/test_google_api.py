@@ -148,7 +148,9 @@ def test_an_unreachable_token_endpoint_is_transient():
     from channelkit.errors import TransientApiError
 
     with pytest.raises(TransientApiError):
-        google_api.GoogleApi(root="http://127.0.0.1:9/")._execute(_Request(auth_exc.TransportError("timed out")), "x")
+        google_api.GoogleApi(root="http://127.0.0.1:9/")._execute(
+            _Request(auth_exc.TransportError("timed out")), "x"
+        )
 
 
 def test_no_credentials_at_all_carries_its_reason(monkeypatch):
