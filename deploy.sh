@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploy channelkit to Google Cloud: the webhook and renew Cloud Functions (2nd gen),
 # the Cloud Scheduler job that runs renewals, Firestore TTL, log-based metrics for alerting,
-# and an optional Pub/Sub topic.
+# the Secret Manager secret holding the key of stored user credentials, and an optional
+# Pub/Sub topic.
 # Run ./deploy.sh --help for every setting. Safe to run again: it updates what exists.
 set -euo pipefail
 
@@ -14,26 +15,32 @@ Usage: $PROG [options]
 
 Deploys channelkit to a Google Cloud project with gcloud:
   1. enables the APIs it needs (Cloud Functions, Cloud Run, Cloud Build, Artifact
-     Registry, Cloud Scheduler, Firestore, IAM; Cloud Logging unless --no-metrics;
-     Pub/Sub when a topic is set);
+     Registry, Cloud Scheduler, Firestore, IAM; Secret Manager unless
+     --no-credentials-key; Cloud Logging unless --no-metrics; Pub/Sub when a topic
+     is set);
   2. creates the Firestore database (Native mode) if the project has none;
   3. creates a runtime service account for both functions (read/write Firestore,
      publish to the topic);
-  4. creates the Pub/Sub topic, when one is configured;
-  5. deploys the webhook function: 2nd gen, python312, HTTP, public (Google's
+  4. creates the Secret Manager secret that holds CHANNELKIT_CREDENTIALS_KEY (the key
+     that encrypts stored user OAuth credentials), with a freshly generated key, if it
+     does not exist (an existing secret is never replaced or given a new version), and
+     lets the runtime service account read that secret (and no other);
+  5. creates the Pub/Sub topic, when one is configured;
+  6. deploys the webhook function: 2nd gen, python312, HTTP, public (Google's
      push delivery cannot authenticate; every request is checked against its
      stored channel instead);
-  6. deploys the renew function: 2nd gen, python312, HTTP, NOT public;
-  7. creates a scheduler service account, lets it invoke the renew function
+  7. deploys the renew function: 2nd gen, python312, HTTP, NOT public;
+     both functions get the secret's latest version as CHANNELKIT_CREDENTIALS_KEY;
+  8. creates a scheduler service account, lets it invoke the renew function
      (and nothing else), and creates or updates a Cloud Scheduler job that
      calls the renew function with an OIDC token for that account;
-  8. enables Firestore TTL on 'expireAt' for the channel collection group and
+  9. enables Firestore TTL on 'expireAt' for the channel collection group and
      the 'messages' collection group (old records delete themselves);
-  9. creates or updates three log-based metrics on the health line that each renewal
+ 10. creates or updates three log-based metrics on the health line that each renewal
      run logs (subscriptions suspended, subscriptions expired, renewals failed in the
      run), for Cloud Monitoring alerts: PREFIX/suspended_subscriptions,
      PREFIX/expired_subscriptions, PREFIX/renewal_failures (see --metric-prefix);
- 10. prints the webhook URL to use as a channel address, and the next command.
+ 11. prints the webhook URL to use as a channel address, and the next command.
 
 Each function is staged in its own build directory, as gcloud wants it:
 main.py (functions/webhook.py or functions/renew.py), the channelkit package
@@ -72,6 +79,12 @@ Options (each can also be set by the environment variable shown; a flag wins):
                                                      names start with PREFIX/; give each
                                                      deployment in a project its own)
   --no-metrics               CHANNELKIT_METRICS=0    do not create or update the log-based metrics
+  --credentials-secret NAME  CHANNELKIT_CREDENTIALS_SECRET  default: channelkit-credentials-key (the
+                                                     Secret Manager secret mounted as
+                                                     CHANNELKIT_CREDENTIALS_KEY; created with a new
+                                                     key if missing, never replaced)
+  --no-credentials-key       neither create nor mount the secret (stored user credentials
+                             then cannot be used: docs/deploy.md, "The credentials key")
   --env KEY=VALUE            more environment variables for both functions (repeatable)
   --build-dir DIR            CHANNELKIT_BUILD_DIR    stage here and keep it (default: a temporary
                                                      directory, removed at the end)
@@ -114,6 +127,8 @@ SCHEDULER_SA=${CHANNELKIT_SCHEDULER_SA:-channelkit-scheduler}
 BUILD_DIR=${CHANNELKIT_BUILD_DIR:-}
 METRIC_PREFIX=${CHANNELKIT_METRIC_PREFIX:-channelkit}
 METRICS=${CHANNELKIT_METRICS:-1}
+CREDENTIALS_SECRET=${CHANNELKIT_CREDENTIALS_SECRET:-channelkit-credentials-key}
+CREDENTIALS_KEY_SECRET=1
 EXTRA_ENV=()
 DRY_RUN=0
 
@@ -131,10 +146,11 @@ while [[ $# -gt 0 ]]; do
     -h|--help) usage; exit 0 ;;
     --dry-run) DRY_RUN=1; shift; continue ;;
     --no-metrics) METRICS=0; shift; continue ;;
+    --no-credentials-key) CREDENTIALS_KEY_SECRET=0; shift; continue ;;
     --project|--region|--webhook-name|--renew-name|--job-name|--memory|--max-instances|\
     --renew-max-instances|--renew-timeout|--schedule|--time-zone|--renew-before|--handler|\
     --handler-source|--requirements|--pubsub-topic|--collection|--firestore-location|\
-    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix)
+    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret)
       need_value "$@" ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -162,6 +178,7 @@ while [[ $# -gt 0 ]]; do
     --env) EXTRA_ENV+=("$2") ;;
     --build-dir) BUILD_DIR=$2 ;;
     --metric-prefix) METRIC_PREFIX=$2 ;;
+    --credentials-secret) CREDENTIALS_SECRET=$2 ;;
   esac
   shift 2
 done
@@ -215,7 +232,14 @@ if [[ -n $TOPIC ]]; then
   [[ $TOPIC =~ ^projects/[^/]+/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ ]] \
     || die "invalid Pub/Sub topic: $TOPIC"
 fi
+[[ $CREDENTIALS_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] \
+  || die "invalid --credentials-secret '$CREDENTIALS_SECRET': letters, digits, '_' and '-', up to 255"
 for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
+  # Never echo this one: its value is a secret. It belongs in Secret Manager, not in plain
+  # environment variables that every viewer of the function can read.
+  [[ $pair != CHANNELKIT_CREDENTIALS_KEY=* ]] || die "--env CHANNELKIT_CREDENTIALS_KEY=...:" \
+    "the key belongs in Secret Manager (--credentials-secret), not in a plain variable;" \
+    "see docs/deploy.md, \"The credentials key\""
   [[ $pair =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || die "--env wants KEY=VALUE, got '$pair'"
 done
 
@@ -428,6 +452,7 @@ SERVICES=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis
   iam.googleapis.com)
 [[ -z $TOPIC ]] || SERVICES+=(pubsub.googleapis.com)
 [[ $METRICS == 0 ]] || SERVICES+=(logging.googleapis.com)
+[[ $CREDENTIALS_KEY_SECRET == 0 ]] || SERVICES+=(secretmanager.googleapis.com)
 say "enabling APIs"
 run services enable "${SERVICES[@]}"
 
@@ -450,7 +475,60 @@ ensure_service_account "$RUNTIME_SA_EMAIL" "channelkit functions (runtime)"
 retry projects add-iam-policy-binding "$PROJECT" "--member=serviceAccount:$RUNTIME_SA_EMAIL" \
   --role=roles/datastore.user --condition=None --format=none
 
-# -- 4. Pub/Sub topic ---------------------------------------------------------------------------
+# -- 4. the credentials key: a Secret Manager secret, created once, mounted in every function --
+
+# The key that encrypts stored user OAuth credentials at rest (CHANNELKIT_CREDENTIALS_KEY: 32
+# random bytes, base64). Only a subshell holds it, with tracing off (even under bash -x): it is
+# generated, checked and fed to gcloud on stdin. It is never a command-line argument, never
+# printed, never in the command lines that run/show log, never in the script's own variables.
+# An existing secret is left exactly as it is: its versions are the keys that stored
+# credentials are encrypted with (rotation is manual: docs/deploy.md, "The credentials key").
+
+# new_key: a fresh key on stdout (no newline), or nothing and a failure.
+new_key() (
+  set +x
+  key=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+  [[ $key =~ ^[A-Za-z0-9+/]{43}=$ ]] || exit 1
+  printf '%s' "$key"
+)
+
+# create_key_secret: gcloud secrets create NAME, the first version's data a new key from stdin.
+# The key is checked before gcloud runs: a failed generator must not leave a secret without a
+# version. On --dry-run no key is generated: the command is only shown.
+create_key_secret() (
+  set +x
+  local create=(secrets create "$CREDENTIALS_SECRET" --replication-policy=automatic --data-file=-)
+  if [[ $DRY_RUN == 1 ]]; then
+    printf '# (its data on stdin: a new key, 32 random bytes from /dev/urandom, base64; never shown)\n'
+    run "${create[@]}"
+    exit 0
+  fi
+  key=$(new_key) || die "could not generate a key (head -c 32 /dev/urandom | base64)"
+  printf '%s' "$key" | run "${create[@]}"
+)
+
+SECRET_FLAGS=()
+if [[ $CREDENTIALS_KEY_SECRET == 1 ]]; then
+  say "credentials key: Secret Manager secret $CREDENTIALS_SECRET"
+  if exists secrets describe "$CREDENTIALS_SECRET"; then
+    # Left as it is. Without an enabled latest version the functions could not start.
+    key_state=missing
+    if exists secrets versions describe latest "--secret=$CREDENTIALS_SECRET"; then
+      key_state=$(query secrets versions describe latest "--secret=$CREDENTIALS_SECRET" '--format=value(state)')
+    fi
+    [[ $key_state == ENABLED ]] || die "secret $CREDENTIALS_SECRET exists but its latest version is" \
+      "${key_state:-unknown}, not ENABLED; $PROG never adds a version to an existing secret: add one" \
+      "(docs/deploy.md, \"The credentials key\"), or pass --credentials-secret or --no-credentials-key"
+    say "the secret exists (latest version ENABLED): left as it is"
+  else
+    create_key_secret
+  fi
+  retry secrets add-iam-policy-binding "$CREDENTIALS_SECRET" "--member=serviceAccount:$RUNTIME_SA_EMAIL" \
+    --role=roles/secretmanager.secretAccessor --condition=None --format=none
+  SECRET_FLAGS=("--set-secrets=CHANNELKIT_CREDENTIALS_KEY=$CREDENTIALS_SECRET:latest")
+fi
+
+# -- 5. Pub/Sub topic ---------------------------------------------------------------------------
 
 if [[ -n $TOPIC ]]; then
   say "Pub/Sub topic $TOPIC"
@@ -463,19 +541,20 @@ if [[ -n $TOPIC ]]; then
     --role=roles/pubsub.publisher --format=none
 fi
 
-# -- 5, 6. the functions ------------------------------------------------------------------------
+# -- 6, 7. the functions ------------------------------------------------------------------------
 
 say "deploying the webhook function $WEBHOOK_NAME"
 run functions deploy "$WEBHOOK_NAME" --gen2 --runtime=python312 "--region=$REGION" \
   "--source=$WEBHOOK_SRC" --entry-point=webhook --trigger-http --allow-unauthenticated \
   "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" "--max-instances=$MAX_INSTANCES" \
-  --timeout=60s "--set-env-vars=$WEBHOOK_ENV"
+  --timeout=60s "--set-env-vars=$WEBHOOK_ENV" "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
 
 say "deploying the renew function $RENEW_NAME"
 run functions deploy "$RENEW_NAME" --gen2 --runtime=python312 "--region=$REGION" \
   "--source=$RENEW_SRC" --entry-point=renew --trigger-http --no-allow-unauthenticated \
   "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" \
-  "--max-instances=$RENEW_MAX_INSTANCES" "--timeout=$RENEW_TIMEOUT" "--set-env-vars=$RENEW_ENV"
+  "--max-instances=$RENEW_MAX_INSTANCES" "--timeout=$RENEW_TIMEOUT" "--set-env-vars=$RENEW_ENV" \
+  "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
 
 function_url() {  # function_url NAME: the function's HTTPS URL (its Cloud Run service URL)
   local url
@@ -494,7 +573,7 @@ else
   RENEW_URL=$(function_url "$RENEW_NAME")
 fi
 
-# -- 7. the scheduler: its own identity, invoker on the renew function only -----------------------
+# -- 8. the scheduler: its own identity, invoker on the renew function only -----------------------
 
 say "scheduler service account"
 ensure_service_account "$SCHEDULER_SA_EMAIL" "channelkit scheduler (invokes $RENEW_NAME)"
@@ -512,7 +591,7 @@ else
   run scheduler jobs create http "$JOB_NAME" "${JOB_FLAGS[@]}"
 fi
 
-# -- 8. Firestore TTL -------------------------------------------------------------------------------
+# -- 9. Firestore TTL -------------------------------------------------------------------------------
 
 for group in "$COLLECTION" messages; do
   say "Firestore TTL on $group.expireAt"
@@ -532,7 +611,7 @@ for group in "$COLLECTION" messages; do
   esac
 done
 
-# -- 9. log-based metrics on the renew function's health line -------------------------------------
+# -- 10. log-based metrics on the renew function's health line ------------------------------------
 
 if [[ $METRICS == 1 ]]; then
   for spec in "${HEALTH_METRICS[@]}"; do
@@ -552,7 +631,7 @@ if [[ $METRICS == 1 ]]; then
   done
 fi
 
-# -- 10. what next ------------------------------------------------------------------------------------
+# -- 11. what next ------------------------------------------------------------------------------------
 
 if [[ $DRY_RUN == 1 ]]; then
   printf '# dry run: nothing was run\n'

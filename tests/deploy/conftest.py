@@ -44,7 +44,8 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Deployment:
-    """deploy.sh run twice against one recorder: the first run creates, the second updates."""
+    """deploy.sh run twice against one recorder: the first run creates, the second updates.
+    The first runs under ``bash -x``: the credentials key must not show even in a trace."""
     tmp = tmp_path_factory.mktemp("deploy")
     handler_log = tmp / "handler-calls.jsonl"
     with GcloudRecorder(PROJECT) as recorder:
@@ -66,10 +67,10 @@ def deployment(tmp_path_factory) -> Deployment:
             "--env",
             f"DEPLOYED_HANDLER_LOG={handler_log}",
         ]
-        runs = [run_deploy(env, *args)]
+        runs = [run_deploy(env, *args, trace=True)]
         first = len(recorder.find())
         runs.append(run_deploy(env, *args))
-        yield Deployment(recorder, runs, first, handler_log)
+        yield Deployment(recorder, runs, first, handler_log, tmp / "gcloud-config")
 
 
 @pytest.fixture(scope="module")

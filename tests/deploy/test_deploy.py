@@ -3,7 +3,8 @@
 What is asserted is what gcloud *sent* (docs/deploy.md, "How deploy.sh is tested"), i.e. what a real project
 would receive: the functions' runtime, entry points, environment and triggers,
 who may invoke which function, the scheduler job's OIDC identity and audience,
-Firestore TTL, the topic. Then the source zip that gcloud uploaded is unzipped,
+Firestore TTL, the topic, the Secret Manager secret that holds the credentials key
+(and that the key itself shows nowhere). Then the source zip that gcloud uploaded is unzipped,
 installed into a clean virtualenv from its own requirements.txt, and served by
 functions-framework against the Firestore emulator: the deployed artifact
 answers a real notification.
@@ -11,8 +12,10 @@ answers a real notification.
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import uuid
@@ -35,7 +38,7 @@ from support.deploy_testing import (
     gcloud_env,
     run_deploy,
 )
-from support.gcloud_recorder import GcloudRecorder
+from support.gcloud_recorder import PROJECT_NUMBER, GcloudRecorder
 from support.webhook_testing import new_channel
 
 pytestmark = pytest.mark.slow
@@ -57,6 +60,19 @@ HEALTH_METRICS = {
     "channelkit/expired_subscriptions": "expired",
     "channelkit/renewal_failures": "renewalFailures",
 }
+SECRET = f"projects/{PROJECT}/secrets/channelkit-credentials-key"
+ACCESSOR = "roles/secretmanager.secretAccessor"
+#: What the functions get, as gcloud sends it (the project by its number).
+SECRET_ENV = [
+    {
+        "key": "CHANNELKIT_CREDENTIALS_KEY",
+        "projectId": PROJECT_NUMBER,
+        "secret": "channelkit-credentials-key",
+        "version": "latest",
+    }
+]
+#: A CHANNELKIT_CREDENTIALS_KEY as deploy.sh generates one: 32 bytes, base64 with padding.
+KEY_PATTERN = re.compile(r"[A-Za-z0-9+/]{43}=")
 
 
 def created(deployment, function: str) -> dict:
@@ -115,6 +131,10 @@ def test_help_exits_0_and_explains_every_setting():
         "--metric-prefix",
         "--no-metrics",
         "CHANNELKIT_METRICS=0",
+        "--credentials-secret",
+        "CHANNELKIT_CREDENTIALS_SECRET",
+        "--no-credentials-key",
+        "CHANNELKIT_CREDENTIALS_KEY",
     ):
         assert word in result.stdout
 
@@ -168,11 +188,23 @@ def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
         "logging metrics create channelkit/suspended_subscriptions --config-from-file=",
         "logging metrics create channelkit/expired_subscriptions --config-from-file=",
         "logging metrics create channelkit/renewal_failures --config-from-file=",
+        "secretmanager.googleapis.com",
+        "secrets describe channelkit-credentials-key --format=none",
+        "secrets create channelkit-credentials-key --replication-policy=automatic --data-file=-",
+        "secrets add-iam-policy-binding channelkit-credentials-key"
+        f" --member=serviceAccount:channelkit-runtime@{PROJECT}.iam.gserviceaccount.com --role={ACCESSOR}",
     ):
         assert expected in text, expected
     assert "nothing was run" in result.stdout
     # The metric configs are shown too (the build directory is gone after a dry run).
     assert "EXTRACT(jsonPayload.renewalFailures)" in result.stdout
+    # Both functions mount the secret; the secret exists before they are deployed.
+    mount = "--set-secrets=CHANNELKIT_CREDENTIALS_KEY=channelkit-credentials-key:latest"
+    deploys = [c for c in commands if " functions deploy " in c]
+    assert len(deploys) == 2 and all(mount in c for c in deploys), deploys
+    assert text.index("secrets add-iam-policy-binding") < text.index("functions deploy")
+    # A dry run generates no key, let alone shows one.
+    assert not KEY_PATTERN.search(result.stdout + result.stderr)
 
 
 def test_no_metrics_and_the_metric_prefix_change_the_metric_commands(tmp_path):
@@ -191,6 +223,49 @@ def test_no_metrics_and_the_metric_prefix_change_the_metric_commands(tmp_path):
         assert f"logging metrics create team-a/ck/{name.split('/', 1)[1]} " in prefixed.stdout
     assert 'resource.labels.service_name=\\"renew-a\\"' in prefixed.stdout
     assert bad_prefix.returncode != 0 and "invalid --metric-prefix" in bad_prefix.stderr
+
+
+def test_the_credentials_secret_flags(tmp_path):
+    with GcloudRecorder(PROJECT) as recorder:
+        env = gcloud_env(recorder, tmp_path / "cfg")
+        named = run_deploy(env, "--dry-run", "--credentials-secret=team-a_key")
+        from_env = run_deploy({**env, "CHANNELKIT_CREDENTIALS_SECRET": "from-env"}, "--dry-run")
+        without = run_deploy(env, "--dry-run", "--no-credentials-key")
+        invalid = run_deploy(env, "--dry-run", "--credentials-secret", "a/b")
+        # A key given as a plain variable is refused, and not echoed.
+        plain = run_deploy(env, "--dry-run", "--env", "CHANNELKIT_CREDENTIALS_KEY=c2VjcmV0LWtleQ==")
+        assert recorder.find() == [], recorder.log()
+    for result, name in ((named, "team-a_key"), (from_env, "from-env")):
+        assert result.returncode == 0, result.stderr
+        assert f"secrets create {name} --replication-policy=automatic --data-file=-" in result.stdout
+        assert f"secrets add-iam-policy-binding {name} " in result.stdout
+        assert result.stdout.count(f"--set-secrets=CHANNELKIT_CREDENTIALS_KEY={name}:latest") == 2
+    assert without.returncode == 0, without.stderr
+    assert "secret" not in without.stdout.lower()  # no API, no secret, no mount
+    assert invalid.returncode != 0 and "invalid --credentials-secret 'a/b'" in invalid.stderr
+    assert plain.returncode != 0 and "belongs in Secret Manager" in plain.stderr
+    assert "c2VjcmV0LWtleQ" not in plain.stdout + plain.stderr
+
+
+def test_an_existing_secret_without_an_enabled_version_stops_the_deployment(tmp_path):
+    """A secret is never given a version by deploy.sh, not even a first one: it stops, before
+    any function is deployed, and says what to do."""
+    with GcloudRecorder(PROJECT) as recorder:
+        env = gcloud_env(recorder, tmp_path / "cfg")
+        made = subprocess.run(
+            ["gcloud", "secrets", "create", "empty-key", "--replication-policy=automatic"],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        assert made.returncode == 0, made.stderr
+        result = run_deploy(env, "--credentials-secret=empty-key", "--no-metrics")
+        assert result.returncode != 0
+        assert "secret empty-key exists but its latest version is missing" in result.stderr
+        assert not recorder.find(verb="addVersion")
+        assert not recorder.find(api="cloudfunctions", method="POST")
+        assert recorder.secret_payloads(f"projects/{PROJECT}/secrets/empty-key") == []
 
 
 # -- what gcloud sent ------------------------------------------------------------------------------
@@ -330,6 +405,84 @@ def test_the_second_run_updates_instead_of_creating(deployment):
     assert not [r for r in deployment.requests() if r.status >= 400 and r.method != "GET"], (
         deployment.recorder.log()
     )
+
+
+def the_key(deployment) -> str:
+    """The key deploy.sh generated, as gcloud sent it in the secret's first version."""
+    [add] = deployment.requests(0, method="POST", api="secretmanager", verb="addVersion")
+    return base64.b64decode(add.json["payload"]["data"]).decode("ascii")
+
+
+def test_the_first_run_creates_the_secret_with_one_fresh_key(deployment):
+    enabled = [r.json for r in deployment.requests(0, api="serviceusage", verb="batchEnable")]
+    assert any("secretmanager.googleapis.com" in body["serviceIds"] for body in enabled), enabled
+    # Looked up first; created because it was not found.
+    first = deployment.requests(0, api="secretmanager")
+    assert (first[0].method, first[0].path, first[0].status) == ("GET", f"/v1/{SECRET}", 404)
+    [create] = deployment.requests(0, method="POST", api="secretmanager", path=r"/secrets$")
+    assert create.path == f"/v1/projects/{PROJECT}/secrets"
+    assert create.query["secretId"] == "channelkit-credentials-key"
+    assert create.json["replication"] == {"automatic": {}}
+    # Its one version: the key, 32 random bytes in standard base64 with padding, no newline.
+    [add] = deployment.requests(0, method="POST", api="secretmanager", verb="addVersion")
+    assert add.path == f"/v1/{SECRET}:addVersion"
+    assert add.json["payload"]["dataCrc32c"]  # gcloud checksums what it sends
+    key = the_key(deployment)
+    assert KEY_PATTERN.fullmatch(key), key
+    assert len(base64.b64decode(key, validate=True)) == 32
+    assert deployment.recorder.secret_payloads(SECRET) == [key.encode()]
+
+
+def test_only_the_runtime_account_may_read_the_secret_and_only_that_secret(deployment):
+    assert deployment.recorder.policy(SECRET)["bindings"] == [
+        {"role": ACCESSOR, "members": [f"serviceAccount:{deployment.runtime_sa}"]}
+    ]
+    for request in deployment.requests(verb="setIamPolicy"):
+        if request.api != "secretmanager":
+            assert ACCESSOR not in json.dumps(request.json), request  # not project-wide
+
+
+def test_both_functions_mount_the_secret_as_the_credentials_key(deployment):
+    for function in (WEBHOOK, RENEW):
+        assert created(deployment, function)["serviceConfig"]["secretEnvironmentVariables"] == SECRET_ENV
+        [update] = deployment.requests(1, method="PATCH", api="cloudfunctions", path=f"{function}$")
+        assert update.json["serviceConfig"]["secretEnvironmentVariables"] == SECRET_ENV
+        stored = deployment.recorder.resource(function)["serviceConfig"]
+        assert stored["secretEnvironmentVariables"] == SECRET_ENV
+        # ...and never as a plain variable.
+        assert "CHANNELKIT_CREDENTIALS_KEY" not in stored["environmentVariables"]
+
+
+def test_the_second_run_leaves_the_secret_as_it_is(deployment):
+    second = deployment.requests(1, api="secretmanager")
+    assert second, "the second run did not look at the secret"
+    assert [r for r in second if r.method == "POST" and not r.verb] == []  # no create
+    assert [r for r in second if r.verb == "addVersion"] == []  # no new version
+    assert deployment.recorder.secret_payloads(SECRET) == [the_key(deployment).encode()]
+
+
+def test_the_key_shows_nowhere(deployment):
+    """Not in deploy.sh's output, its logged command lines or the first run's bash -x trace,
+    not in gcloud's own logs, not in any request but the one version that carries it."""
+    key = the_key(deployment)
+    sent = base64.b64encode(key.encode()).decode()  # the key as the request body carries it
+    traced = deployment.runs[0].stderr
+    assert "+ create_key_secret" in traced  # the first run was traced (bash -x)...
+    # ...and logged the command line that created the secret.
+    assert (
+        "+ gcloud " in traced and "secrets create channelkit-credentials-key --replication-policy" in traced
+    )
+    for run in deployment.runs:
+        for text in (run.stdout, run.stderr):
+            assert key not in text and sent not in text
+    logs = [f for f in (deployment.gcloud_config / "logs").rglob("*") if f.is_file()]
+    assert logs, "gcloud wrote no logs"
+    assert any(b"gcloud.secrets.create" in f.read_bytes() for f in logs)
+    for log in logs:
+        assert key.encode() not in log.read_bytes() and sent.encode() not in log.read_bytes(), log
+    carriers = [r for r in deployment.requests() if sent.encode() in r.raw]
+    assert [r.verb for r in carriers] == ["addVersion"]
+    assert not [r for r in deployment.requests() if key.encode() in r.raw]
 
 
 # -- the uploaded artifact ---------------------------------------------------------------------------

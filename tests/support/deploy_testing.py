@@ -46,6 +46,7 @@ class Deployment:
     runs: list[subprocess.CompletedProcess]
     first_run_requests: int  # how many requests the first run sent
     handler_log: pathlib.Path
+    gcloud_config: pathlib.Path  # gcloud's configuration directory: its logs are under logs/
     runtime_sa: str = f"channelkit-runtime@{PROJECT}.iam.gserviceaccount.com"
     scheduler_sa: str = f"channelkit-scheduler@{PROJECT}.iam.gserviceaccount.com"
 
@@ -59,9 +60,12 @@ class Deployment:
         return [r for r in found if id(r) in ids]
 
 
-def run_deploy(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_deploy(
+    env: dict[str, str], *args: str, timeout: float = 300, trace: bool = False
+) -> subprocess.CompletedProcess:
+    """deploy.sh ARGS; with ``trace``, under ``bash -x`` (every command traced on stderr)."""
     return subprocess.run(
-        ["bash", str(DEPLOY), *args],
+        ["bash", *(["-x"] if trace else []), str(DEPLOY), *args],
         env=env,
         capture_output=True,
         text=True,

@@ -6,6 +6,10 @@ path, query, JSON body; the source zip of ``gcloud functions deploy``) and keeps
 just enough state to answer like the real services: a resource that was never
 created is a 404, a created one can be read back and patched, every
 long-running operation is already done, IAM policies are stored and returned.
+Secret Manager secrets keep their versions' payloads (``secret_payloads``), and a
+function whose secret environment variables name a secret version that is missing,
+disabled or not readable by the function's service account is refused, as a
+real deployment would fail.
 
 It is not a fake of Google's behaviour beyond that: the tests read what gcloud
 *sent*, which is what a real project would receive.
@@ -21,6 +25,7 @@ Run it alone to explore what a gcloud command sends::
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import json
@@ -44,6 +49,7 @@ APIS = (
     "logging",
     "pubsub",
     "run",
+    "secretmanager",
     "serviceusage",
     "storage",
 )
@@ -83,6 +89,7 @@ class _State:
     resources: dict[str, dict] = field(default_factory=dict)
     policies: dict[str, dict] = field(default_factory=dict)
     operations: dict[str, dict] = field(default_factory=dict)
+    secret_data: dict[str, bytes] = field(default_factory=dict)  # secret version name -> payload
 
 
 class ApiError(Exception):
@@ -215,6 +222,17 @@ class GcloudRecorder:
     def policy(self, name: str) -> dict:
         with self._lock:
             return copy.deepcopy(self._state.policies.get(name, {}))
+
+    def secret_payloads(self, secret: str) -> list[bytes]:
+        """The payloads of a Secret Manager secret's versions, oldest first (decoded: what
+        ``secrets versions access`` would print). The secret is ``projects/P/secrets/ID``."""
+        with self._lock:
+            versions = [
+                (int(name.rsplit("/", 1)[-1]), data)
+                for name, data in self._state.secret_data.items()
+                if name.startswith(f"{secret}/versions/")
+            ]
+        return [data for _, data in sorted(versions)]
 
     def source_zip(self, function_body: dict) -> bytes:
         """The zip gcloud uploaded for a function create/patch request body."""
@@ -364,6 +382,7 @@ class GcloudRecorder:
                 "storageSource": {"bucket": f"gcf-v2-uploads-{PROJECT_NUMBER}", "object": f"{upload_id}.zip"},
             }
         if m and r.method == "POST":
+            self._check_secrets(r.json or {})
             function = self._create(
                 f"{name}/{r.query['functionId']}",
                 _function_deployed(f"{name}/{r.query['functionId']}", r.json),
@@ -384,6 +403,7 @@ class GcloudRecorder:
             if r.method == "PATCH":
                 current = self._get(name)
                 changed = _function_deployed(name, r.json, current)
+                self._check_secrets(changed)
                 function = self._patch(name, changed, r.query.get("updateMask"))
                 function = self._put(name, _function_deployed(name, function))
                 return self._operation(
@@ -393,6 +413,38 @@ class GcloudRecorder:
                     _function_metadata(function),
                 )
         raise ApiError(404, "NOT_FOUND", f"cloudfunctions: no route for {r.method} {path}")
+
+    def _check_secrets(self, function: dict) -> None:
+        """A function's secret environment variables must name a secret version that exists and
+        that the function's service account may access (on the secret or the project), or the
+        deployment fails, as a real one does. gcloud names the project by its number."""
+        service = function.get("serviceConfig") or {}
+        account = (
+            service.get("serviceAccountEmail") or f"{PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
+        )
+        for variable in service.get("secretEnvironmentVariables") or []:
+            project = variable.get("projectId") or self.project
+            project = self.project if project == PROJECT_NUMBER else project
+            secret = f"projects/{project}/secrets/{variable['secret']}"
+            version = self._secret_version(f"{secret}/versions/{variable.get('version') or 'latest'}")
+            if self._get(version)["state"] != "ENABLED":
+                raise ApiError(400, "FAILED_PRECONDITION", f"{version} is not enabled")
+            granted = {
+                member
+                for policy in (
+                    self._state.policies.get(secret),
+                    self._state.policies.get(f"projects/{project}"),
+                )
+                for binding in (policy or {}).get("bindings", [])
+                if binding["role"] in ("roles/secretmanager.secretAccessor", "roles/owner")
+                for member in binding["members"]
+            }
+            if f"serviceAccount:{account}" not in granted:
+                raise ApiError(
+                    403,
+                    "PERMISSION_DENIED",
+                    f"Permission denied on secret {version} for service account {account}",
+                )
 
     def _api_cloudbuild(self, r: Recorded, path: str):
         m = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/defaultServiceAccount", path)
@@ -573,6 +625,75 @@ class GcloudRecorder:
                 metric = {**(r.json or {}), "name": metric_id}
                 return self._put(name, _metric_stored(m.group(1), metric, current.get("createTime")))
         raise ApiError(404, "NOT_FOUND", f"logging: no route for {r.method} {path}")
+
+    def _api_secretmanager(self, r: Recorded, path: str):
+        # Secrets and their versions. gcloud secrets create --data-file sends two requests: the
+        # secret (POST .../secrets?secretId=ID), then its first version (POST ...:addVersion,
+        # the payload base64 in payload.data). A version's payload is kept apart from its
+        # metadata (secret_payloads), as the service does: only :access returns it.
+        name, verb = _split_verb(path)
+        m = re.fullmatch(r"projects/([^/]+)/secrets", name)
+        if m and r.method == "POST":
+            secret = {
+                **(r.json or {}),
+                "name": f"{name}/{r.query['secretId']}",
+                "createTime": "2025-01-01T00:00:00.000000Z",
+                "etag": f'"{next(self._ids):05d}"',
+            }
+            return self._create(secret["name"], secret)
+        m = re.fullmatch(r"projects/([^/]+)/secrets/([^/]+)", name)
+        if m:
+            if verb == "addVersion":
+                self._get(name)
+                return self._add_secret_version(name, (r.json or {}).get("payload") or {})
+            if verb:
+                self._get(name)
+                return self._iam(r, name)
+            if r.method == "GET":
+                return self._get(name)
+        m = re.fullmatch(r"projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)", name)
+        if m:
+            name = self._secret_version(name)
+            if verb == "access" and r.method == "GET":
+                version = self._get(name)
+                if version["state"] != "ENABLED":
+                    raise ApiError(400, "FAILED_PRECONDITION", f"{name} is in {version['state']} state")
+                data = self._state.secret_data[name]
+                return {"name": name, "payload": {"data": base64.b64encode(data).decode()}}
+            if not verb and r.method == "GET":
+                return self._get(name)
+        raise ApiError(404, "NOT_FOUND", f"secretmanager: no route for {r.method} {path}")
+
+    def _add_secret_version(self, secret: str, payload: dict) -> dict:
+        if "data" not in payload:
+            raise ApiError(400, "INVALID_ARGUMENT", "payload.data is required")
+        data = base64.b64decode(payload["data"], validate=True)
+        number = 1 + sum(1 for n in self._state.secret_data if n.startswith(f"{secret}/versions/"))
+        name = f"{secret}/versions/{number}"
+        self._state.secret_data[name] = data
+        version = {
+            "name": name,
+            "createTime": "2025-01-01T00:00:00.000000Z",
+            "state": "ENABLED",
+            "replicationStatus": {"automatic": {}},
+            "etag": f'"{next(self._ids):05d}"',
+        }
+        if "dataCrc32c" in payload:
+            version["clientSpecifiedPayloadChecksum"] = True
+        return self._put(name, version)
+
+    def _secret_version(self, name: str) -> str:
+        """``.../versions/latest`` -> the newest version's name (404 when there is none)."""
+        secret, _, version = name.rpartition("/versions/")
+        self._get(secret)
+        if version != "latest":
+            return name
+        numbers = [
+            int(n.rsplit("/", 1)[-1]) for n in self._state.secret_data if n.startswith(f"{secret}/versions/")
+        ]
+        if not numbers:
+            raise _not_found(name)
+        return f"{secret}/versions/{max(numbers)}"
 
 
 # -- helpers ------------------------------------------------------------------------------
