@@ -54,6 +54,7 @@ class Identities:
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._users: dict[str, Any] = {}
+        self._delegations: dict[str, Any] = {}
         self._revoked: set[str] = set()
         #: key -> (version loaded, when its record was last checked): a new grant is noticed within CHECK_EVERY.
         self._checked: dict[str, tuple[int, float]] = {}
@@ -78,10 +79,15 @@ class Identities:
             return self._base
 
     def _delegated(self, email: str, scopes: list[str]) -> Any:
+        """ADC acting for ``email``, kept per email: its token is refreshed once per expiry too."""
         base = self._adc(scopes)
         if not hasattr(base, "with_subject"):
             raise AuthError("domain-wide delegation (subject:EMAIL) needs service-account key credentials")
-        return base.with_subject(email)
+        with self._lock:
+            found = self._delegations.get(email)
+            if found is None:
+                found = self._delegations[email] = base.with_subject(email)
+            return found
 
     # --- stored user credentials ----------------------------------------------------
 

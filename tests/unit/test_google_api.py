@@ -167,3 +167,20 @@ def test_no_credentials_at_all_carries_its_reason(monkeypatch):
     with pytest.raises(AuthError) as caught:
         google_api.GoogleApi(root="https://www.googleapis.com/").identities.credentials("adc", ["scope"])
     assert caught.value.reason == NO_CREDENTIALS
+
+
+def test_a_delegated_identity_is_built_once_per_user_and_reused():
+    from channelkit.identities import Identities
+
+    made: list[str] = []
+
+    class ServiceAccount:
+        def with_subject(self, email):
+            made.append(email)
+            return ("delegated", email)
+
+    identities = Identities(base=ServiceAccount())
+    first = identities.credentials("subject:ann@example.com", ["s"])
+    assert identities.credentials("subject:ann@example.com", ["s"]) is first
+    assert identities.credentials("subject:bob@example.com", ["s"]) == ("delegated", "bob@example.com")
+    assert made == ["ann@example.com", "bob@example.com"]
