@@ -95,6 +95,7 @@ class Identities:
         with self._lock:
             lock = self._key_locks.setdefault(key, threading.Lock())
         with lock:
+            self._recheck(key)
             if key in self._revoked:
                 raise AuthError(
                     f"credentials user:{key} were revoked; store a new grant", reason="invalid_grant"
