@@ -201,12 +201,18 @@ def fail(channel_id: str, exc: BaseException, *, store: ChannelStore, google: Go
         stop_at_google(failed, store=store, google=google)
 
 
+#: ``GoogleApiError.reason`` of a stored grant that no retry can bring back (refused, or removed).
+_GRANT_GONE = frozenset({"invalid_grant", "credentialsMissing"})
+
+
 def stop_at_google(channel: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> GoogleApiError | None:
     """``channels.stop`` for a channel; None when done (404 counts as done).
 
     On failure the channel keeps ``stop_pending`` so that the next renewal run
     tries again, and the error is returned. A channel that never learned its
-    resource id cannot be stopped by id at Google: it simply expires.
+    resource id cannot be stopped by id at Google: it simply expires. Nor can
+    one whose stored grant Google refused or that was removed: no retry can
+    succeed, so it is left to expire, with the reason in ``lastError``.
     """
     if channel.resource_id:
         try:
@@ -216,6 +222,10 @@ def stop_at_google(channel: ch.Channel, *, store: ChannelStore, google: GoogleAp
         except ResourceGoneError:
             pass
         except GoogleApiError as exc:
+            if getattr(exc, "reason", None) in _GRANT_GONE:
+                note = f"not stopped at Google, it ends at its expiration: {error_text(exc)}"
+                store.update(channel.id, stop_pending=None, last_error=note[:500])
+                return None
             store.update(channel.id, stop_pending=True, last_error=error_text(exc))
             return exc
     if channel.stop_pending:

@@ -210,3 +210,16 @@ def test_one_refresh_per_user_across_a_run_of_many_subscriptions(store, simulato
     summary = renew_due(store=store, google=fresh, clock=clock, renew_before=3 * HOUR, lease_seconds=600)
     assert summary.to_json()["renewed"] == users * per_user
     assert simulator.refreshes() - before == users  # each user's token refreshed once, shared by its renewals
+
+
+def test_a_channel_whose_grant_was_refused_is_left_to_expire_not_retried(store, simulator, users, api, clock):
+    a = watch(store, api, clock, "alice")
+    simulator.revoke("alice")
+    fresh = GoogleApi(root=simulator.url, retries=0, store=store, credentials_key=KEY)
+    renew_due(store=store, google=fresh, clock=clock, renew_before=3 * HOUR, lease_seconds=600)
+    assert store.get_subscription(a.subscription_id).state == "suspended"
+    assert remove_user_credentials("alice", stop=True, store=store, google=fresh) == [a.subscription_id]
+    channel = store.get(a.id)
+    assert channel.status == "stopped" and not channel.stop_pending
+    assert "ends at its expiration" in channel.last_error
+    assert store.pending_stops() == []  # nothing for every later run to retry
