@@ -180,6 +180,15 @@ def format_duration(seconds: int) -> str:
     return f"{minutes}m" if minutes else f"{seconds}s"
 
 
+def _columns(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: str) -> str:
+    """Rows under their headers, each column as wide as its widest cell; ``empty`` when there are none."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
+    if not rows:
+        lines.append(empty)
+    return "\n".join(lines)
+
+
 def _state_text(subscription: Subscription | None) -> str:
     if subscription is None:
         return "-"
@@ -203,11 +212,7 @@ def format_table(
         )
         for c in channels
     ]
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
-    if not rows:
-        lines.append("(no channels)")
-    return "\n".join(lines)
+    return _columns(headers, rows, empty="(no channels)")
 
 
 def _cmd_watch(args) -> int:
@@ -442,11 +447,7 @@ def format_credentials(uses: Sequence[Any]) -> str:
                 "revoked" if data["revoked"] else "ok",
             )
         )
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
-    if not rows:
-        lines.append("(no stored credentials)")
-    return "\n".join(lines)
+    return _columns(headers, rows, empty="(no stored credentials)")
 
 
 def _date(ms: int | None) -> str:

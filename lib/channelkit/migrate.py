@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from channelkit.channel import Channel, to_millis
 from channelkit.errors import SubscriptionExistsError
 from channelkit.store import ACTIVE, FAILED, STOPPED, ChannelStore
+from channelkit.subscribe import subscription_for
 from channelkit.subscription import Reason, State, Subscription
 
 __all__ = [
@@ -75,20 +76,11 @@ def from_channels(channels: Iterable[Channel], now_ms: int) -> Subscription | No
     if state is None:
         return None
     first = min(to_millis(c.created_at) or now_ms for c in channels)
-    return Subscription(
-        id=serving.subscription_id or "",
-        api=serving.api,
-        version=serving.version,
-        method=serving.method,
-        method_params=dict(serving.method_params or {}),
-        address=serving.address,
-        channel_id=serving.id,
+    return subscription_for(serving, now_ms).copy(
         state=state.value,
         reason=reason.value if reason else None,
         detail=serving.last_error if state is not State.ACTIVE else None,
-        since=now_ms,
         created_at=first,
-        credentials=serving.credentials,
     )
 
 
