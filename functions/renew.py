@@ -26,6 +26,7 @@ from channelkit.config import Settings
 from channelkit.errors import ChannelkitError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal import renew_due, renewal_dispatcher
+from channelkit.signing import NO_KEY_WARNING
 from channelkit.store import open_store
 
 logs.configure()
@@ -51,6 +52,8 @@ def _collaborators() -> dict[str, Any]:
         if not _parts:
             settings = _resolve_settings()
             store = open_store(settings.store_url, **settings.store_options())
+            if store.signer is None:
+                logs.event(log, "WARNING", NO_KEY_WARNING)
             _parts.update(
                 store=store,
                 google=GoogleApi(

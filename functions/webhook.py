@@ -31,6 +31,7 @@ from channelkit.errors import (
     UnreadableBodyError,
 )
 from channelkit.receive import ChannelCache, Receiver, outcome_for, read_body, status_for
+from channelkit.signing import NO_KEY_WARNING
 from channelkit.store import ChannelStore, open_store
 
 logs.configure()
@@ -82,6 +83,8 @@ def _get_receiver(settings: Settings) -> Receiver:
         if _receiver is None:
             if _store is None:
                 _store = open_store(settings.store_url, **settings.store_options())
+                if _store.signer is None:
+                    logs.event(log, "WARNING", NO_KEY_WARNING)
             _receiver = Receiver(
                 store=_store,
                 dispatcher=load_dispatcher(settings=settings),

@@ -24,6 +24,7 @@ from channelkit.errors import ConfigError
 
 __all__ = [
     "Settings",
+    "accept_unsigned_ids",
     "api_retries",
     "api_root",
     "cache_ttl",
@@ -35,6 +36,7 @@ __all__ = [
     "expiring_warn",
     "grace",
     "handler",
+    "keyring",
     "max_body",
     "project",
     "pubsub_topic",
@@ -196,6 +198,39 @@ def credentials_key(value: str | None = None, *, environ: Environ | None = None)
     return text
 
 
+def keyring(value: str | None = None, *, environ: Environ | None = None) -> Any:
+    """The ``crypto.Keyring`` of ``credentials_key`` (argument, then environment); None when unset."""
+    text = credentials_key(value, environ=environ)
+    if text is None:
+        return None
+    from channelkit.crypto import Keyring
+
+    return Keyring.parse(text)
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def accept_unsigned_ids(value: bool | None = None, *, environ: Environ | None = None) -> bool:
+    """``CHANNELKIT_ACCEPT_UNSIGNED_IDS``: with a key, do channel ids without a MAC still reach the store?
+
+    Default true, so that channels made before ids were signed keep working
+    until renewed; set false once they are, and every request whose id does
+    not verify is refused before any read.
+    """
+    if value is not None:
+        return bool(value)
+    text = _env("CHANNELKIT_ACCEPT_UNSIGNED_IDS", environ)
+    if text is None:
+        return True
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ConfigError(f"CHANNELKIT_ACCEPT_UNSIGNED_IDS must be true or false, got {text[:20]!r}")
+
+
 def grace(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds a stopped or expired channel keeps accepting in-flight deliveries."""
     return _number("CHANNELKIT_GRACE", value, environ, DEFAULT_GRACE, float, 0, "seconds")
@@ -268,6 +303,7 @@ _RESOLVERS: dict[str, Callable[..., Any]] = {
     "api_retries": api_retries,
     "delegated_subject": delegated_subject,
     "credentials_key": credentials_key,
+    "accept_unsigned_ids": accept_unsigned_ids,
     "grace": grace,
     "max_body": max_body,
     "claim_timeout": claim_timeout,
@@ -302,6 +338,7 @@ class Settings:
     api_retries: int = DEFAULT_API_RETRIES
     delegated_subject: str | None = None
     credentials_key: str | None = dataclasses.field(default=None, repr=False)  # a secret
+    accept_unsigned_ids: bool = True
     grace: float = DEFAULT_GRACE
     max_body: int = DEFAULT_MAX_BODY
     claim_timeout: float = DEFAULT_CLAIM_TIMEOUT
@@ -337,7 +374,11 @@ class Settings:
 
     def store_options(self) -> dict[str, Any]:
         """Keyword arguments for ``open_store(self.store_url, ...)`` that its backend accepts."""
-        options: dict[str, Any] = {"timeout": self.store_timeout, "ttl_days": self.record_ttl_days}
+        options: dict[str, Any] = {
+            "timeout": self.store_timeout,
+            "ttl_days": self.record_ttl_days,
+            "keyring": keyring(self.credentials_key) if self.credentials_key else False,
+        }
         if self.store_url == "firestore":
             options.update(project=self.project, collection=self.collection)
         return options

@@ -7,7 +7,10 @@ Checks, in order (the first failure decides; docs/design.md, "Receive"):
    read no further than the limit;
 3. the X-Goog headers are all there and the message number is a positive
    integer (``InvalidNotificationError``, 400);
-4. the channel exists (``ChannelNotFoundError``, 404);
+4. the channel exists (``ChannelNotFoundError``, 404): with a deployment key,
+   an id whose MAC does not verify (``channelkit.signing``) is refused here
+   with no store read, and so is an unsigned one once
+   ``CHANNELKIT_ACCEPT_UNSIGNED_IDS`` is false;
 5. token (constant time) and resource id, once known, match
    (``TokenMismatchError`` / ``ResourceMismatchError``, 403);
 6. the channel is live (``ChannelGoneError``, 410): not ``failed``; not
@@ -49,6 +52,7 @@ from channelkit.errors import (
     MethodNotAllowedError,
     UnreadableBodyError,
 )
+from channelkit.signing import IdCheck
 from channelkit.store import FAILED, PENDING, STOPPED, ChannelStore
 
 __all__ = ["RequestJudge", "read_body"]
@@ -118,12 +122,20 @@ class RequestJudge:
     """
 
     def __init__(
-        self, store: ChannelStore, cache: ChannelCache | None, *, grace_seconds: float, max_body: int
+        self,
+        store: ChannelStore,
+        cache: ChannelCache | None,
+        *,
+        grace_seconds: float,
+        max_body: int,
+        accept_unsigned_ids: bool = True,
     ):
         self.store = store
         self.cache = cache
         self.max_body = max_body
         self._grace_ms = grace_seconds * 1000
+        self._signer = store.signer
+        self._accept_unsigned = accept_unsigned_ids
 
     def judge(
         self, method: str, headers: Any, body: Any, now_ms: int, context: dict[str, Any]
@@ -146,7 +158,7 @@ class RequestJudge:
         # missing headers and bad message numbers are refused before any store read.
         from_header_map(Channel("web_hook", channel_id, None, None), upper, data)
         context["messageNumber"] = parse_message_number(upper[X_GOOG_MESSAGE_NUMBER])
-        if not _storable_channel_id(channel_id):
+        if not _storable_channel_id(channel_id) or not self._may_exist(channel_id):
             raise ChannelNotFoundError("unknown channel")
 
         try:
@@ -163,6 +175,14 @@ class RequestJudge:
         return channel, notification
 
     # --- the channel ----------------------------------------------------------------
+
+    def _may_exist(self, channel_id: str) -> bool:
+        """Could we have made this id? Answered from the key alone: a forgery costs no read."""
+        signer = self._signer
+        if signer is None:
+            return True
+        check = signer.check_channel_id(channel_id)
+        return check is IdCheck.SIGNED or (check is IdCheck.UNSIGNED and self._accept_unsigned)
 
     def _fetch(self, channel_id: str) -> Channel:
         channel = self.store.find(channel_id)

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import datetime
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from channelkit import channel as ch
+from channelkit import signing
 from channelkit.errors import ChannelConflictError, GoogleApiError, InvalidTransitionError
 from channelkit.google_api import GoogleApi
 from channelkit.lifecycle import judge_failure, transition
 from channelkit.renewal.renewer import successor_of
+from channelkit.signing import Signer
 from channelkit.store import ACTIVE, STOPPED, ChannelStore, open_store
 from channelkit.subscribe import activate, error_text, stop, stop_at_google
 from channelkit.subscription import Event, State, Subscription
@@ -34,15 +35,17 @@ __all__ = [
 REACTIVATABLE = (State.SUSPENDED.value, State.EXPIRED.value)
 
 
-def _new_channel(subscription: Subscription, last: ch.Channel | None, now_ms: int) -> ch.Channel:
+def _new_channel(
+    subscription: Subscription, last: ch.Channel | None, now_ms: int, signer: Signer | None
+) -> ch.Channel:
     """A pending channel for the subscription: like its last one (token, lifetime), or from the record."""
     if last is not None:
-        return successor_of(last, now_ms)
+        return successor_of(last, now_ms, signer)
 
     return ch.Channel(
         "web_hook",
-        str(uuid.uuid4()),
-        ch.new_token(),
+        signing.new_channel_id(signer),
+        signing.new_token(signer, subscription.id),
         subscription.address,
         api=subscription.api,
         version=subscription.version,
@@ -80,7 +83,7 @@ def reactivate(
             " can be reactivated"
         )
     last = store.find(subscription.channel_id) if subscription.channel_id else None
-    new = _new_channel(subscription, last, int(now() * 1000))
+    new = _new_channel(subscription, last, int(now() * 1000), store.signer)
     store.create(new)
     try:
         live = activate(new, store=store, google=google)

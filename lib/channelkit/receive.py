@@ -18,7 +18,8 @@ A ``Receiver`` is two steps and one log line per request:
   dispatch, then mark done (waiting out a store outage) or release.
 
 Its settings (``CHANNELKIT_GRACE``, ``CHANNELKIT_CLAIM_TIMEOUT``,
-``CHANNELKIT_MAX_BODY``, ``CHANNELKIT_CACHE_TTL``) are fixed when it is built,
+``CHANNELKIT_MAX_BODY``, ``CHANNELKIT_CACHE_TTL``,
+``CHANNELKIT_ACCEPT_UNSIGNED_IDS``) are fixed when it is built,
 from its arguments, a ``channelkit.config.Settings`` or the environment: no
 request reads the environment.
 """
@@ -149,6 +150,7 @@ class Receiver:
             cache,
             grace_seconds=_setting(grace, settings, "grace"),
             max_body=_setting(max_body, settings, "max_body"),
+            accept_unsigned_ids=_setting(None, settings, "accept_unsigned_ids"),
         )
         self.heard = HeardClock(store)
         self.delivery = ExactlyOnceDelivery(

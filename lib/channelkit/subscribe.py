@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channelkit import channel as ch
-from channelkit import config
+from channelkit import config, signing
 from channelkit.errors import (
     ChannelConflictError,
     ChannelExistsError,
@@ -99,10 +99,14 @@ def subscribe(
     params = dict(params or {})
     check_address(address)
     check_watch_method(api, version, method, params)
-    token = ch.validate_token(token) if token is not None else ch.new_token()
     if ttl is not None and ttl <= 0:
         raise ConfigError(f"ttl must be a positive number of seconds, got {ttl!r}")
     store = store or open_store()
+    subscription_id = subscription_id or str(uuid.uuid4())
+    token = (
+        ch.validate_token(token) if token is not None else signing.new_token(store.signer, subscription_id)
+    )
+    channel_id = _channel_id(channel_id, store.signer)
     reference = parse_reference(credentials, default_subject=config.delegated_subject())
     if reference.startswith("user:"):
         store.get_credential(reference.partition(":")[2])  # CredentialNotFoundError before anything is stored
@@ -110,7 +114,7 @@ def subscribe(
     now = _now(clock)
     new = ch.Channel(
         "web_hook",
-        ch.validate_channel_id(channel_id or str(uuid.uuid4())),
+        channel_id,
         token,
         address,
         expiration=int((now + ttl) * 1000) if ttl else None,
@@ -118,7 +122,7 @@ def subscribe(
         version=version,
         method=method,
         method_params=params,
-        subscription_id=subscription_id or str(uuid.uuid4()),
+        subscription_id=subscription_id,
         status=PENDING,
         created_at=datetime.datetime.fromtimestamp(now, tz=datetime.UTC),
         credentials=None if reference == ADC else reference,
@@ -138,6 +142,25 @@ def subscribe(
     except SubscriptionExistsError:
         pass  # a retried subscribe with the same subscription id: its record stands
     return live
+
+
+def _channel_id(chosen: str | None, signer: signing.Signer | None) -> str:
+    """A new channel id (signed when there is a key), or the caller's, checked.
+
+    An id chosen by hand carries no MAC: with a key and unsigned ids refused
+    (``CHANNELKIT_ACCEPT_UNSIGNED_IDS=false``) the webhook would refuse its
+    every notification, so it is refused here instead.
+    """
+    if chosen is None:
+        return signing.new_channel_id(signer)
+    chosen = ch.validate_channel_id(chosen)
+    if signer is not None and not config.accept_unsigned_ids():
+        if signer.check_channel_id(chosen) is not signing.IdCheck.SIGNED:
+            raise ConfigError(
+                "a channel id chosen by hand is not signed, and CHANNELKIT_ACCEPT_UNSIGNED_IDS=false "
+                "refuses unsigned ids: leave the id to channelkit"
+            )
+    return chosen
 
 
 def subscription_for(channel: ch.Channel, now_ms: int) -> Subscription:

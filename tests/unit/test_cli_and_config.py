@@ -10,6 +10,7 @@ from channelkit import config
 from channelkit.channel import Channel
 from channelkit.cli import build_parser, channel_json, format_remaining, format_table
 from channelkit.config import Settings
+from channelkit.crypto import Keyring
 from channelkit.errors import ConfigError
 from channelkit.subscription import Subscription
 
@@ -148,6 +149,7 @@ EVERY_SETTING = {
     "api_retries": ("CHANNELKIT_API_RETRIES", "0", 0, 9),
     "delegated_subject": ("CHANNELKIT_SUBJECT", "admin@example.com", "admin@example.com", "arg@example.com"),
     "credentials_key": ("CHANNELKIT_CREDENTIALS_KEY", KEY_A, KEY_A, f"{KEY_B},{KEY_A}"),
+    "accept_unsigned_ids": ("CHANNELKIT_ACCEPT_UNSIGNED_IDS", "false", False, True),
     "grace": ("CHANNELKIT_GRACE", "12", 12.0, 9.0),
     "max_body": ("CHANNELKIT_MAX_BODY", "2048", 2048, 9),
     "claim_timeout": ("CHANNELKIT_CLAIM_TIMEOUT", "45", 45.0, 9.0),
@@ -165,6 +167,7 @@ EVERY_SETTING = {
 BAD_SETTINGS = {
     "CHANNELKIT_CREDENTIALS_KEY": ("c2hvcnQ=", "key 1 is 5 bytes"),
     "CHANNELKIT_STORE": ("postgres://x", "sqlite:///PATH"),
+    "CHANNELKIT_ACCEPT_UNSIGNED_IDS": ("maybe", "true or false"),
     "CHANNELKIT_COLLECTION": ("a/b", "top-level"),
     "CHANNELKIT_STORE_TIMEOUT": ("0", "seconds >= 0.1"),
     "CHANNELKIT_RECORD_TTL_DAYS": ("1.5", "whole number of days >= 1"),
@@ -213,7 +216,9 @@ def test_settings_read_each_variable(field):
 @pytest.mark.parametrize("field", sorted(EVERY_SETTING))
 def test_settings_prefer_an_argument_to_the_environment(field):
     variable, raw, expected, argument = EVERY_SETTING[field]
-    assert argument not in (expected, getattr(Settings(), field))
+    assert argument != expected
+    if type(argument) is not bool:  # a switch has only two values: its argument is the default
+        assert argument != getattr(Settings(), field)
     settings = Settings.from_env({variable: raw}, **{field: argument})
     assert getattr(settings, field) == argument
     assert getattr(Settings.from_env({variable: raw}, **{field: None}), field) == expected  # None: not given
@@ -264,6 +269,14 @@ def test_settings_built_directly_are_validated_normalised_and_frozen():
 
 def test_store_options_suit_the_store_backend():
     firestore = Settings(project="p", collection="subs", store_timeout=2, record_ttl_days=3)
-    assert firestore.store_options() == {"project": "p", "collection": "subs", "timeout": 2.0, "ttl_days": 3}
+    assert firestore.store_options() == {
+        "project": "p",
+        "collection": "subs",
+        "timeout": 2.0,
+        "ttl_days": 3,
+        "keyring": False,  # none: the store must not look for one in the environment
+    }
     sqlite = Settings(store_url="sqlite:///:memory:", store_timeout=2)
-    assert sqlite.store_options() == {"timeout": 2.0, "ttl_days": 30}
+    assert sqlite.store_options() == {"timeout": 2.0, "ttl_days": 30, "keyring": False}
+    keyed = Settings(store_url="sqlite:///:memory:", credentials_key=f"{KEY_B},{KEY_A}")
+    assert keyed.store_options()["keyring"] == Keyring.parse(f"{KEY_B},{KEY_A}")

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from channelkit import config, logs
+from channelkit import config, logs, signing
 from channelkit.channel import Channel, Notification, to_millis
 from channelkit.errors import ChannelConflictError, GoogleApiError, ResourceGoneError, TransientApiError
 from channelkit.events import deliver_events
@@ -27,6 +27,7 @@ from channelkit.renewal.cleanup import abandon, stop_maybe_live
 from channelkit.renewal.lifecycle import after_failure, after_success, suspend_credential
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
+from channelkit.signing import Signer
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore
 from channelkit.subscribe import activate, error_text, stop_at_google
 from channelkit.subscription import Reason, State, Subscription
@@ -159,7 +160,7 @@ class Renewer:
         return RenewalStep.NOTIFY_RENEWED if r.successor is not None else RenewalStep.MAKE_SUCCESSOR
 
     def _make_successor(self, r: ChannelRenewal) -> RenewalStep:
-        r.successor = successor_of(r.old, self.now_ms())
+        r.successor = successor_of(r.old, self.now_ms(), self.store.signer)
         self.store.create(r.successor)
         return RenewalStep.WATCH
 
@@ -316,14 +317,18 @@ class Renewer:
             summary.add(skipped, {"id": old_id, "reason": f"channel became {current.status}"})
 
 
-def successor_of(old: Channel, now_ms: int) -> Channel:
-    """A new ``pending`` channel for the same subscription, asking for the lifetime ``old`` got."""
+def successor_of(old: Channel, now_ms: int, signer: Signer | None = None) -> Channel:
+    """A new ``pending`` channel for the same subscription, asking for the lifetime ``old`` got.
+
+    With a ``signer`` its id is signed and a derived token moves to the first key.
+    """
     lifetime = None
     created = to_millis(old.created_at)
     if old.expiration and created is not None and old.expiration > created:
         lifetime = old.expiration - created  # ask for what Google granted last time
     return old.copy(
-        id=str(uuid.uuid4()),
+        id=signing.new_channel_id(signer),
+        token=signing.renewed_token(signer, old.token, old.subscription_id),
         expiration=now_ms + lifetime if lifetime else None,
         resource_id="",
         resource_uri="",

@@ -23,6 +23,7 @@ from typing import Any
 from channelkit import config
 from channelkit.channel import Channel
 from channelkit.errors import ChannelConflictError, ChannelExistsError, ChannelNotFoundError
+from channelkit.signing import Signer
 from channelkit.store import records
 from channelkit.store.claims import ClaimOutcome, MessageClaim, MessageClaims
 from channelkit.store.credentials import CredentialRecords
@@ -39,9 +40,14 @@ class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, Creden
     time bound.
     """
 
-    def __init__(self, *, ttl_days: int | None = None):
+    def __init__(self, *, ttl_days: int | None = None, keyring: Any = None):
+        """``keyring``: the deployment's ``crypto.Keyring`` (tokens kept out of the records, ids
+        signed); None reads ``CHANNELKIT_CREDENTIALS_KEY``; False means none."""
         super().__init__()
         self.ttl_days = config.record_ttl_days(ttl_days)
+        if keyring is None:
+            keyring = config.keyring()
+        self.signer = Signer(keyring) if keyring else None
 
     # --- primitives each backend translates (and those of versions and claims) ---
 
@@ -71,7 +77,7 @@ class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, Creden
         """Store a new channel; ``ChannelExistsError`` if its id is taken."""
         if not channel.id:
             raise ValueError("a stored channel needs an id")
-        record = records.to_record(channel, ttl_days=self.ttl_days)
+        record = self._to_record(channel)
         self._known.remember(channel.id, record, self._insert(channel.id, record))
 
     def get(self, channel_id: str) -> Channel:
@@ -79,12 +85,12 @@ class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, Creden
         found = self._read(channel_id)
         if found is None:
             raise ChannelNotFoundError(f"no channel {channel_id!r}")
-        return records.from_record(found[0])
+        return self._from_record(found[0])
 
     def find(self, channel_id: str) -> Channel | None:
         """The stored channel, or None."""
         found = self._read(channel_id)
-        return records.from_record(found[0]) if found else None
+        return self._from_record(found[0]) if found else None
 
     def update(
         self,
@@ -121,14 +127,14 @@ class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, Creden
             filters.append(("status", "==", status))
         if subscription_id is not None:
             filters.append(("subscriptionId", "==", subscription_id))
-        channels = [records.from_record(r) for r in self._query(filters)]
+        channels = [self._from_record(r) for r in self._query(filters)]
         epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
         return sorted(channels, key=lambda c: (c.created_at or epoch, c.id))
 
     def due_for_renewal(self, before_ms: int, *, limit: int | None = None) -> builtins.list[Channel]:
         """Active channels expiring at or before ``before_ms``, soonest first."""
         found = self._query([("renewAt", "<=", int(before_ms))], order_by="renewAt", limit=limit)
-        return [records.from_record(r) for r in found]
+        return [self._from_record(r) for r in found]
 
     def record_resource(self, channel_id: str, resource_id: str, resource_uri: str | None = None) -> Channel:
         """Teach a channel its resource id from its first valid notification, once.
@@ -156,7 +162,7 @@ class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, Creden
     def pending_stops(self, *, limit: int | None = None) -> builtins.list[Channel]:
         """Channels that still have to be stopped at Google (``stop_pending``)."""
         found = self._query([("stopPending", "==", True)], limit=limit)
-        return [records.from_record(r) for r in found]
+        return [self._from_record(r) for r in found]
 
     def claim_lease(
         self,

@@ -88,9 +88,10 @@ class FirestoreStore(ChannelStore):
         collection: str | None = None,
         timeout: float | None = None,
         ttl_days: int | None = None,
+        keyring: Any = None,
         client: Any = None,
     ):
-        super().__init__(ttl_days=ttl_days)
+        super().__init__(ttl_days=ttl_days, keyring=keyring)
         self.timeout = config.store_timeout(timeout)
         self.collection_name = config.collection(collection)
         with self._errors():

@@ -112,8 +112,10 @@ def _select(sql: str, filters: Iterable[tuple[str, str, Any]]) -> tuple[str, lis
 class SQLiteStore(ChannelStore):
     """``ChannelStore`` on one SQLite file (``CHANNELKIT_STORE=sqlite:///PATH``)."""
 
-    def __init__(self, path: str, *, timeout: float | None = None, ttl_days: int | None = None):
-        super().__init__(ttl_days=ttl_days)
+    def __init__(
+        self, path: str, *, timeout: float | None = None, ttl_days: int | None = None, keyring: Any = None
+    ):
+        super().__init__(ttl_days=ttl_days, keyring=keyring)
         self.path = path
         self.timeout = config.store_timeout(timeout)
         self._lock = threading.Lock()

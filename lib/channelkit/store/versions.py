@@ -22,6 +22,7 @@ from typing import Any, overload
 
 from channelkit.channel import Channel
 from channelkit.errors import ChannelConflictError, ChannelNotFoundError, StoreUnavailable
+from channelkit.signing import Signer
 from channelkit.store import records
 from channelkit.store.records import Record, Version
 
@@ -72,9 +73,17 @@ class VersionedChannels(abc.ABC):
     """Channel records changed by compare-and-set; a backend gives ``_read`` and ``_compare_and_set``."""
 
     ttl_days: int
+    #: Keeps tokens out of the records (``records``); None without a deployment key.
+    signer: Signer | None = None
 
     def __init__(self) -> None:
         self._known = KnownVersions()
+
+    def _to_record(self, channel: Channel) -> Record:
+        return records.to_record(channel, ttl_days=self.ttl_days, signer=self.signer)
+
+    def _from_record(self, record: Record) -> Channel:
+        return records.from_record(record, self.signer)
 
     @abc.abstractmethod
     def _read(self, channel_id: str) -> tuple[Record, Version] | None:
@@ -117,7 +126,7 @@ class VersionedChannels(abc.ABC):
                     raise ChannelNotFoundError(f"no channel {channel_id!r}")
                 record, version = found
             try:
-                new = change(records.from_record(record))
+                new = change(self._from_record(record))
             except ChannelConflictError:
                 if remembered:
                     continue
@@ -126,7 +135,7 @@ class VersionedChannels(abc.ABC):
                 if remembered:
                     continue
                 return None
-            new_record = records.to_record(new, ttl_days=self.ttl_days)
+            new_record = self._to_record(new)
             written = self._compare_and_set(channel_id, new_record, version, record)
             if written:
                 self._known.remember(channel_id, new_record, written)
