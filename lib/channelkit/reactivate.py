@@ -17,12 +17,13 @@ from typing import Any
 
 from channelkit import channel as ch
 from channelkit import signing
-from channelkit.errors import ChannelConflictError, GoogleApiError, InvalidTransitionError
+from channelkit.errors import ChannelConflictError, ConfigError, GoogleApiError, InvalidTransitionError
 from channelkit.google_api import GoogleApi
 from channelkit.lifecycle import judge_failure, transition
-from channelkit.renewal.renewer import successor_of
+from channelkit.renewal.renewer import SEALED_TOKEN, successor_of
 from channelkit.signing import Signer
 from channelkit.store import ACTIVE, STOPPED, ChannelStore, open_store
+from channelkit.store.records import SealedToken
 from channelkit.subscribe import activate, error_text, stop, stop_at_google
 from channelkit.subscription import Event, State, Subscription
 
@@ -40,6 +41,8 @@ def _new_channel(
 ) -> ch.Channel:
     """A pending channel for the subscription: like its last one (token, lifetime), or from the record."""
     if last is not None:
+        if isinstance(last.token, SealedToken):
+            raise ConfigError(f"cannot reactivate {subscription.id!r}: {SEALED_TOKEN}")
         return successor_of(last, now_ms, signer)
 
     return ch.Channel(

@@ -29,6 +29,7 @@ from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
 from channelkit.signing import Signer
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore
+from channelkit.store.records import SealedToken
 from channelkit.subscribe import activate, error_text, stop_at_google
 from channelkit.subscription import Reason, State, Subscription
 
@@ -139,6 +140,10 @@ class Renewer:
                 f": {r.subscription.reason}" if r.subscription.reason else ""
             )
             r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": reason})
+            return RenewalStep.RELEASE_LEASE
+        if isinstance(r.old.token, SealedToken):
+            # A successor would carry a token that no notification can match: leave it to a run with the key.
+            r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": SEALED_TOKEN})
             return RenewalStep.RELEASE_LEASE
         return RenewalStep.FIND_SUCCESSOR if r.search else RenewalStep.MAKE_SUCCESSOR
 
@@ -315,6 +320,10 @@ class Renewer:
             reason = f"abandoned: predecessor became {current.status}"
             abandon(successor, current, reason, store=self.store, google=self.google, expect=ACTIVE)
             summary.add(skipped, {"id": old_id, "reason": f"channel became {current.status}"})
+
+
+#: Why a run without the deployment key leaves a channel whose token it cannot open.
+SEALED_TOKEN = "token sealed under a key this process does not hold (CHANNELKIT_CREDENTIALS_KEY)"
 
 
 def successor_of(old: Channel, now_ms: int, signer: Signer | None = None) -> Channel:

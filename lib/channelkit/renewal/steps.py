@@ -11,7 +11,8 @@ its work (see ``Renewer.renew_channel``)::
     CHECK_SUBSCRIPTION ──┬── clean claim ─────────────────────────▶ MAKE_SUCCESSOR
                          ├── a crashed run's trace ─▶ FIND_SUCCESSOR ──┬── none ──▶ MAKE_SUCCESSOR
                          │                                             └── active ─▶ NOTIFY_RENEWED
-                         └── subscription suspended/expired/stopped: renewal held ─▶ RELEASE_LEASE
+                         ├── subscription suspended/expired/stopped: renewal held ─▶ RELEASE_LEASE
+                         └── token sealed under a key this run lacks: left as is ─▶ RELEASE_LEASE
 
     MAKE_SUCCESSOR (stored pending) ─▶ WATCH ──┬── live, marked active ─▶ NOTIFY_RENEWED
                                                └── refused / stopped / Google failed ─▶ RELEASE_LEASE
