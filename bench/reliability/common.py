@@ -35,10 +35,12 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from bench.reliability import SCENARIOS as SCENARIO_ORDER
 from bench.reliability.handler import read_record
 from channelkit.channel import Channel
+from channelkit.signing import Signer
 from channelkit.testing import harness
 from channelkit.testing.emulators import Emulator
 from channelkit.testing.harness import FunctionsFrameworkProcess, free_port
@@ -232,11 +234,12 @@ class WebhookServer(FunctionsFrameworkProcess):
 # --- channels -------------------------------------------------------------------------------
 
 
-def make_channel(index: int) -> Channel:
+def make_channel(index: int, signer: Any = None) -> Channel:
+    """A live channel; its id signed by ``signer`` (a ``channelkit.signing.Signer``) when given."""
     now_ms = int(time.time() * 1000)
     return Channel(
         "web_hook",
-        f"rel-{index:04d}-{uuid.uuid4().hex[:12]}",
+        signer.new_channel_id() if signer is not None else f"rel-{index:04d}-{uuid.uuid4().hex[:12]}",
         "tok-" + uuid.uuid4().hex,
         "https://hook.example/webhook",
         expiration=now_ms + 6 * 3_600_000,
@@ -252,10 +255,15 @@ def make_channel(index: int) -> Channel:
     )
 
 
-def seed_channels(firestore: str, project: str, count: int) -> list[Channel]:
-    """``count`` active channels stored in ``project`` on the emulator at ``firestore``."""
-    channels = [make_channel(i) for i in range(count)]
-    store = open_firestore(firestore, project)
+def seed_channels(firestore: str, project: str, count: int, keyring: Any = None) -> list[Channel]:
+    """``count`` active channels stored in ``project`` on the emulator at ``firestore``.
+
+    With a ``keyring`` (a ``channelkit.crypto.Keyring``) their ids are signed and
+    their tokens stored sealed, as a deployment with that key makes them.
+    """
+    signer = Signer(keyring) if keyring is not None else None
+    channels = [make_channel(i, signer) for i in range(count)]
+    store = open_firestore(firestore, project, keyring)
     try:
         for channel in channels:
             store.create(channel)
@@ -264,13 +272,14 @@ def seed_channels(firestore: str, project: str, count: int) -> list[Channel]:
     return channels
 
 
-def open_firestore(firestore: str, project: str):
+def open_firestore(firestore: str, project: str, keyring: Any = None):
     from channelkit.store.firestore import FirestoreStore
 
     saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
     os.environ["FIRESTORE_EMULATOR_HOST"] = firestore
     try:
-        return FirestoreStore(project=project, collection="channels", timeout=30)
+        keys = keyring if keyring is not None else False  # never a key from this process's environment
+        return FirestoreStore(project=project, collection="channels", timeout=30, keyring=keys)
     finally:
         if saved is None:
             os.environ.pop("FIRESTORE_EMULATOR_HOST", None)

@@ -25,10 +25,17 @@ valid message. Check: no 5xx for anything, every valid request answered 2xx (an
 invalid one may be closed by gunicorn without an answer: header names with
 underscores, non-ASCII header values, broken HTTP), no handler call for a message
 that was not sent validly, lost = doubled = 0 over the valid messages.
+
+The webhook runs with a deployment key and unsigned ids refused
+(``CHANNELKIT_ACCEPT_UNSIGNED_IDS=false``); every channel has a signed id. Unknown
+ids include forgeries of signed shape (one character off, signed under another
+key), and none of the ids that do not verify may cost a store read: each one's
+log line must say it was refused on the key alone.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import tempfile
@@ -38,6 +45,10 @@ from collections import Counter
 
 from bench.reliability import common
 from bench.reliability.handler import body_digest, read_record
+from channelkit.channel import validate_channel_id
+from channelkit.crypto import Keyring, new_key
+from channelkit.judge import UNVERIFIED
+from channelkit.signing import IdCheck, Signer
 
 SIZES = {"small": {"requests": 1_500, "channels": 10}, "full": {"requests": 10_000, "channels": 40}}
 SEED = 20240607
@@ -66,9 +77,10 @@ NASTY = ("\u00e9t\u00e9", "\u65e5\u672c", "\U0001f600", "\x00", "a\tb", "\u202e"
 
 
 class Generator:
-    def __init__(self, rng: random.Random, live, stopped, expired):
+    def __init__(self, rng: random.Random, live, stopped, expired, forged=()):
         self.rng = rng
         self.live, self.stopped, self.expired = live, stopped, expired
+        self.forged = list(forged) or ["ck1-" + "A" * 44]  # ids of signed shape that no key of ours made
         self.next_number = {c.id: 1 for c in live}
         self.next_invalid = INVALID_BASE
         self.valid_sent: list[common.Delivery] = []
@@ -212,6 +224,8 @@ class Generator:
                     channel.id + "\x01",
                     "%s" % ("Z" * 64),
                     "../" + channel.id,
+                    channel.id[:-1] + ("A" if channel.id[-1] != "A" else "B"),  # one character off
+                    rng.choice(self.forged),
                 )
             )
         elif kind == 4:  # a required header missing or empty
@@ -283,15 +297,16 @@ class Generator:
         return "invalid", self.invalid()
 
 
-def _gone_channels(firestore, project, count):
+def _gone_channels(firestore, project, count, keyring):
     """Channels that must be refused 410: stopped by hand, and expired long ago."""
-    stopped = [common.make_channel(1000 + i) for i in range(count)]
-    expired = [common.make_channel(2000 + i) for i in range(count)]
+    signer = Signer(keyring)
+    stopped = [common.make_channel(1000 + i, signer) for i in range(count)]
+    expired = [common.make_channel(2000 + i, signer) for i in range(count)]
     for c in stopped:
         c.status = "stopped"
     for c in expired:
         c.expiration = int(time.time() * 1000) - 86_400_000
-    store = common.open_firestore(firestore, project)
+    store = common.open_firestore(firestore, project, keyring)
     try:
         for c in stopped + expired:
             store.create(c)
@@ -308,16 +323,25 @@ def run(size: str, *, progress=None) -> dict:
     firestore = common.shared_firestore()
     project = common.new_project(name)
     common.say(progress, f"{name}: seeding channels in {project}")
-    live = common.seed_channels(firestore, project, spec["channels"])
-    stopped, expired = _gone_channels(firestore, project, 3)
-    gen = Generator(rng, live, stopped, expired)
+    # Signed ids, unsigned ones refused: a request whose id does not verify must cost no read.
+    key = new_key()
+    keyring = Keyring.parse(key)
+    live = common.seed_channels(firestore, project, spec["channels"], keyring)
+    stopped, expired = _gone_channels(firestore, project, 3, keyring)
+    other = Signer(Keyring.parse(new_key()))
+    gen = Generator(rng, live, stopped, expired, forged=[other.new_channel_id() for _ in range(5)])
     kinds, items = [], []
     for _ in range(spec["requests"]):
         kind, d = gen.next()
         kinds.append(kind)
         items.append(d)
     record = tempfile.NamedTemporaryFile(prefix="reliability-calls-", suffix=".jsonl", delete=False).name
-    server = common.WebhookServer(firestore=firestore, project=project, record=record)
+    server = common.WebhookServer(
+        firestore=firestore,
+        project=project,
+        record=record,
+        env={"CHANNELKIT_CREDENTIALS_KEY": key, "CHANNELKIT_ACCEPT_UNSIGNED_IDS": "false"},
+    )
     try:
         server.wait_ready()
         common.say(
@@ -327,7 +351,8 @@ def run(size: str, *, progress=None) -> dict:
         )
         common.deliver_all(server.url, items, senders=SENDERS, progress=progress, label=name, seed=4)
         unexpected = server.unexpected_errors()
-        tracebacks = server.output().count("Traceback")
+        output = server.output()
+        tracebacks = output.count("Traceback")
         log_path = server.log_path
         server.keep_log = bool(tracebacks)  # the notes name it then
     finally:
@@ -369,6 +394,7 @@ def run(size: str, *, progress=None) -> dict:
             problem(f"either answered {s}, handled {ok_calls.get(d.key, 0)}", d)
         elif s is None and kind == "valid":
             problem(f"{kind} no answer", d)
+    unread, read_unverified = _unverified_refusals(output, Signer(keyring))
     statuses = Counter(str(d.status) for d in items)
     # gunicorn itself closes the connection on some malformed requests (header names with
     # underscores, non-ASCII header values, broken HTTP): no answer, which is no 5xx either
@@ -381,6 +407,8 @@ def run(size: str, *, progress=None) -> dict:
         and not bad_status
         and unexpected == 0
         and figures["overlapping"] == 0
+        and read_unverified == 0
+        and unread > 0
     )
     notes = (
         f"seed {SEED}; "
@@ -388,7 +416,8 @@ def run(size: str, *, progress=None) -> dict:
         + f"; answers {dict(sorted(statuses.items()))}; handler calls for invalid requests "
         f"{invalid_calls}; fields differing from what was sent {mismatched}; "
         f"'either' handled twice {either_doubled}; invalid requests closed by the server without "
-        f"an answer {closed}; status problems "
+        f"an answer {closed}; ids that do not verify refused unread {unread}, read "
+        f"{read_unverified}; status problems "
         f"{dict(bad_status) if bad_status else 'none'}; webhook unexpected errors {unexpected}, "
         f"tracebacks in its log {tracebacks}" + (f" (log: {log_path})" if tracebacks or unexpected else "")
     )
@@ -405,4 +434,34 @@ def run(size: str, *, progress=None) -> dict:
         answers=dict(statuses),
         webhook_unexpected_errors=unexpected,
         webhook_tracebacks=tracebacks,
+        unverified_refused_unread=unread,
+        unverified_read=read_unverified,
     )
+
+
+def _unverified_refusals(output: str, signer: Signer) -> tuple[int, int]:
+    """404s for ids that do not verify: (refused on the key alone, refused after a store read).
+
+    The webhook logs ``reason: "unverified id"`` for an id refused before any
+    read (``channelkit.judge.UNVERIFIED``) and ``"unknown channel"`` for one the
+    store did not have (or one no channel could have, refused unread too).
+    """
+    unread = read = 0
+    for line in output.splitlines():
+        if not line.startswith("{") or '"unknown_channel"' not in line:
+            continue
+        entry = json.loads(line)
+        channel_id = entry.get("channelId") or ""
+        if entry.get("reason") == UNVERIFIED:
+            unread += 1
+        elif _storable(channel_id) and signer.check_channel_id(channel_id) is not IdCheck.SIGNED:
+            read += 1
+    return unread, read
+
+
+def _storable(channel_id: str) -> bool:
+    try:
+        validate_channel_id(channel_id)
+    except ValueError:
+        return False
+    return True

@@ -55,7 +55,10 @@ from channelkit.errors import (
 from channelkit.signing import IdCheck
 from channelkit.store import FAILED, PENDING, STOPPED, ChannelStore
 
-__all__ = ["RequestJudge", "read_body"]
+__all__ = ["UNVERIFIED", "RequestJudge", "read_body"]
+
+#: The reason (logged, never answered) of a 404 decided on the key alone, before any read.
+UNVERIFIED = "unverified id"
 
 
 def read_body(body: Any, limit: int, content_length: Any = None) -> bytes:
@@ -158,8 +161,10 @@ class RequestJudge:
         # missing headers and bad message numbers are refused before any store read.
         from_header_map(Channel("web_hook", channel_id, None, None), upper, data)
         context["messageNumber"] = parse_message_number(upper[X_GOOG_MESSAGE_NUMBER])
-        if not _storable_channel_id(channel_id) or not self._may_exist(channel_id):
+        if not _storable_channel_id(channel_id):
             raise ChannelNotFoundError("unknown channel")
+        if not self._may_exist(channel_id):
+            raise ChannelNotFoundError(UNVERIFIED)
 
         try:
             channel, notification = self._lookup_and_check(channel_id, upper, data, now_ms)

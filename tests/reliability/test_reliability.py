@@ -47,3 +47,6 @@ def test_fuzz_no_5xx_and_no_handler_call_for_an_invalid_request(run_scenario):
     assert result["status_5xx"] == 0, result["notes"]
     assert result["details"]["invalid_handler_calls"] == 0
     assert result["details"]["field_mismatches"] == 0
+    # Signed ids: every id that does not verify was refused without a store read.
+    assert result["details"]["unverified_read"] == 0
+    assert result["details"]["unverified_refused_unread"] > 0

@@ -172,6 +172,11 @@ PUBLIC: dict[str, list[str]] = {
     "channelkit.hints": ["explain"],
     "channelkit.identities": ["CREDENTIALS_KEY_MISSING", "CREDENTIALS_MISSING", "Identities"],
     "channelkit.judge": ["RequestJudge", "read_body"],
+    "channelkit.judge": [
+        "RequestJudge",
+        "UNVERIFIED",
+        "read_body",
+    ],
     "channelkit.lifecycle": [
         "ENDPOINT_REASONS",
         "MAX_OUTBOX",
