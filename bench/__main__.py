@@ -28,22 +28,25 @@ from pathlib import Path
 
 from bench._support import BENCH, progress, progress_done
 
-PARTS = ("parsing", "webhook", "renewal", "coldstart")
+PARTS = ("parsing", "webhook", "refusals", "renewal", "coldstart")
 SIZES = {
     "quick": {
         "webhook": {"seconds": 3, "rounds": 2, "warmup": 1},
+        "refusals": {"seconds": 2, "rounds": 2, "warmup": 1},
         "renewal": {"n": 200, "serial_sample": 40},
         "coldstart": {"samples": 2},
         "parsing": {"rounds": 5},
     },
     "default": {
         "webhook": {"seconds": 8, "rounds": 5},
+        "refusals": {"seconds": 5, "rounds": 5},
         "renewal": {"n": 1000},
         "coldstart": {"samples": 5},
         "parsing": {"rounds": 21},
     },
     "full": {
         "webhook": {"seconds": 10, "rounds": 7},
+        "refusals": {"seconds": 8, "rounds": 7},
         "renewal": {"n": 10_000},
         "coldstart": {"samples": 9},
         "parsing": {"rounds": 41},
@@ -82,6 +85,10 @@ def run_parts(parts, size: str) -> dict:
         from bench import webhook_load
 
         results["webhook"] = webhook_load.run(**settings["webhook"])
+    if "refusals" in parts:
+        from bench import refusals
+
+        results["refusals"] = refusals.run(**settings["refusals"])
     if "renewal" in parts:
         from bench import bench_renewal
 
@@ -194,6 +201,49 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
                 "<= 0.05",
                 ck["reads_per_notification"] <= 0.05,
             )
+    rf = results.get("refusals")
+    if rf:
+        t, r = rf["targets"], rf["ratios"]
+        add(
+            "404 for a forged id vs 400 for a missing header (cost)",
+            f"{t['forged_id']['rps']:.0f}/s",
+            f"{t['missing_header']['rps']:.0f}/s",
+            _x(r["forged_404_cost_vs_400"]),
+            "<= 1.2x",
+            r["forged_404_cost_vs_400"] <= 1.2,
+        )
+        add(
+            "404 for an unknown id without a key vs 400 (cost)",
+            f"{t['unknown_id']['rps']:.0f}/s",
+            f"{t['missing_header']['rps']:.0f}/s",
+            _x(r["unknown_404_keyless_cost_vs_400"]),
+            "(context: before signing)",
+            None,
+        )
+        add(
+            "Firestore reads per forged-id request",
+            f"{t['forged_id']['reads_per_request'] or 0:.3f}",
+            f"unknown id, no key {t['unknown_id']['reads_per_request'] or 0:.3f}",
+            "",
+            "0",
+            not t["forged_id"]["reads_per_request"],
+        )
+        add(
+            "accepted notifications: signed ids vs unsigned (throughput)",
+            f"{t['accepted_signed']['rps']:.0f}/s",
+            f"{t['accepted_unsigned']['rps']:.0f}/s",
+            _x(r["accepted_signed_vs_unsigned_throughput"]),
+            ">= 0.95x",
+            r["accepted_signed_vs_unsigned_throughput"] >= 0.95,
+        )
+        add(
+            "accepted notifications: signed ids vs unsigned (p99)",
+            f"{t['accepted_signed']['p99_ms']:.1f} ms",
+            f"{t['accepted_unsigned']['p99_ms']:.1f} ms",
+            _x(r["accepted_signed_vs_unsigned_p99"]),
+            "<= 1.1x",
+            r["accepted_signed_vs_unsigned_p99"] <= 1.1,
+        )
     rn = results.get("renewal")
     if rn:
         add(
@@ -273,6 +323,14 @@ def problems(results: dict) -> list[str]:
                 f"webhook {name}: {target['non_2xx']} non-2xx answers, "
                 f"{target['socket_errors']} socket errors"
             )
+    refusals = results.get("refusals")
+    if refusals:
+        found += [f"refusals: {p}" for p in refusals["problems"]]
+        found += [
+            f"refusals {name}: {t['socket_errors']} socket errors"
+            for name, t in refusals["targets"].items()
+            if t["socket_errors"]
+        ]
     renewal = results.get("renewal")
     if renewal and not renewal["all_renewed"]:
         found.append(

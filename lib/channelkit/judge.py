@@ -5,15 +5,17 @@ Checks, in order (the first failure decides; docs/design.md, "Receive"):
 1. the method is POST (``MethodNotAllowedError``, 405);
 2. the body is within the limit (``BodyTooLargeError``, 413) — a stream is
    read no further than the limit;
-3. the X-Goog headers are all there and the message number is a positive
+3. with a deployment key, the channel id is one we could have made
+   (``ChannelNotFoundError``, 404): an id whose MAC does not verify
+   (``channelkit.signing``), or an unsigned one once
+   ``CHANNELKIT_ACCEPT_UNSIGNED_IDS`` is false, is refused on the key alone,
+   before the other headers are parsed and with no store read;
+4. the X-Goog headers are all there and the message number is a positive
    integer (``InvalidNotificationError``, 400);
-4. the channel exists (``ChannelNotFoundError``, 404): with a deployment key,
-   an id whose MAC does not verify (``channelkit.signing``) is refused here
-   with no store read, and so is an unsigned one once
-   ``CHANNELKIT_ACCEPT_UNSIGNED_IDS`` is false;
-5. token (constant time) and resource id, once known, match
+5. the channel exists (``ChannelNotFoundError``, 404);
+6. token (constant time) and resource id, once known, match
    (``TokenMismatchError`` / ``ResourceMismatchError``, 403);
-6. the channel is live (``ChannelGoneError``, 410): not ``failed``; not
+7. the channel is live (``ChannelGoneError``, 410): not ``failed``; not
    ``stopped``, except for the grace period after a renewal created its
    successor (deliveries still in flight on the old channel); not expired for
    more than the grace period.
@@ -157,14 +159,14 @@ class RequestJudge:
         channel_id = (upper.get(X_GOOG_CHANNEL_ID) or "").strip()
         context["channelId"] = channel_id[:100] or None
         context["state"] = (upper.get(X_GOOG_RESOURCE_STATE) or "").strip()[:100] or None
+        if channel_id and not self._may_exist(channel_id):
+            raise ChannelNotFoundError(UNVERIFIED)  # an id we never made: refused before any other work
         # Well-formed? Checked against a stand-in channel (no token, no resource id):
         # missing headers and bad message numbers are refused before any store read.
         from_header_map(Channel("web_hook", channel_id, None, None), upper, data)
         context["messageNumber"] = parse_message_number(upper[X_GOOG_MESSAGE_NUMBER])
         if not _storable_channel_id(channel_id):
             raise ChannelNotFoundError("unknown channel")
-        if not self._may_exist(channel_id):
-            raise ChannelNotFoundError(UNVERIFIED)
 
         try:
             channel, notification = self._lookup_and_check(channel_id, upper, data, now_ms)

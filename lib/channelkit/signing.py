@@ -104,9 +104,9 @@ class Signer:
         """``SIGNED`` if a key of the keyring made it, ``FORGED`` if it only looks signed."""
         if len(channel_id) != SIGNED_ID_LENGTH or not channel_id.startswith(ID_PREFIX):
             return IdCheck.UNSIGNED
-        random_part, given = channel_id[len(ID_PREFIX) : -_PART], channel_id[-_PART:]
-        if not random_part.isascii():
+        if not channel_id.isascii():
             return IdCheck.FORGED
+        random_part, given = channel_id[len(ID_PREFIX) : -_PART], channel_id[-_PART:]
         verified = False
         for prepared in self._id_macs:  # every key, whatever the answer: no early exit
             verified |= hmac.compare_digest(self._mac(prepared, random_part), given)

@@ -5,7 +5,7 @@ asserted is what a run counts: no non-2xx answer from any webhook under load,
 exactly two Firestore writes for each notification's claim and no reads for
 channelkit once its channels are cached (lastNotificationAt, once a minute per
 subscription, is the only other write), every renewal verified, and no googleapiclient import
-in the webhook process.
+in the webhook process; a forged channel id costs no read.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
         "renew 200 due channels",
         "Firestore per renewal",
         "cold start: import the webhook module",
+        "404 for a forged id vs 400",
     ):
         assert measure in table
     results = json.loads((tmp_path / "latest-quick.json").read_text())["results"]
@@ -65,3 +66,9 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
     per_renewal = results["renewal"]["operations"]["per_channel"]
     assert per_renewal["writes"] >= 1 and per_renewal["commits"] >= 1  # counted in the bench process
     assert results["coldstart"]["targets"]["channelkit"]["googleapiclient_imported"] is False
+    # Forged ids cost no read; an unknown id without a key costs one; every answer was checked.
+    refusals = results["refusals"]
+    assert refusals["problems"] == []
+    assert refusals["targets"]["forged_id"]["reads_per_request"] == 0
+    assert refusals["targets"]["forged_id"]["served"] > 0
+    assert refusals["targets"]["unknown_id"]["reads_per_request"] >= 0.99

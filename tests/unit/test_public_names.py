@@ -171,7 +171,6 @@ PUBLIC: dict[str, list[str]] = {
     "channelkit.health": ["HealthReport", "PROBLEM_LIMIT", "check_health"],
     "channelkit.hints": ["explain"],
     "channelkit.identities": ["CREDENTIALS_KEY_MISSING", "CREDENTIALS_MISSING", "Identities"],
-    "channelkit.judge": ["RequestJudge", "read_body"],
     "channelkit.judge": [
         "RequestJudge",
         "UNVERIFIED",

@@ -40,6 +40,11 @@ def test_one_changed_character_makes_a_forgery(position):
     assert s.check_channel_id(bad) is IdCheck.FORGED
 
 
+def test_non_ascii_in_a_signed_shape_is_forged_not_an_error():
+    good = signer().new_channel_id()
+    assert signer().check_channel_id(good[:30] + "\u00e9" + good[31:]) is IdCheck.FORGED
+
+
 def test_ids_of_another_shape_are_unsigned_not_forged():
     s = signer()
     for other in ["3f1c2b9e-1d2c-4c49-9f0e-1234567890ab", "my-channel", "ck1-short", "x" * 48]:
