@@ -147,3 +147,19 @@ def test_a_bad_renewal_setting_is_503_until_fixed(env, monkeypatch):
     assert client.post("/").status_code == 503
     monkeypatch.setenv("CHANNELKIT_RENEW_LEASE", "600")
     assert client.post("/").status_code == 200
+
+
+@pytest.mark.parametrize("key", [None, "c2lnbmluZy1rZXktZm9yLXRoZS10ZXN0cy0zMmJ5dGU="])
+def test_the_renew_function_warns_once_when_it_has_no_key(env, monkeypatch, capsys, key):
+    if key is None:
+        monkeypatch.delenv("CHANNELKIT_CREDENTIALS_KEY", raising=False)
+    else:
+        monkeypatch.setenv("CHANNELKIT_CREDENTIALS_KEY", key)
+    sys.modules.pop("renew", None)
+    client = create_app(target="renew", source=str(ROOT / "functions" / "renew.py")).test_client()
+    capsys.readouterr()
+    assert client.post("/").status_code == 200 and client.post("/").status_code == 200
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "channel ids are not signed" in line]
+    assert len(warnings) == (1 if key is None else 0)
+    if warnings:
+        assert json.loads(warnings[0])["severity"] == "WARNING"

@@ -39,9 +39,9 @@ def store(firestore_env, monkeypatch):
     s.close()
 
 
-def raw_documents(host: str) -> str:
-    """Every document of the database as the emulator's REST API hands it out."""
-    url = f"http://{host}/v1/projects/{PROJECT}/databases/(default)/documents/channels?pageSize=300"
+def raw_documents(host: str, collection: str = "channels") -> str:
+    """A collection's documents as the emulator's REST API hands them out."""
+    url = f"http://{host}/v1/projects/{PROJECT}/databases/(default)/documents/{collection}?pageSize=300"
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.read().decode()
 
@@ -76,6 +76,9 @@ def test_subscribe_makes_a_signed_id_and_a_token_firestore_never_holds(
     documents = raw_documents(firestore_env)
     assert derived.id in documents and own.id in documents
     assert derived.token not in documents and "the-users-own-token" not in documents
+    subscriptions = raw_documents(firestore_env, "subscriptions")
+    assert derived.subscription_id in subscriptions  # the records beside the channels hold none either
+    assert derived.token not in subscriptions and "the-users-own-token" not in subscriptions
     fields = {d["name"].rsplit("/", 1)[1]: d["fields"] for d in json.loads(documents)["documents"]}
     assert "token" not in fields[derived.id] and "tokenKeyId" in fields[derived.id]
     assert "token" not in fields[own.id] and "tokenSealed" in fields[own.id]
