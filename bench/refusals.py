@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 
 from bench._support import BENCH, ROOT, firestore_emulator, median, progress, webhook_process
+from bench.webhook_load import load_channel
 from channelkit.channel import Channel
 from channelkit.crypto import Keyring, new_key
 from channelkit.signing import Signer
@@ -48,25 +49,7 @@ LOADS = {
 }
 
 
-def _channel(channel_id: str, token: str, i: int, subscription_id: str) -> Channel:
-    return Channel(
-        "web_hook",
-        channel_id,
-        token,
-        "https://example.com/webhook",
-        expiration=int(time.time() * 1000) + 30 * 24 * 3600 * 1000,
-        resource_id=f"res-{i}",
-        resource_uri=f"https://www.googleapis.com/drive/v3/files/F{i}?alt=json",
-        status="active",
-        api="drive",
-        version="v3",
-        method="files.watch",
-        method_params={"fileId": f"F{i}"},
-        subscription_id=subscription_id,
-    )
-
-
-def _seed(count: int, keyring: Keyring) -> dict[str, list[Channel]]:
+def _seed(count: int, keyring: Keyring) -> dict:
     """Channels for each load: signed (stored under the key) and unsigned (stored without)."""
     from channelkit.store import open_store
 
@@ -76,8 +59,8 @@ def _seed(count: int, keyring: Keyring) -> dict[str, list[Channel]]:
     for i in range(count):
         subscription = f"sub-{tag}-{i}"
         token = signer.derive_token(subscription) or ""
-        signed.append(_channel(signer.new_channel_id(), token, i, subscription))
-        unsigned.append(_channel(f"plain-{tag}-{i:03d}", "tok-" + "t" * 40, i, f"sub-{tag}-u{i}"))
+        signed.append(load_channel(signer.new_channel_id(), token, i, subscription))
+        unsigned.append(load_channel(f"plain-{tag}-{i:03d}", "tok-" + "t" * 40, i, f"sub-{tag}-u{i}"))
     with_key = open_store("firestore", timeout=30, keyring=keyring)
     without = open_store("firestore", timeout=30, keyring=False)
     try:
@@ -89,8 +72,8 @@ def _seed(count: int, keyring: Keyring) -> dict[str, list[Channel]]:
         with_key.close()
         without.close()
     other = Signer(Keyring.parse(new_key()))  # ids that look signed, under a key not ours
-    forged = [_channel(other.new_channel_id(), "x", i, "none") for i in range(count)]
-    strangers = [_channel(f"stranger-{tag}-{i:03d}", "x", i, "none") for i in range(count)]
+    forged = [load_channel(other.new_channel_id(), "x", i, "none") for i in range(count)]
+    strangers = [load_channel(f"stranger-{tag}-{i:03d}", "x", i, "none") for i in range(count)]
     return {
         "missing_header": signed,
         "forged_id": forged,
@@ -110,7 +93,7 @@ def _wrk(url: str, channels: list[Channel], omit: str, base: int, seconds: float
     )
     done = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s"]
-        + ["-s", str(BENCH / "fixed.lua"), url],
+        + ["-s", str(BENCH / "load.lua"), url],
         capture_output=True,
         text=True,
         env=env,

@@ -40,10 +40,15 @@ TOKEN = "bench-token-" + "t" * 32
 
 def bench_channel(prefix: str, i: int) -> Channel:
     """Channel ``i`` of those ``seed_channels(prefix, ...)`` stores (load.lua sends the same fields)."""
+    return load_channel(f"{prefix}-{i:03d}", TOKEN, i, f"sub-{prefix}-{i}")
+
+
+def load_channel(channel_id: str, token: str, i: int, subscription_id: str) -> Channel:
+    """An active Drive file channel whose resource fields are the ones load.lua sends for channel ``i``."""
     return Channel(
         "web_hook",
-        f"{prefix}-{i:03d}",
-        TOKEN,
+        channel_id,
+        token,
         "https://example.com/webhook",
         expiration=int(time.time() * 1000) + 30 * 24 * 3600 * 1000,
         resource_id=f"res-{i}",
@@ -53,7 +58,7 @@ def bench_channel(prefix: str, i: int) -> Channel:
         version="v3",
         method="files.watch",
         method_params={"fileId": f"F{i}"},
-        subscription_id=f"sub-{prefix}-{i}",
+        subscription_id=subscription_id,
     )
 
 
