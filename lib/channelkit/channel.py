@@ -67,9 +67,11 @@ __all__ = [
     "Channel",
     "InvalidNotificationError",
     "Notification",
+    "check_against_channel",
     "from_header_map",
     "new_webhook_channel",
     "notification_from_headers",
+    "parse_header_map",
     "to_millis",
     "validate_channel_id",
     "validate_token",
@@ -604,8 +606,48 @@ def from_header_map(channel: Channel, upper: Mapping[str, Any], body: Any = b"")
     )
 
 
+def parse_header_map(upper: Mapping[str, Any], body: Any = b"") -> Notification:
+    """The notification the headers describe, checked against no channel (headers keyed in upper case).
+
+    Raises ``InvalidNotificationError`` for a missing header or a bad message
+    number. Its token and resource id are checked later, once, against the
+    channel it names (``check_against_channel``): the webhook parses a request
+    once and reads the store only for a well-formed one.
+    """
+    get = upper.get
+    values = (
+        get(X_GOOG_CHANNEL_ID),
+        get(X_GOOG_MESSAGE_NUMBER),
+        get(X_GOOG_RESOURCE_ID),
+        get(X_GOOG_RESOURCE_STATE),
+        get(X_GOOG_RESOURCE_URI),
+    )
+    return _checked(
+        None, values, get(X_GOOG_CHANNEL_TOKEN), get(X_GOOG_CHANNEL_EXPIRATION), get(X_GOOG_CHANGED), body
+    )
+
+
+def check_against_channel(channel: Channel, notification: Notification) -> Notification:
+    """``notification`` (from ``parse_header_map``) if it belongs to ``channel``: id, token, resource id.
+
+    The same checks as ``notification_from_headers``, without parsing again.
+    """
+    if channel.id != notification.channel_id:
+        raise ChannelMismatchError("notification is for another channel")
+    expected = channel.token
+    token = notification.token
+    if expected and (token is None or not _equal(expected, token)):
+        raise TokenMismatchError("channel token is missing or does not match")
+    if channel.resource_id and not _equal(channel.resource_id, notification.resource_id):
+        raise ResourceMismatchError("resource id does not match the channel")
+    return notification
+
+
 def _checked(channel, values, token, expiration, changed, body) -> Notification:
-    """Judge the five required values (Google's order: id, number, resource id, state, URI)."""
+    """Judge the five required values (Google's order: id, number, resource id, state, URI).
+
+    ``channel`` None checks the values alone (``parse_header_map``).
+    """
     channel_id, number, resource_id, state, uri = values
     if not (type(channel_id) is type(number) is type(resource_id) is type(state) is type(uri) is str):
         # Missing headers or bytes values: the slow, thorough way.
@@ -619,7 +661,7 @@ def _checked(channel, values, token, expiration, changed, body) -> Notification:
         upper = dict(zip(REQUIRED_HEADERS, (channel_id, number, resource_id, state, uri)))
         for name in REQUIRED_HEADERS:
             _required(upper, name)
-    if channel.id != channel_id:
+    if channel is not None and channel.id != channel_id:
         raise ChannelMismatchError("notification is for another channel")
     if number.isdigit() and number.isascii() and len(number) < 19:
         message_number = int(number)  # at most 18 digits: within int64
@@ -633,11 +675,12 @@ def _checked(channel, values, token, expiration, changed, body) -> Notification:
         expiration = _text(expiration)
     if changed is not None and type(changed) is not str:
         changed = _text(changed)
-    expected = channel.token
-    if expected and (token is None or not _equal(expected, token)):
-        raise TokenMismatchError("channel token is missing or does not match")
-    if channel.resource_id and not _equal(channel.resource_id, resource_id):
-        raise ResourceMismatchError("resource id does not match the channel")
+    if channel is not None:
+        expected = channel.token
+        if expected and (token is None or not _equal(expected, token)):
+            raise TokenMismatchError("channel token is missing or does not match")
+        if channel.resource_id and not _equal(channel.resource_id, resource_id):
+            raise ResourceMismatchError("resource id does not match the channel")
     notification = _new_object(Notification)
     notification.message_number = message_number
     notification.state = state

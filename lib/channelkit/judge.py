@@ -29,18 +29,16 @@ through a ``ChannelCache``, and a cached channel may only say yes: before a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from channelkit.channel import (
     X_GOOG_CHANNEL_ID,
-    X_GOOG_MESSAGE_NUMBER,
     X_GOOG_RESOURCE_STATE,
     Channel,
     Notification,
-    from_header_map,
+    check_against_channel,
     header_map,
-    parse_message_number,
+    parse_header_map,
     to_millis,
     validate_channel_id,
 )
@@ -161,25 +159,25 @@ class RequestJudge:
         context["state"] = (upper.get(X_GOOG_RESOURCE_STATE) or "").strip()[:100] or None
         if channel_id and not self._may_exist(channel_id):
             raise ChannelNotFoundError(UNVERIFIED)  # an id we never made: refused before any other work
-        # Well-formed? Checked against a stand-in channel (no token, no resource id):
-        # missing headers and bad message numbers are refused before any store read.
-        from_header_map(Channel("web_hook", channel_id, None, None), upper, data)
-        context["messageNumber"] = parse_message_number(upper[X_GOOG_MESSAGE_NUMBER])
+        # Well-formed? Parsed once, against no channel: missing headers and bad message
+        # numbers are refused before any store read; token and resource id come next.
+        parsed = parse_header_map(upper, data)
+        context["messageNumber"] = parsed.message_number
         if not _storable_channel_id(channel_id):
             raise ChannelNotFoundError("unknown channel")
 
         try:
-            channel, notification = self._lookup_and_check(channel_id, upper, data, now_ms)
+            channel = self._lookup_and_check(channel_id, parsed, now_ms)
         except ChannelGoneError:
             try:
-                self._learn_failed_resource(channel_id, upper, data)
+                self._learn_failed_resource(channel_id, parsed)
             except ChannelkitError:
                 pass  # best effort: the answer is 410 either way
             raise
         context["subscriptionId"] = channel.subscription_id
         if channel.status == PENDING and not channel.resource_id:
-            return self._learn_resource(channel, upper, data, now_ms)
-        return channel, notification
+            return self._learn_resource(channel, parsed, now_ms), parsed
+        return channel, parsed
 
     # --- the channel ----------------------------------------------------------------
 
@@ -201,23 +199,22 @@ class RequestJudge:
             self.cache.put(channel)
         return channel
 
-    def _lookup_and_check(
-        self, channel_id: str, headers: Mapping[str, str], body: bytes, now_ms: int
-    ) -> tuple[Channel, Notification]:
-        """The channel and the checked notification; a cached channel never refuses."""
+    def _lookup_and_check(self, channel_id: str, parsed: Notification, now_ms: int) -> Channel:
+        """The channel the notification belongs to (checked); a cached channel never refuses."""
         cached = self.cache.get(channel_id) if self.cache is not None else None
         if cached is not None:
             try:
-                return cached, self._check(cached, headers, body, now_ms)
+                self._check(cached, parsed, now_ms)
+                return cached
             except (InvalidNotificationError, ChannelGoneError):
                 pass  # perhaps stale: judge again on a fresh read
         channel = self._fetch(channel_id)
-        return channel, self._check(channel, headers, body, now_ms)
+        self._check(channel, parsed, now_ms)
+        return channel
 
-    def _check(self, channel: Channel, headers: Mapping[str, str], body: bytes, now_ms: int) -> Notification:
-        notification = from_header_map(channel, headers, body)
+    def _check(self, channel: Channel, parsed: Notification, now_ms: int) -> None:
+        check_against_channel(channel, parsed)
         self._check_live(channel, now_ms)
-        return notification
 
     def _check_live(self, channel: Channel, now_ms: int) -> None:
         grace_ms = self._grace_ms
@@ -251,24 +248,20 @@ class RequestJudge:
 
     # --- learning the resource id ---------------------------------------------------
 
-    def _learn_resource(
-        self, channel: Channel, headers: Mapping[str, str], body: bytes, now_ms: int
-    ) -> tuple[Channel, Notification]:
+    def _learn_resource(self, channel: Channel, parsed: Notification, now_ms: int) -> Channel:
         """Record a pending channel's resource id from its first valid notification.
 
         The store sets it only if none is recorded yet and returns what is
         stored, so a second, different id is judged (and refused) against the
         first one.
         """
-        notification = from_header_map(channel, headers, body)
-        learned = self.store.record_resource(
-            channel.id, notification.resource_id, notification.resource_uri or None
-        )
+        learned = self.store.record_resource(channel.id, parsed.resource_id, parsed.resource_uri or None)
         if self.cache is not None:
             self.cache.put(learned)
-        return learned, self._check(learned, headers, body, now_ms)
+        self._check(learned, parsed, now_ms)
+        return learned
 
-    def _learn_failed_resource(self, channel_id: str, headers: Mapping[str, str], body: bytes) -> None:
+    def _learn_failed_resource(self, channel_id: str, parsed: Notification) -> None:
         """A failed channel that Google made after all: remember its resource id for a stop.
 
         Its watch failed (say, timed out) yet a valid notification arrives, so
@@ -278,5 +271,5 @@ class RequestJudge:
         channel = self.store.find(channel_id)
         if channel is None or channel.status != FAILED or channel.resource_id:
             return
-        notification = from_header_map(channel, headers, body)
-        self.store.record_resource(channel.id, notification.resource_id)
+        check_against_channel(channel, parsed)
+        self.store.record_resource(channel.id, parsed.resource_id)

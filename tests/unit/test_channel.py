@@ -343,3 +343,48 @@ def test_werkzeug_request_headers_are_read_from_the_environ_with_the_same_result
     assert _outcome(lambda: ck.notification_from_headers(channel(), wsgi)) == _outcome(
         lambda: ck.from_header_map(channel(), ck.header_map(general))
     )
+
+
+_BASE = {
+    "X-GOOG-CHANNEL-ID": "ch-1",
+    "X-GOOG-MESSAGE-NUMBER": "7",
+    "X-GOOG-RESOURCE-ID": "res-1",
+    "X-GOOG-RESOURCE-STATE": "update",
+    "X-GOOG-RESOURCE-URI": "https://example.com/r",
+    "X-GOOG-CHANNEL-TOKEN": "tok",
+    "X-GOOG-CHANGED": "content",
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"X-GOOG-CHANNEL-TOKEN": "wrong"},
+        {"X-GOOG-CHANNEL-TOKEN": None},
+        {"X-GOOG-RESOURCE-ID": "res-2"},
+        {"X-GOOG-CHANNEL-ID": "ch-2"},
+        {"X-GOOG-MESSAGE-NUMBER": "0"},
+        {"X-GOOG-MESSAGE-NUMBER": "x"},
+        {"X-GOOG-RESOURCE-STATE": None},
+        {"X-GOOG-RESOURCE-URI": "  "},
+        {"X-GOOG-CHANNEL-ID": " ch-1 ", "X-GOOG-CHANNEL-TOKEN": b"tok"},
+    ],
+)
+def test_parsing_once_then_checking_decides_as_parsing_against_the_channel(change):
+    """The webhook's split (parse_header_map, then check_against_channel) says what from_header_map says."""
+    channel = ck.Channel("web_hook", "ch-1", "tok", "https://x", resource_id="res-1")
+    upper = {k: v for k, v in {**_BASE, **change}.items() if v is not None}
+
+    def outcome(run):
+        try:
+            n = run()
+        except ck.InvalidNotificationError as exc:
+            return type(exc)
+        return (n.channel_id, n.message_number, n.resource_id, n.state, n.token, n.changed)
+
+    whole = outcome(lambda: ck.from_header_map(channel, upper))
+    split = outcome(lambda: ck.check_against_channel(channel, ck.parse_header_map(upper)))
+    assert split == whole
+    if not isinstance(whole, type):
+        assert whole[1] == 7
