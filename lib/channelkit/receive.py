@@ -72,19 +72,28 @@ def _setting(value: Any, settings: Settings | None, name: str) -> Any:
 
 
 class HeardClock:
-    """Writes a subscription's ``lastNotificationAt`` at most once a minute from this instance.
+    """Writes a subscription's ``lastNotificationAt`` at most once per ``every_ms`` from this instance.
 
-    Never per notification: the hot path stays at its two writes, and this one
-    write a minute per subscription is blind (no read) and may fail quietly:
-    it is a health signal, not a record the webhook depends on.
+    Never per notification: the hot path stays at its two writes, and this
+    occasional write per subscription is blind (no read) and may fail quietly:
+    it is a health signal, not a record the webhook depends on. The webhook
+    writes it at most every 10 minutes (``interval_for``): ``status`` only asks
+    whether a subscription was heard within ``CHANNELKIT_QUIET_AFTER``.
     """
 
-    EVERY_MS = 60_000
+    #: The longest interval: "last heard" is at most this stale (ms).
+    MAX_EVERY_MS = 600_000
     #: Subscriptions remembered; past this the memory starts over (one extra write each).
     SIZE = 10_000
 
-    def __init__(self, store: ChannelStore):
+    @classmethod
+    def interval_for(cls, quiet_after: float) -> int:
+        """A quarter of ``quiet_after`` seconds, in ms, between 1 s and ``MAX_EVERY_MS``."""
+        return int(max(1_000, min(cls.MAX_EVERY_MS, quiet_after * 1000 / 4)))
+
+    def __init__(self, store: ChannelStore, every_ms: int = MAX_EVERY_MS):
         self.store = store
+        self.every_ms = every_ms
         self._written: dict[str, int] = {}
         # The Receiver's threads share one clock: a burst must not let two of them write.
         self._lock = threading.Lock()
@@ -92,7 +101,7 @@ class HeardClock:
     def note(self, subscription_id: str, now_ms: int) -> None:
         with self._lock:
             last = self._written.get(subscription_id)
-            if last is not None and now_ms - last < self.EVERY_MS:
+            if last is not None and now_ms - last < self.every_ms:
                 return
             if len(self._written) >= self.SIZE:
                 self._written.clear()
@@ -152,7 +161,7 @@ class Receiver:
             max_body=_setting(max_body, settings, "max_body"),
             accept_unsigned_ids=_setting(None, settings, "accept_unsigned_ids"),
         )
-        self.heard = HeardClock(store)
+        self.heard = HeardClock(store, HeardClock.interval_for(_setting(None, settings, "quiet_after")))
         self.delivery = ExactlyOnceDelivery(
             store,
             dispatcher,

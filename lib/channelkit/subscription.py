@@ -80,7 +80,7 @@ class Subscription:
     failures: int = 0
     #: The last failed renewal attempt (transient ones too), cleared by a success.
     last_failure_at: int | None = None
-    #: The latest accepted notification, written at most once a minute per instance.
+    #: The latest accepted notification, written at most every 10 minutes per instance.
     last_notification_at: int | None = None
     #: The channel for which ``expiring`` was sent: once per channel.
     expiring_for: str | None = None

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from channelkit.channel import Channel
+from channelkit.config import Settings
 from channelkit.receive import Receiver
 from channelkit.subscription import Subscription
 from channelkit.testing.harness import notification_headers
@@ -124,7 +125,14 @@ def test_a_minute_later_the_next_notification_writes_again(store, writes):
     channel = live_channel(store, subscription_id="sub-later")
     store.create_subscription(Subscription(id="sub-later", channel_id=channel.id, since=NOW_MS - MINUTE))
     clock = Clock(NOW_MS)
-    receiver = Receiver(store=store, dispatcher=lambda n, c: None, clock=clock, grace=60, claim_timeout=30)
+    receiver = Receiver(
+        store=store,
+        dispatcher=lambda n, c: None,
+        clock=clock,
+        grace=60,
+        claim_timeout=30,
+        settings=Settings(quiet_after=4 * 60),  # "quiet" after 4 minutes: heard once a minute
+    )
 
     burst(receiver, clock, channel, range(1, 4))
     clock.now = (NOW_MS + MINUTE) / 1000

@@ -1,4 +1,7 @@
-"""The webhook's notification clock: ``lastNotificationAt`` written at most once a minute per subscription."""
+"""The webhook's notification clock: ``lastNotificationAt`` written at most once per interval per subscription.
+
+The tests use a one-minute interval; the webhook's own comes from ``CHANNELKIT_QUIET_AFTER``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import threading
 import pytest
 
 from channelkit.channel import Channel
+from channelkit.config import Settings
 from channelkit.errors import StoreUnavailable, TokenMismatchError
 from channelkit.receive import HeardClock, Receiver
 from channelkit.store import open_store
@@ -36,7 +40,7 @@ class NoteRecorder:
 
 def test_at_most_one_write_a_minute_per_subscription():
     store = NoteRecorder()
-    heard = HeardClock(store)  # type: ignore[arg-type]
+    heard = HeardClock(store, MINUTE)  # type: ignore[arg-type]
     for offset in (0, 1, 30_000, MINUTE - 1):
         heard.note("sub-a", NOW_MS + offset)
     assert store.writes == [("sub-a", NOW_MS)]
@@ -44,7 +48,7 @@ def test_at_most_one_write_a_minute_per_subscription():
 
 def test_a_minute_after_the_last_write_it_writes_again():
     store = NoteRecorder()
-    heard = HeardClock(store)  # type: ignore[arg-type]
+    heard = HeardClock(store, MINUTE)  # type: ignore[arg-type]
     heard.note("sub-a", NOW_MS)
     heard.note("sub-a", NOW_MS + MINUTE)
     heard.note("sub-a", NOW_MS + MINUTE + 59_999)
@@ -54,7 +58,7 @@ def test_a_minute_after_the_last_write_it_writes_again():
 
 def test_each_subscription_has_its_own_minute():
     store = NoteRecorder()
-    heard = HeardClock(store)  # type: ignore[arg-type]
+    heard = HeardClock(store, MINUTE)  # type: ignore[arg-type]
     heard.note("sub-a", NOW_MS)
     heard.note("sub-b", NOW_MS + 1)
     heard.note("sub-a", NOW_MS + 2)
@@ -65,7 +69,7 @@ def test_each_subscription_has_its_own_minute():
 def test_a_store_failure_is_logged_and_never_raised(log_lines):
     store = NoteRecorder()
     store.down = True
-    heard = HeardClock(store)  # type: ignore[arg-type]
+    heard = HeardClock(store, MINUTE)  # type: ignore[arg-type]
 
     heard.note("sub-a", NOW_MS)  # does not raise
 
@@ -79,7 +83,7 @@ def test_a_store_failure_is_logged_and_never_raised(log_lines):
 
 def test_a_full_memory_starts_over_and_keeps_writing():
     store = NoteRecorder()
-    heard = HeardClock(store)  # type: ignore[arg-type]
+    heard = HeardClock(store, MINUTE)  # type: ignore[arg-type]
     heard.SIZE = 3
     for i in range(4):
         heard.note(f"sub-{i}", NOW_MS)
@@ -95,7 +99,7 @@ def test_threads_of_one_receiver_racing_on_one_subscription_write_once():
     try:
         for _ in range(300):
             store = NoteRecorder()
-            heard = HeardClock(store)  # type: ignore[arg-type]
+            heard = HeardClock(store, MINUTE)  # type: ignore[arg-type]
             barrier = threading.Barrier(8)
 
             def burst(heard=heard, barrier=barrier):
@@ -156,7 +160,12 @@ def test_an_accepted_notification_sets_the_subscriptions_last_notification(sqlit
     sqlite_store.create_subscription(Subscription(id="sub-1", channel_id=channel.id, since=NOW_MS - MINUTE))
     clock = Clock(NOW_MS)
     receiver = Receiver(
-        store=sqlite_store, dispatcher=lambda n, c: None, clock=clock, grace=60, claim_timeout=30
+        store=sqlite_store,
+        dispatcher=lambda n, c: None,
+        clock=clock,
+        grace=60,
+        claim_timeout=30,
+        settings=Settings(quiet_after=4 * 60),  # "quiet" after 4 minutes: heard once a minute
     )
 
     receiver.receive("POST", notification_headers(channel, 1, "sync"), b"")
@@ -194,3 +203,11 @@ def test_a_deployment_not_migrated_yet_accepts_notifications_without_a_record(sq
     assert receiver.receive("POST", notification_headers(channel, 2), b"").accepted
 
     assert len(calls) == 1 and sqlite_store.find_subscription("sub-1") is None
+
+
+def test_the_webhooks_interval_is_a_quarter_of_quiet_after_at_most_ten_minutes():
+    assert HeardClock.interval_for(86_400) == 10 * MINUTE  # the default quiet_after: a day
+    assert HeardClock.interval_for(600) == 150_000
+    assert HeardClock.interval_for(1) == 1_000
+    store = open_store("sqlite:///:memory:")
+    assert Receiver(store=store, dispatcher=lambda n, c: None).heard.every_ms == 10 * MINUTE

@@ -97,7 +97,7 @@ class SubscriptionRecords(Documents):
         return self._doc_count(SUBSCRIPTIONS, filters)
 
     def note_notification(self, subscription_id: str, now_ms: int) -> bool:
-        """Record that a notification arrived (the webhook calls it at most once a minute).
+        """Record that a notification arrived (the webhook calls it at most every 10 minutes).
 
         A blind write: no read, no version. False when there is no record (a
         deployment not migrated yet). ``heardAt`` is set with it, though only an
