@@ -34,6 +34,8 @@ __all__ = [
 
 
 MESSAGES = "messages"
+#: Channels whose messages collection reference the store keeps (the per-notification writes).
+MESSAGE_COLLECTIONS = 4096
 #: Documents per call when a query is paged.
 QUERY_PAGE = 1000
 EMULATOR_PROJECT = "channelkit-local"
@@ -109,6 +111,7 @@ class FirestoreStore(ChannelStore):
                     ) from exc
         self.client = client
         self._channels = client.collection(self.collection_name)
+        self._messages: dict[str, Any] = {}
         self._beside = {
             kind: client.collection(config.collection_beside(self.collection_name, kind)) for kind in KINDS
         }
@@ -253,7 +256,16 @@ class FirestoreStore(ChannelStore):
     # --- messages -------------------------------------------------------------
 
     def _message(self, channel_id: str, number: int):
-        return self._channels.document(document_id(channel_id)).collection(MESSAGES).document(str(number))
+        # The hot path: each notification's claim and "done" name a message of a channel
+        # that is usually known already, so its collection reference is kept (no lock: a
+        # race only builds one twice; the size is bounded by starting over).
+        messages = self._messages.get(channel_id)
+        if messages is None:
+            if len(self._messages) >= MESSAGE_COLLECTIONS:
+                self._messages.clear()
+            messages = self._channels.document(document_id(channel_id)).collection(MESSAGES)
+            self._messages[channel_id] = messages
+        return messages.document(str(number))
 
     def _insert_message(self, channel_id: str, number: int, record: Record) -> Version | None:
         with self._errors():
