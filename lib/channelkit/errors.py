@@ -32,6 +32,9 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
     │   ├── CredentialDecryptError      altered, or sealed under a key no longer held
     │   └── CredentialInUseError        removal refused: subscriptions still use them
     ├── MessageInProgressError          the same message is being processed elsewhere
+    ├── FeedError                       change feeds (sync)
+    │   ├── UnsupportedFeedError        the watch method has no change feed (also ValueError)
+    │   └── SyncLeaseLostError          another sync took the subscription's sync lease
     ├── DispatchError                   handing a notification to the app failed
     │   ├── HandlerConfigError          CHANNELKIT_HANDLER cannot be imported
     │   ├── HandlerError                the app's handler raised
@@ -66,6 +69,7 @@ __all__ = [
     "CredentialNotFoundError",
     "CredentialsError",
     "DispatchError",
+    "FeedError",
     "GoogleApiError",
     "HandlerConfigError",
     "HandlerError",
@@ -84,10 +88,12 @@ __all__ = [
     "StoreUnavailable",
     "SubscriptionExistsError",
     "SubscriptionNotFoundError",
+    "SyncLeaseLostError",
     "TokenMismatchError",
     "TransientApiError",
     "UnknownApiError",
     "UnreadableBodyError",
+    "UnsupportedFeedError",
 ]
 
 
@@ -237,6 +243,21 @@ class CredentialInUseError(CredentialsError):
 
 class MessageInProgressError(ChannelkitError):
     """Another delivery of the same message is being processed right now."""
+
+
+# --- change feeds -------------------------------------------------------------
+
+
+class FeedError(ChannelkitError):
+    """A change feed (``channelkit.sync``) cannot run as asked."""
+
+
+class UnsupportedFeedError(FeedError, ValueError):
+    """The watch method has no change feed, or its parameters cannot be kept by one."""
+
+
+class SyncLeaseLostError(FeedError):
+    """Another sync took the subscription's sync lease (ours had lapsed): this one stops."""
 
 
 # --- dispatch -----------------------------------------------------------------
