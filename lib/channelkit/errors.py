@@ -285,10 +285,19 @@ class PublishError(DispatchError):
 class GoogleApiError(ChannelkitError):
     """A call to a Google API failed. ``status`` is the HTTP status, if any."""
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        location: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.reason = reason
+        #: The request parameter Google names as at fault (``pageToken``), when it names one.
+        self.location = location
 
 
 class UnknownApiError(GoogleApiError):

@@ -193,10 +193,11 @@ class DriveChanges(Feed):
         return Step(items, Cursor(token=response["newStartPageToken"]), end=True)
 
     def restarts(self, exc: GoogleApiError) -> bool:
-        """Drive answers an expired or unknown page token with 410, or 400/404 naming ``pageToken``."""
+        """Drive answers an expired or unknown page token with 400 ``invalid`` naming ``pageToken`` (or 410)."""
         if exc.status == 410:
             return True
-        return exc.status in (400, 404) and "pagetoken" in str(exc).lower()
+        named = getattr(exc, "location", None) == "pageToken" or "pagetoken" in str(exc).lower()
+        return exc.status in (400, 404) and named
 
 
 def _file_as_change(file: dict[str, Any]) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def test_drive_recognises_an_invalid_page_token():
     feed = feed_for("drive", "v3", "changes.watch", {})
     assert feed.restarts(GoogleApiError("HTTP 400 invalid: Invalid Value: pageToken", status=400))
     assert feed.restarts(ResourceGoneError("HTTP 410", status=410))
+    assert feed.restarts(GoogleApiError("HTTP 400 invalid: Invalid Value", status=400, location="pageToken"))
     assert not feed.restarts(ResourceGoneError("HTTP 404 notFound: File not found", status=404))
     assert not feed.restarts(GoogleApiError("HTTP 400 badRequest", status=400))
 
