@@ -89,8 +89,13 @@ def method_description(api: str, version: str, method: str) -> dict[str, Any]:
     return found
 
 
-def check_watch_method(api: str, version: str, method: str, params: dict[str, Any]) -> None:
-    """Fail early (before anything is stored) on an unknown method or a missing parameter."""
+def check_watch_method(
+    api: str, version: str, method: str, params: dict[str, Any], *, optional: tuple[str, ...] = ()
+) -> None:
+    """Fail early (before anything is stored) on an unknown method or a missing parameter.
+
+    ``optional`` names required parameters the caller fills in itself later (a sync's ``pageToken``).
+    """
     description = method_description(api, version, method)
     if method.rsplit(".", 1)[-1] != "watch":
         raise UnknownApiError(f"{api} {version} {method} is not a watch method")
@@ -99,7 +104,7 @@ def check_watch_method(api: str, version: str, method: str, params: dict[str, An
         raise UnknownApiError(f"{api} {version} {method} does not open a push channel")
     known = description.get("parameters", {})
     for name, spec in known.items():
-        if spec.get("required") and name not in params:
+        if spec.get("required") and name not in params and name not in optional:
             raise InvalidRequestError(f"{method} requires parameter {name!r}")
     unknown = sorted(set(params) - set(known))
     if unknown:

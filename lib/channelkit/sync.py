@@ -28,7 +28,7 @@ from typing import Any
 from channelkit import config, logs
 from channelkit.change_sink import ChangeSink, load_change_sink
 from channelkit.errors import ConfigError, FeedError, GoogleApiError, SyncLeaseLostError
-from channelkit.feeds import BODY, GET, Batch, Cursor, Feed, feed_for
+from channelkit.feeds import BODY, GET, LIST, Batch, Cursor, Feed, feed_for
 from channelkit.google_api import GoogleApi
 from channelkit.lifecycle import judge_failure, record_failure
 from channelkit.store import ChannelStore, open_store
@@ -45,6 +45,7 @@ __all__ = [
     "NOTHING",
     "OUT_OF_TIME",
     "SyncResult",
+    "first_cursor",
     "sync",
 ]
 
@@ -267,3 +268,37 @@ def sync(
         suspend_after=settings.suspend_after if settings else config.suspend_after(),
     )
     return run.go()
+
+
+def first_cursor(
+    feed: Feed, params: dict[str, Any], google: GoogleApi, *, credentials: str | None, initial: bool
+) -> str | None:
+    """The cursor a new ``--sync`` subscription starts from, taken before its ``watch``.
+
+    Drive ``changes.watch``: the given ``pageToken``, else ``changes.getStartPageToken``
+    (same drive parameters), which also goes into ``params`` for the watch. A
+    ``syncToken`` API: the given ``syncToken``, else the collection listed to its
+    end (its items are not delivered). With ``initial`` the first sync lists what
+    exists now and delivers it as one resync.
+    """
+    if feed.kind != LIST:
+        return None
+    if feed.method == "changes.watch":
+        token = params.get("pageToken")
+        if token is None:
+            start = feed.call(Cursor(resync=True))
+            answer = google.call(feed.api, feed.version, start.method, start.params, credentials=credentials)
+            token = params["pageToken"] = answer["startPageToken"]
+        return Cursor(token=token, resync=initial).encode()
+    if params.get("syncToken"):
+        return str(params["syncToken"])
+    cursor = Cursor(resync=True)
+    if initial:
+        return cursor.encode()
+    while True:
+        call = feed.call(cursor)
+        answer = google.call(feed.api, feed.version, call.method, call.params, credentials=credentials)
+        step = feed.step(cursor, answer)
+        cursor = step.cursor
+        if step.end:
+            return cursor.encode()
