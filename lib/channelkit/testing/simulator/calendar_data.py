@@ -152,6 +152,11 @@ class CalendarData:
 
     # what the routes read
 
+    @property
+    def lock(self) -> Any:
+        """The simulator's lock: hold it across reads that must see one state."""
+        return self._state.cond
+
     def has_calendar(self, calendar_id: str) -> bool:
         with self._state.cond:
             return calendar_id in self._calendars

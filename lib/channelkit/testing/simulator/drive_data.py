@@ -130,6 +130,11 @@ class DriveData:
 
     # what the routes read
 
+    @property
+    def lock(self) -> Any:
+        """The simulator's lock: hold it across reads that must see one state."""
+        return self._state.cond
+
     def log(self, drive_id: str | None) -> ChangeLog:
         """The change log of a drive, made empty on first use. Caller holds the lock."""
         return self._logs.setdefault(drive_id or MY_DRIVE, ChangeLog())

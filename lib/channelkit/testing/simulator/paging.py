@@ -11,7 +11,7 @@ import base64
 import json
 from typing import Any
 
-from channelkit.testing.simulator.routes import ApiError
+from channelkit.testing.simulator.api_errors import ApiError
 
 __all__ = ["decode_token", "encode_token", "invalid_parameter", "page_size"]
 

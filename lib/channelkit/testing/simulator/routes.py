@@ -22,6 +22,7 @@ from typing import Any
 from channelkit._loopback import is_loopback_host
 from channelkit.testing.simulator.api_errors import ApiAnswer, ApiError, FinishedAnswer, google_error
 from channelkit.testing.simulator.faults import Faults
+from channelkit.testing.simulator.feed_routes import FeedRoute, FeedRoutes
 from channelkit.testing.simulator.notifications import Notifier
 from channelkit.testing.simulator.oauth import Identity, OAuth
 from channelkit.testing.simulator.refusals import REFUSALS, describe_target
@@ -44,14 +45,17 @@ _WATCH_ROUTES = [(k.pattern, k) for k in WATCH_KINDS]
 
 
 class ApiRoutes:
-    """Answers the API requests: routes a path to its watch kind or stop, applies injected failures
-    and the owners' authorization."""
+    """Answers the API requests: routes a path to its watch kind, stop or feed read (``feeds``),
+    applies injected failures and the owners' authorization."""
 
-    def __init__(self, state: State, faults: Faults, notifier: Notifier, oauth: OAuth):
+    def __init__(
+        self, state: State, faults: Faults, notifier: Notifier, oauth: OAuth, feeds: FeedRoutes | None = None
+    ):
         self._state = state
         self._faults = faults
         self._notifier = notifier
         self._oauth = oauth
+        self._feeds = feeds
 
     def handle(
         self, method: str, path: str, query: dict[str, str], body: Any, authorization: str | None = None
@@ -91,6 +95,9 @@ class ApiRoutes:
         elif stop_api:
             operation, kind = f"{stop_api}.channels.stop", "stop"
         else:
+            feed = self._feeds.match(method, path) if self._feeds else None
+            if feed:
+                return self._read(*feed, query, identity)
             raise FinishedAnswer(ApiAnswer(404, google_error(404, f"Method not found: {path}", "notFound")))
         resource = _named_resource(spec, path_params, query) if spec else None
         if method != "POST":
@@ -110,6 +117,22 @@ class ApiRoutes:
         except ApiError as exc:
             error = exc.body()
             raise FinishedAnswer(ApiAnswer(exc.status, error, operation, resource, exc.refusal)) from None
+
+    def _read(
+        self, route: FeedRoute, path_params: dict[str, str], query: dict[str, str], identity: Identity
+    ) -> ApiAnswer:
+        """A feed read (``changes.list``, ``events.list``, …): latency, faults and owners as for a watch."""
+        resource = route.resource(path_params, query)
+        try:
+            self._before_answer("read", route.operation, {**query, **path_params}, resource)
+            if resource:
+                self._authorize(identity, self._oauth.owner(resource), describe_target(resource))
+            assert self._feeds is not None
+            return ApiAnswer(200, self._feeds.answer(route, path_params, query), route.operation, resource)
+        except ApiError as exc:
+            raise FinishedAnswer(
+                ApiAnswer(exc.status, exc.body(), route.operation, resource, exc.refusal)
+            ) from None
 
     def _before_answer(
         self, kind: str, operation: str, params: dict[str, str], resource: Resource | None
