@@ -1,4 +1,4 @@
-"""Faults a test injects: failing ``watch``/``stop`` calls and token refreshes, duplicated and reordered notifications.
+"""Faults a test injects: failing ``watch``/``stop`` calls, feed reads and token refreshes; duplicated and reordered notifications.
 
 A call fails either once (``fail_next``, ``refuse_next``: a queue per operation,
 used up in order) or for as long as a standing refusal matches it (``refuse``:
@@ -18,11 +18,12 @@ from channelkit.testing.simulator.state import Message
 
 __all__ = ["OPERATIONS", "Faults", "StandingRefusal"]
 
-#: The operations a failure can be injected into: the API's ``watch`` and ``stop``, and the
-#: token endpoint's refresh (``token``: ``fail_next`` only, answered in OAuth's error shape).
-OPERATIONS = ("watch", "stop", "token")
+#: The operations a failure can be injected into: the API's ``watch`` and ``stop``, its feed
+#: reads (``read``: ``changes.list``, ``files.get``, ``events.list``, …), and the token
+#: endpoint's refresh (``token``: ``fail_next`` only, answered in OAuth's error shape).
+OPERATIONS = ("watch", "stop", "read", "token")
 #: The operations a named refusal (``refuse_next``, ``refuse``) can be answered to.
-_REFUSABLE = ("watch", "stop")
+_REFUSABLE = ("watch", "stop", "read")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Faults:
         message: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Make the next ``count`` ``watch``, ``stop`` or ``token`` calls fail with ``status`` (and ``reason``).
+        """Make the next ``count`` ``watch``, ``stop``, ``read`` or ``token`` calls fail with ``status`` (and ``reason``).
 
         For ``token`` the reason is the OAuth ``error`` (``internal_failure`` for 5xx by default).
         """
@@ -221,7 +222,7 @@ def _check_operation(operation: str, allowed: tuple[str, ...] = OPERATIONS) -> N
     if operation not in allowed:
         if operation == "token":
             raise ValueError(
-                "named refusals answer watch and stop only; for the token endpoint use"
+                "named refusals answer watch, stop and read only; for the token endpoint use"
                 " fail_next('token', status) or revoke()"
             )
         raise ValueError(f"operation must be {' or '.join(repr(o) for o in allowed)}")
