@@ -358,7 +358,12 @@ PUBLIC: dict[str, list[str]] = {
     "channelkit.testing.simulator.control": ["CONTROL_PREFIX", "handle_control"],
     "channelkit.testing.simulator.delivery": ["DeliveryScheduler", "RETRY_STATUSES"],
     "channelkit.testing.simulator.drive_data": ["DriveData", "MY_DRIVE", "Notify"],
-    "channelkit.testing.simulator.drive_routes": ["changes_list", "files_get", "files_list", "start_page_token"],
+    "channelkit.testing.simulator.drive_routes": [
+        "changes_list",
+        "files_get",
+        "files_list",
+        "start_page_token",
+    ],
     "channelkit.testing.simulator.faults": ["Faults", "OPERATIONS", "StandingRefusal"],
     "channelkit.testing.simulator.feed_control": ["FEED_CONTROL_ROUTES"],
     "channelkit.testing.simulator.feed_log": ["ChangeLog", "Entry", "rfc3339"],
