@@ -86,7 +86,7 @@ class ApiAnswer:
     status: int
     payload: Any  #: the JSON answered, None for an empty body
     operation: str | None = None  #: e.g. "drive.files.watch"; None for an unknown path
-    resource: Resource | None = None  #: the resource a watch call names
+    resource: Resource | None = None  #: the resource a watch call names, or whose changes a read reads
     refusal: str | None = None  #: the named refusal answered (see ``REFUSALS``), if any
     user: str | None = None  #: the user the request's bearer token was issued to
     auth: str = NO_TOKEN  #: the state of that token (``ApiCall.auth``)

@@ -167,6 +167,8 @@ class CalendarData:
 
     def items(self, kind: str, calendar_id: str = "") -> list[dict[str, Any]]:
         """The current items of a collection, deleted ones included, oldest change first."""
+        if kind not in FEED_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(FEED_KINDS)}")
         with self._state.cond:
             return [dict(item) for item in self.log(kind, calendar_id).current.values()]
 

@@ -32,7 +32,7 @@ DELIVERED, RETRY, FAILED, UNDELIVERABLE, CANCELLED = (
 
 @dataclasses.dataclass(frozen=True)
 class ApiCall:
-    """One request to the API side (watch, stop, or an unknown path)."""
+    """One request to the API side (watch, stop, a feed read, or an unknown path)."""
 
     method: str
     path: str
@@ -40,9 +40,9 @@ class ApiCall:
     body: Any  #: parsed JSON, or the raw text when it is not JSON
     status: int
     response: Any  #: the JSON returned, None for an empty body
-    operation: str | None  #: e.g. "drive.files.watch", "drive.channels.stop"
+    operation: str | None  #: e.g. "drive.files.watch", "drive.channels.stop", "drive.changes.list"
     time_ms: int  #: on the simulator clock
-    resource: Resource | None = None  #: the resource a watch call names
+    resource: Resource | None = None  #: the resource a watch call names, or whose changes a read reads
     reason: str | None = None  #: ``error.errors[0].reason`` of an error answer
     refusal: str | None = (
         None  #: the named refusal answered (``refuse_next``, ``refuse``, an ownership check)

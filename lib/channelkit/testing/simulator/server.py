@@ -107,6 +107,8 @@ class Simulator:
             raise ValueError("max_attempts must be at least 1")
         if token_lifetime < 1:
             raise ValueError("token_lifetime must be at least 1 second")
+        if max_page_size is not None and max_page_size < 1:
+            raise ValueError("max_page_size must be at least 1 (or None)")
         self.host, self._port = host, port
         self._settings = Settings(
             sync_before_response,
@@ -125,9 +127,9 @@ class Simulator:
         self._oauth = OAuth(self._state, self._faults, lambda: self.token_uri)
         notify = self._notify_change
         #: Drive files and change logs: ``sim.drive.create_file(…)``, ``update_file``, ``trash_file``, …
-        self.drive = DriveData(self._state, notify)
+        self.drive: DriveData = DriveData(self._state, notify)
         #: Calendar collections: ``sim.calendar.insert_event(…)``, ``delete_event``, ``set_acl_rule``, …
-        self.calendar = CalendarData(self._state, notify)
+        self.calendar: CalendarData = CalendarData(self._state, notify)
         feeds = FeedRoutes(self.drive, self.calendar, lambda: self._settings.max_page_size)
         self._routes = ApiRoutes(self._state, self._faults, self._notifier, self._oauth, feeds)
         self._server: HttpServer | None = None
