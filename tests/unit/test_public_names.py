@@ -191,6 +191,7 @@ PUBLIC: dict[str, list[str]] = {
     "channelkit.health": ["HealthReport", "PROBLEM_LIMIT", "check_health"],
     "channelkit.hints": ["explain"],
     "channelkit.identities": ["CREDENTIALS_KEY_MISSING", "CREDENTIALS_MISSING", "Identities"],
+    "channelkit.inline_sync": ["InlineSync"],
     "channelkit.judge": ["RequestJudge", "read_body"],
     "channelkit.lifecycle": [
         "ENDPOINT_REASONS",
