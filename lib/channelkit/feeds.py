@@ -19,6 +19,7 @@ Three kinds of feed:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "Step",
     "batch_from_body",
     "feed_for",
+    "parse_time",
     "supported",
 ]
 
@@ -138,6 +140,25 @@ class Feed:
         """Whether Google's refusal says the cursor is no longer valid (full resync)."""
         return False
 
+    #: The field of an item that says when it changed (RFC 3339), if the API gives one.
+    time_field: str | None = None
+
+    def item_time(self, item: dict[str, Any]) -> int | None:
+        """When an item changed (ms), for the backstop's ``missed`` judgement; None when unknown."""
+        value = item.get(self.time_field) if self.time_field else None
+        return parse_time(value) if isinstance(value, str) else None
+
+
+def parse_time(text: str) -> int | None:
+    """RFC 3339 (``2026-12-02T18:09:11.123Z``) as ms since the epoch; None when unreadable."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp() * 1000)
+
 
 def _keep(params: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names}
@@ -145,6 +166,8 @@ def _keep(params: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
 
 class DriveChanges(Feed):
     """``changes.list`` from a page token; an invalid token: a fresh start token, then ``files.list``."""
+
+    time_field = "time"
 
     LIST_PARAMS = frozenset(
         {
@@ -237,6 +260,7 @@ class CalendarList(Feed):
         }
     )
     CURSOR_PARAMS = frozenset({"pageToken", "syncToken"})
+    time_field = "updated"  # events carry it; the other collections do not
 
     def __init__(self, api: str, version: str, method: str, params: dict[str, Any], *, show_deleted: bool):
         refused = sorted(set(params) & self.REFUSED)

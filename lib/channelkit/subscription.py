@@ -54,6 +54,7 @@ class Event(enum.StrEnum):
     EXPIRED = "expired"
     REACTIVATED = "reactivated"
     STOPPED = "stopped"
+    MISSED = "missed"  # a backstop sync found changes no notification announced (already repaired)
 
 
 @dataclasses.dataclass

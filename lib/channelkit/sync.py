@@ -76,6 +76,8 @@ class SyncResult:
     items: int = 0
     resyncs: int = 0
     error: str | None = None
+    #: When the oldest change handed over (not a resync's) happened, if its API says (ms).
+    oldest_change_ms: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +88,7 @@ class SyncResult:
             "items": self.items,
             "resyncs": self.resyncs,
             "error": self.error,
+            "oldestChangeMs": self.oldest_change_ms,
         }
 
 
@@ -131,8 +134,7 @@ class _Pass:
                 except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
                     self.run.handler_error = exc
                     return HANDLER_FAILED
-                self.run.result.batches += 1
-                self.run.result.items += len(step.items)
+                self.run.note(batch, self.feed)
             if step.cursor != self.cursor and self.feed.kind != GET:
                 self.subscription = self.run.lease.save(step.cursor.encode())
             self.cursor = step.cursor
@@ -170,6 +172,15 @@ class _Run:
         self.failure: GoogleApiError | None = None
         self.handler_error: Exception | None = None
         self.suspend_after: int = parts["suspend_after"]
+
+    def note(self, batch: Batch, feed: Feed) -> None:
+        """Count a batch the app took, and how old its oldest change was."""
+        self.result.batches += 1
+        self.result.items += len(batch.items)
+        if not batch.resync:
+            times = [t for t in map(feed.item_time, batch.items) if t is not None]
+            if times and (self.result.oldest_change_ms is None or min(times) < self.result.oldest_change_ms):
+                self.result.oldest_change_ms = min(times)
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and self.monotonic() >= self.deadline

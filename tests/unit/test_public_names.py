@@ -169,6 +169,7 @@ PUBLIC: dict[str, list[str]] = {
         "Step",
         "batch_from_body",
         "feed_for",
+        "parse_time",
         "supported",
     ],
     "channelkit.events": [
@@ -239,6 +240,7 @@ PUBLIC: dict[str, list[str]] = {
         "renew_due",
         "renewal_dispatcher",
     ],
+    "channelkit.renewal.backstop": ["MISSED_AFTER", "run_backstop"],
     "channelkit.renewal.cleanup": [
         "abandon",
         "finish_stop",
