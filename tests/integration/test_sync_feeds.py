@@ -11,7 +11,7 @@ import pytest
 from channelkit.change_sink import ChangeSink
 from channelkit.errors import UnsupportedFeedError
 from channelkit.subscribe import subscribe
-from channelkit.sync import DONE, FAILED, HANDLER_FAILED, HELD, sync
+from channelkit.sync import DONE, FAILED, HANDLER_FAILED, HELD, INACTIVE, LEASE_LOST, OUT_OF_TIME, sync
 from channelkit.sync_lease import SyncLease
 from channelkit.testing.harness import LoopbackReceiver
 
@@ -281,3 +281,40 @@ def test_a_method_without_a_feed_refuses_sync_before_anything_is_stored(store, g
             sync=True,
         )
     assert store.list() == []
+
+
+def test_the_budget_stops_between_pages_and_the_next_pass_goes_on(store, google, simulator, make):
+    subscription = make("drive", "v3", "changes.watch", {})
+    simulator.max_page_size = 1
+    made = [simulator.drive.create_file(f"f{i}")["id"] for i in range(3)]
+    ticks = iter(range(100))  # a monotonic clock that moves one second per look
+    handler = Handler()
+    first = run(store, google, subscription.id, handler, budget=2.5, monotonic=lambda: next(ticks))
+    assert first.outcome == OUT_OF_TIME and 0 < len(handler.items()) < 3
+    assert store.get_subscription(subscription.id).sync_owner is None
+    assert run(store, google, subscription.id, handler).outcome == DONE
+    assert file_ids(handler.items()) == made
+
+
+def test_a_sync_whose_lease_was_taken_stops_without_saving(store, google, simulator, make, clock):
+    subscription = make("drive", "v3", "changes.watch", {})
+    simulator.drive.create_file("f")
+
+    def steal(batch, sub):
+        store.change_subscription(sub.id, lambda s: s.copy(sync_owner="thief"))
+
+    result = run(store, google, subscription.id, steal)
+    assert result.outcome == LEASE_LOST
+    stored = store.get_subscription(subscription.id)
+    assert stored.cursor == subscription.cursor and stored.sync_owner == "thief"
+
+
+def test_a_401_while_listing_suspends_the_subscription_for_its_credentials(store, google, simulator, make):
+    subscription = make("drive", "v3", "changes.watch", {})
+    simulator.drive.create_file("f")
+    simulator.fail_next("read", status=401)
+    result = run(store, google, subscription.id, Handler())
+    assert result.outcome == FAILED
+    stored = store.get_subscription(subscription.id)
+    assert (stored.state, stored.reason) == ("suspended", "CREDENTIALS_INVALID")
+    assert run(store, google, subscription.id, Handler()).outcome == INACTIVE  # not synced until reactivated
