@@ -318,3 +318,24 @@ def test_a_401_while_listing_suspends_the_subscription_for_its_credentials(store
     stored = store.get_subscription(subscription.id)
     assert (stored.state, stored.reason) == ("suspended", "CREDENTIALS_INVALID")
     assert run(store, google, subscription.id, Handler()).outcome == INACTIVE  # not synced until reactivated
+
+
+def test_a_sync_costs_one_write_per_page_plus_taking_and_letting_go_of_the_lease(
+    store, google, simulator, make
+):
+    subscription = make("drive", "v3", "changes.watch", {})
+    simulator.max_page_size = 10
+    for i in range(50):
+        simulator.drive.create_file(f"f{i}")
+    writes = []
+    replace = store._doc_replace
+
+    def counting(*args, **kwargs):
+        writes.append(args[:2])
+        return replace(*args, **kwargs)
+
+    store._doc_replace = counting
+    result = run(store, google, subscription.id, Handler())
+    store._doc_replace = replace
+    assert (result.batches, result.items) == (5, 50)
+    assert len(writes) == result.batches + 2  # the lease taken, a cursor per page, the lease let go
