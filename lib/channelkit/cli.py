@@ -272,9 +272,10 @@ def _cmd_sync(args) -> int:
     from channelkit.store import open_store
     from channelkit.sync import FAILED, HANDLER_FAILED, LEASE_LOST, sync
 
-    store, sink = open_store(), load_change_sink()
+    sink = load_change_sink()
     if sink is None:
         raise ConfigError("sync needs CHANNELKIT_CHANGE_HANDLER or CHANNELKIT_PUBSUB_TOPIC to deliver to")
+    store = open_store()
     if args.all:
         ids = [s.id for s in store.list_subscriptions(sync=True) if s.is_active]
     else:
