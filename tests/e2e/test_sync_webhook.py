@@ -160,3 +160,19 @@ def test_directory_bodies_are_handed_over_as_batches_of_one(sim, cli, server, ch
     wait_until(lambda: len(delivered(changes_file)) >= 1, timeout=60, interval=0.2, message="the body batch")
     [batch] = recording_changes.read(changes_file)
     assert batch["items"][0]["kind"] == "admin#directory#user" and batch["cursor"] is None
+
+
+def test_google_failing_while_listing_never_changes_the_answer(sim, cli, server, changes_file, store):
+    hook = server()
+    channel_id = cli("watch", "drive", "v3", "changes.watch", "--address", hook.url, "--sync").stdout.strip()
+    sim.fail_next("read", status=500, count=1)
+    first = sim.drive.create_file("first")["id"]
+    sim.wait_idle(timeout=60)
+    attempts = [d for d in sim.deliveries if d.channel_id == channel_id]
+    assert attempts and not [
+        d for d in attempts if d.outcome == RETRY
+    ]  # answered 2xx although the sync failed
+    assert delivered(changes_file) == []
+    second = sim.drive.create_file("second")["id"]
+    wait_until(lambda: len(delivered(changes_file)) >= 2, timeout=60, interval=0.2, message="the changes")
+    assert [c["fileId"] for c in delivered(changes_file)] == [first, second]
