@@ -50,6 +50,7 @@ def _new_channel(subscription: Subscription, last: ch.Channel | None, now_ms: in
         method_params=dict(subscription.method_params),
         subscription_id=subscription.id,
         credentials=subscription.credentials,
+        sync=True if subscription.sync else None,
         status="pending",
         created_at=datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC),
     )

@@ -10,6 +10,7 @@ import pytest
 
 from channelkit.change_sink import ChangeSink
 from channelkit.errors import UnsupportedFeedError
+from channelkit.reactivate import reactivate
 from channelkit.subscribe import subscribe
 from channelkit.sync import DONE, FAILED, HANDLER_FAILED, HELD, INACTIVE, LEASE_LOST, OUT_OF_TIME, sync
 from channelkit.sync_lease import SyncLease
@@ -318,6 +319,10 @@ def test_a_401_while_listing_suspends_the_subscription_for_its_credentials(store
     stored = store.get_subscription(subscription.id)
     assert (stored.state, stored.reason) == ("suspended", "CREDENTIALS_INVALID")
     assert run(store, google, subscription.id, Handler()).outcome == INACTIVE  # not synced until reactivated
+    channel = reactivate(subscription.id, store=store, google=google)
+    assert channel.sync  # the webhook syncs after the new channel's notifications too
+    after = Handler()
+    assert run(store, google, subscription.id, after).outcome == DONE and len(after.items()) == 1
 
 
 def test_a_sync_costs_one_write_per_page_plus_taking_and_letting_go_of_the_lease(
