@@ -471,3 +471,23 @@ def test_the_feed_controls_over_http(simulator):
     assert caught.value.resp.status == 410
     items = control(simulator, "GET", "calendar/items?kind=events&calendarId=primary")["items"]
     assert [(e["id"], e["status"]) for e in items] == [("e", "cancelled")]
+
+
+def test_change_on_a_kept_drive_file_changes_it_too(simulator):
+    drive = drive_client(simulator)
+    simulator.drive.create_file(file_id="A")
+    token = drive.changes().getStartPageToken().execute()["startPageToken"]
+    with LoopbackReceiver() as hook:
+        drive.changes().watch(pageToken=token, body=watch_body("changes", hook.url)).execute()
+        drive.files().watch(fileId="A", body=watch_body("file-a", hook.url)).execute()
+        simulator.wait_for_deliveries(2, state="sync")
+
+        queued = simulator.change("drive", "files", fileId="A", state="trash")
+        assert sorted(queued) == ["changes", "file-a"]
+        assert drive.files().get(fileId="A").execute()["trashed"] is True
+        changes, _ = all_changes(drive, token)
+        assert [(c["fileId"], c["file"]["trashed"]) for c in changes] == [("A", True)]
+        # a file the simulator does not keep: notified only, as before
+        assert simulator.change("drive", "files", fileId="unkept", state="update") == {}
+        simulator.wait_idle()
+        assert [d.state for d in simulator.deliveries if d.channel_id == "file-a"] == ["sync", "trash"]
