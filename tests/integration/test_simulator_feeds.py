@@ -456,6 +456,8 @@ def test_the_feed_controls_over_http(simulator):
     ]
     assert len(pages) == 3
     assert control(simulator, "GET", "drive/files") == {"files": []}
+    assert control(simulator, "GET", f"drive/changes?pageToken={token}")["changes"] == changes
+    assert simulator.drive.changes(page_token=token) == changes
     fresh = control(simulator, "POST", "drive/expire_page_tokens", {})["startPageToken"]
     assert fresh == drive.changes().getStartPageToken().execute()["startPageToken"]
 
