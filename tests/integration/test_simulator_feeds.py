@@ -493,3 +493,13 @@ def test_change_on_a_kept_drive_file_changes_it_too(simulator):
         assert simulator.change("drive", "files", fileId="unkept", state="update") == {}
         simulator.wait_idle()
         assert [d.state for d in simulator.deliveries if d.channel_id == "file-a"] == ["sync", "trash"]
+
+
+def test_reset_forgets_files_calendars_and_their_logs(simulator):
+    simulator.drive.create_file(file_id="A")
+    simulator.calendar.insert_event("team@example.com", event_id="e")
+    simulator.reset()
+    assert simulator.drive.file("A") is None and simulator.drive.changes() == []
+    assert simulator.drive.start_page_token() == "1"
+    assert not simulator.calendar.has_calendar("team@example.com")
+    assert simulator.calendar.items("events", "primary") == []
