@@ -503,3 +503,26 @@ def test_reset_forgets_files_calendars_and_their_logs(simulator):
     assert simulator.drive.start_page_token() == "1"
     assert not simulator.calendar.has_calendar("team@example.com")
     assert simulator.calendar.items("events", "primary") == []
+
+
+def test_a_dropped_notification_leaves_its_change_listed(simulator):
+    drive = drive_client(simulator)
+    token = drive.changes().getStartPageToken().execute()["startPageToken"]
+    with LoopbackReceiver() as hook:
+        drive.changes().watch(pageToken=token, body=watch_body("changes", hook.url)).execute()
+        simulator.wait_for_deliveries(1, state="sync")
+        simulator.drop_next(1)
+        simulator.drive.create_file(file_id="A")
+        simulator.drive.create_file(file_id="B")
+        simulator.wait_idle()
+
+        outcomes = [(d.state, d.outcome) for d in simulator.deliveries if d.channel_id == "changes"]
+        assert outcomes == [("sync", "delivered"), ("change", "dropped"), ("change", "delivered")]
+        assert len(hook.requests) == 2
+        changes, _ = all_changes(drive, token)
+        assert [c["fileId"] for c in changes] == ["A", "B"]
+        control(simulator, "POST", "drop_next", {"count": 1})
+        simulator.calendar.insert_event("primary")  # nobody watches: the drop is still pending
+        simulator.drive.create_file(file_id="C")
+        simulator.wait_idle()
+        assert [d.outcome for d in simulator.deliveries if d.channel_id == "changes"][-1] == "dropped"

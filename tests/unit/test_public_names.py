@@ -390,6 +390,7 @@ PUBLIC: dict[str, list[str]] = {
         "CANCELLED",
         "ChannelInfo",
         "DELIVERED",
+        "DROPPED",
         "Delivery",
         "FAILED",
         "RETRY",

@@ -396,6 +396,13 @@ class Simulator:
         """
         return self._faults.clear_failures()
 
+    def drop_next(self, count: int = 1) -> None:
+        """Lose the next ``count`` change notifications: never sent, recorded as ``dropped``.
+
+        The change itself stays listed, so a sync's catch-up (not a push) must find it.
+        """
+        self._faults.drop_next(count)
+
     def duplicate_next(self, count: int = 1) -> None:
         """Send each of the next ``count`` notifications twice (same number, same headers)."""
         self._faults.duplicate_next(count)
