@@ -456,6 +456,8 @@ def test_the_feed_controls_over_http(simulator):
     ]
     assert len(pages) == 3
     assert control(simulator, "GET", "drive/files") == {"files": []}
+    assert control(simulator, "GET", f"drive/changes?pageToken={token}")["changes"] == changes
+    assert simulator.drive.changes(page_token=token) == changes
     fresh = control(simulator, "POST", "drive/expire_page_tokens", {})["startPageToken"]
     assert fresh == drive.changes().getStartPageToken().execute()["startPageToken"]
 
@@ -471,3 +473,56 @@ def test_the_feed_controls_over_http(simulator):
     assert caught.value.resp.status == 410
     items = control(simulator, "GET", "calendar/items?kind=events&calendarId=primary")["items"]
     assert [(e["id"], e["status"]) for e in items] == [("e", "cancelled")]
+
+
+def test_change_on_a_kept_drive_file_changes_it_too(simulator):
+    drive = drive_client(simulator)
+    simulator.drive.create_file(file_id="A")
+    token = drive.changes().getStartPageToken().execute()["startPageToken"]
+    with LoopbackReceiver() as hook:
+        drive.changes().watch(pageToken=token, body=watch_body("changes", hook.url)).execute()
+        drive.files().watch(fileId="A", body=watch_body("file-a", hook.url)).execute()
+        simulator.wait_for_deliveries(2, state="sync")
+
+        queued = simulator.change("drive", "files", fileId="A", state="trash")
+        assert sorted(queued) == ["changes", "file-a"]
+        assert drive.files().get(fileId="A").execute()["trashed"] is True
+        changes, _ = all_changes(drive, token)
+        assert [(c["fileId"], c["file"]["trashed"]) for c in changes] == [("A", True)]
+        # a file the simulator does not keep: notified only, as before
+        assert simulator.change("drive", "files", fileId="unkept", state="update") == {}
+        simulator.wait_idle()
+        assert [d.state for d in simulator.deliveries if d.channel_id == "file-a"] == ["sync", "trash"]
+
+
+def test_reset_forgets_files_calendars_and_their_logs(simulator):
+    simulator.drive.create_file(file_id="A")
+    simulator.calendar.insert_event("team@example.com", event_id="e")
+    simulator.reset()
+    assert simulator.drive.file("A") is None and simulator.drive.changes() == []
+    assert simulator.drive.start_page_token() == "1"
+    assert not simulator.calendar.has_calendar("team@example.com")
+    assert simulator.calendar.items("events", "primary") == []
+
+
+def test_a_dropped_notification_leaves_its_change_listed(simulator):
+    drive = drive_client(simulator)
+    token = drive.changes().getStartPageToken().execute()["startPageToken"]
+    with LoopbackReceiver() as hook:
+        drive.changes().watch(pageToken=token, body=watch_body("changes", hook.url)).execute()
+        simulator.wait_for_deliveries(1, state="sync")
+        simulator.drop_next(1)
+        simulator.drive.create_file(file_id="A")
+        simulator.drive.create_file(file_id="B")
+        simulator.wait_idle()
+
+        outcomes = [(d.state, d.outcome) for d in simulator.deliveries if d.channel_id == "changes"]
+        assert outcomes == [("sync", "delivered"), ("change", "dropped"), ("change", "delivered")]
+        assert len(hook.requests) == 2
+        changes, _ = all_changes(drive, token)
+        assert [c["fileId"] for c in changes] == ["A", "B"]
+        control(simulator, "POST", "drop_next", {"count": 1})
+        simulator.calendar.insert_event("primary")  # nobody watches: the drop is still pending
+        simulator.drive.create_file(file_id="C")
+        simulator.wait_idle()
+        assert [d.outcome for d in simulator.deliveries if d.channel_id == "changes"][-1] == "dropped"

@@ -429,6 +429,7 @@ PUBLIC: dict[str, list[str]] = {
         "CANCELLED",
         "ChannelInfo",
         "DELIVERED",
+        "DROPPED",
         "Delivery",
         "FAILED",
         "RETRY",

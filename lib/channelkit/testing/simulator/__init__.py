@@ -60,6 +60,7 @@ from channelkit.testing.simulator.oauth import INVALID_GRANT as INVALID_GRANT
 from channelkit.testing.simulator.oauth import TOKEN_PATH as TOKEN_PATH
 from channelkit.testing.simulator.records import CANCELLED as CANCELLED
 from channelkit.testing.simulator.records import DELIVERED as DELIVERED
+from channelkit.testing.simulator.records import DROPPED as DROPPED
 from channelkit.testing.simulator.records import FAILED as FAILED
 from channelkit.testing.simulator.records import RETRY as RETRY
 from channelkit.testing.simulator.records import UNDELIVERABLE as UNDELIVERABLE

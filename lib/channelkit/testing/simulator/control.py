@@ -183,6 +183,11 @@ def _control_duplicate_next(sim: Simulator, body: dict, query: dict) -> Any:
     return {}
 
 
+def _control_drop_next(sim: Simulator, body: dict, query: dict) -> Any:
+    sim.drop_next(int(body.get("count", 1)))
+    return {}
+
+
 def _control_reorder_next(sim: Simulator, body: dict, query: dict) -> Any:
     sim.reorder_next(int(body.get("count", 0)))
     return {}
@@ -217,6 +222,7 @@ _CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any]] =
     ("POST", "unrefuse"): _control_unrefuse,
     ("GET", "refusals"): lambda sim, body, query: {"refusals": [r.to_json() for r in sim.refusals()]},
     ("POST", "clear_faults"): lambda sim, body, query: {"left": sim.clear_faults()},
+    ("POST", "drop_next"): _control_drop_next,
     ("POST", "duplicate_next"): _control_duplicate_next,
     ("POST", "reorder_next"): _control_reorder_next,
     ("POST", "release_held"): lambda sim, body, query: {"released": sim.release_held()},

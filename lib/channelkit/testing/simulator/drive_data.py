@@ -40,6 +40,7 @@ class DriveData:
         with self._state.cond:
             self._files: dict[str, dict[str, Any]] = {}
             self._logs: dict[str, ChangeLog] = {}
+            self._queued: dict[str, int] = {}
 
     # what a test does
 
@@ -104,6 +105,23 @@ class DriveData:
             log.append(file_id, None, self._state.clock.now_ms())
             self._notify_all(item, "remove", ())
 
+    def apply_change(self, file_id: str, state: str, changed: tuple[str, ...]) -> dict[str, int] | None:
+        """``sim.change("drive", "files", fileId=…, state=…)`` on a file kept here: change it, then notify.
+
+        ``update``, ``trash``, ``untrash`` and ``remove`` do what the methods above
+        do; returns ``{channel id: message number}`` of every notification queued.
+        None (nothing done) for an unknown file or ``add``: ``change()`` then only notifies.
+        """
+        with self._state.cond:
+            if file_id not in self._files or state == "add":
+                return None
+            if state == "remove":
+                self.remove_file(file_id)
+            else:
+                fields = {"trash": {"trashed": True}, "untrash": {"trashed": False}}.get(state, {})
+                self._change(file_id, state, changed, fields)
+            return dict(self._queued)
+
     def file(self, file_id: str) -> dict[str, Any] | None:
         """The file's resource as ``files.get`` answers it; None when there is none."""
         with self._state.cond:
@@ -114,6 +132,17 @@ class DriveData:
         """The files of one drive (My Drive when None), oldest change first."""
         with self._state.cond:
             return [dict(item) for item in self.log(drive_id).current.values()]
+
+    def changes(self, drive_id: str | None = None, page_token: str | None = None) -> list[dict[str, Any]]:
+        """The ``drive#change`` resources of a drive from ``page_token`` on (None: all), oldest first.
+
+        What following ``changes.list`` to the end answers, on one page: a test
+        compares it with what a sync handed over.
+        """
+        with self._state.cond:
+            log = self.log(drive_id)
+            start = int(page_token) if page_token else 1
+            return [self.change_resource(e) for e in log.after(start - 1, log.last_seq)]
 
     def start_page_token(self, drive_id: str | None = None) -> str:
         """The page token ``changes.getStartPageToken`` answers now for this drive."""
@@ -184,5 +213,8 @@ class DriveData:
         return dict(item)
 
     def _notify_all(self, item: dict[str, Any], state: str, changed: tuple[str, ...]) -> None:
-        self._notify(Resource.of("drive", "changes", driveId=item.get("driveId")), "change", ())
-        self._notify(Resource.of("drive", "files", fileId=item["id"]), state, changed)
+        """Notify the drive's and the file's channels; ``_queued`` keeps what was queued."""
+        self._queued = self._notify(
+            Resource.of("drive", "changes", driveId=item.get("driveId")), "change", ()
+        )
+        self._queued.update(self._notify(Resource.of("drive", "files", fileId=item["id"]), state, changed))

@@ -1,4 +1,5 @@
-"""Faults a test injects: failing ``watch``/``stop`` calls, feed reads and token refreshes; duplicated and reordered notifications.
+"""Faults a test injects: failing ``watch``/``stop`` calls, feed reads and token refreshes; dropped,
+duplicated and reordered notifications.
 
 A call fails either once (``fail_next``, ``refuse_next``: a queue per operation,
 used up in order) or for as long as a standing refusal matches it (``refuse``:
@@ -55,6 +56,7 @@ class Faults:
         self._failures: dict[str, collections.deque[Refusal]] = {}
         self._standing: list[StandingRefusal] = []
         self._duplicates = 0
+        self._drops = 0
         self._reorder_left = 0
         self._held: list[Message] = []
         self.clear()
@@ -65,6 +67,7 @@ class Faults:
             self._failures = {op: collections.deque() for op in OPERATIONS}
             self._standing = []
             self._duplicates = 0
+            self._drops = 0
             self._reorder_left = 0
             self._held = []
 
@@ -182,6 +185,18 @@ class Faults:
     def duplicate_next(self, count: int = 1) -> None:
         with self._lock:
             self._duplicates += int(count)
+
+    def drop_next(self, count: int = 1) -> None:
+        with self._lock:
+            self._drops += int(count)
+
+    def take_drop(self, message: Message) -> bool:
+        """Whether ``message`` is to be lost (``drop_next``); ``sync`` messages never are."""
+        with self._lock:
+            if message.state == "sync" or self._drops <= 0:
+                return False
+            self._drops -= 1
+            return True
 
     def reorder_next(self, count: int) -> None:
         if count < 2:

@@ -91,6 +91,9 @@ FEED_CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any
     ("POST", "drive/remove_file"): _remove_file,
     ("POST", "drive/expire_page_tokens"): _expire_page_tokens,
     ("GET", "drive/files"): lambda sim, body, query: {"files": sim.drive.files(query.get("driveId") or None)},
+    ("GET", "drive/changes"): lambda sim, body, query: {
+        "changes": sim.drive.changes(query.get("driveId") or None, query.get("pageToken") or None)
+    },
     ("POST", "calendar/add_calendar"): lambda sim, body, query: sim.calendar.add_calendar(
         _required(body, "calendarId"), body.get("summary")
     ),

@@ -42,6 +42,7 @@ class ChangeLog:
         self.current: dict[str, dict[str, Any]] = {}
         self.generation = 0
         self.floor = 1
+        self._cut: tuple[int, int, list[Entry]] | None = None  #: the last ``latest_between`` answered
 
     @property
     def last_seq(self) -> int:
@@ -67,11 +68,15 @@ class ChangeLog:
         With ``since`` 0 this is the collection as it stood at ``upto``
         (removed items are the entries whose ``item`` is None).
         """
+        if self._cut is not None and self._cut[:2] == (since, upto):
+            return self._cut[2]  # the next page of the same listing: the history before upto is fixed
         latest: dict[str, Entry] = {}
         for entry in self.entries[since:upto]:
             latest.pop(entry.key, None)
             latest[entry.key] = entry
-        return list(latest.values())
+        cut = list(latest.values())
+        self._cut = (since, upto, cut)
+        return cut
 
     def expire(self) -> None:
         """Make every token issued so far unusable (see ``generation`` and ``floor``)."""

@@ -11,6 +11,7 @@ from channelkit.testing.simulator.resources import Resource
 __all__ = [
     "CANCELLED",
     "DELIVERED",
+    "DROPPED",
     "FAILED",
     "RETRY",
     "UNDELIVERABLE",
@@ -21,12 +22,13 @@ __all__ = [
 ]
 
 #: Delivery outcomes, one per attempt record.
-DELIVERED, RETRY, FAILED, UNDELIVERABLE, CANCELLED = (
+DELIVERED, RETRY, FAILED, UNDELIVERABLE, CANCELLED, DROPPED = (
     "delivered",
     "retry",
     "failed",
     "undeliverable",
     "cancelled",
+    "dropped",
 )
 
 
@@ -90,8 +92,9 @@ class Delivery:
 
     ``outcome`` is ``delivered`` (2xx), ``retry`` (5xx or connection error, sent
     again later), ``failed`` (other status, or out of attempts),
-    ``undeliverable`` (address not on this machine: never sent) or
-    ``cancelled`` (channel stopped or expired before this attempt: not sent).
+    ``undeliverable`` (address not on this machine: never sent),
+    ``cancelled`` (channel stopped or expired before this attempt: not sent) or
+    ``dropped`` (lost on purpose by ``drop_next``: never sent).
     """
 
     channel_id: str

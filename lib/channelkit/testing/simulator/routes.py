@@ -48,9 +48,7 @@ class ApiRoutes:
     """Answers the API requests: routes a path to its watch kind, stop or feed read (``feeds``),
     applies injected failures and the owners' authorization."""
 
-    def __init__(
-        self, state: State, faults: Faults, notifier: Notifier, oauth: OAuth, feeds: FeedRoutes | None = None
-    ):
+    def __init__(self, state: State, faults: Faults, notifier: Notifier, oauth: OAuth, feeds: FeedRoutes):
         self._state = state
         self._faults = faults
         self._notifier = notifier
@@ -95,7 +93,7 @@ class ApiRoutes:
         elif stop_api:
             operation, kind = f"{stop_api}.channels.stop", "stop"
         else:
-            feed = self._feeds.match(method, path) if self._feeds else None
+            feed = self._feeds.match(method, path)
             if feed:
                 return self._read(*feed, query, identity)
             raise FinishedAnswer(ApiAnswer(404, google_error(404, f"Method not found: {path}", "notFound")))
@@ -127,7 +125,6 @@ class ApiRoutes:
             self._before_answer("read", route.operation, {**query, **path_params}, resource)
             if resource:
                 self._authorize(identity, self._oauth.owner(resource), describe_target(resource))
-            assert self._feeds is not None
             return ApiAnswer(200, self._feeds.answer(route, path_params, query), route.operation, resource)
         except ApiError as exc:
             raise FinishedAnswer(

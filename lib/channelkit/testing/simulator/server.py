@@ -24,7 +24,7 @@ from channelkit.testing.simulator.http_server import HttpServer
 from channelkit.testing.simulator.notifications import Notifier
 from channelkit.testing.simulator.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TOKEN_PATH, OAuth
 from channelkit.testing.simulator.records import DELIVERED, ApiCall, ChannelInfo, Delivery, TokenRequest
-from channelkit.testing.simulator.resources import Resource
+from channelkit.testing.simulator.resources import Resource, check_changed, check_state
 from channelkit.testing.simulator.routes import ApiRoutes
 from channelkit.testing.simulator.state import Settings, State
 
@@ -287,6 +287,10 @@ class Simulator:
         (Drive files only) becomes ``X-Goog-Changed``. ``body`` (Drive changes,
         Directory, Reports) is merged over the generated notification body.
         Returns ``{channel id: message number}`` of the notifications queued.
+
+        It changes no state, but for a Drive file ``sim.drive`` keeps: ``update``,
+        ``trash``, ``untrash`` and ``remove`` then change it as ``sim.drive``'s
+        methods do (its drive's ``changes.watch`` channels are told too).
         """
         if isinstance(target, Resource):
             if kind is not None or params:
@@ -296,6 +300,12 @@ class Simulator:
             if kind is None:
                 raise TypeError("change() needs the watch kind after the api name")
             resource = Resource.of(target, kind, **params)
+        if (resource.api, resource.kind) == ("drive", "files") and body is None:
+            check_state(resource.spec, state)
+            values = check_changed(resource.spec, changed)
+            queued = self.drive.apply_change(dict(resource.params)["fileId"], state, values)
+            if queued is not None:
+                return queued
         return self._notifier.change(resource, state, changed, body)
 
     def _notify_change(self, resource: Resource, state: str, changed: tuple[str, ...]) -> dict[str, int]:
@@ -385,6 +395,13 @@ class Simulator:
         operation (``watch``, ``stop``, ``read``, ``token``).
         """
         return self._faults.clear_failures()
+
+    def drop_next(self, count: int = 1) -> None:
+        """Lose the next ``count`` change notifications: never sent, recorded as ``dropped``.
+
+        The change itself stays listed, so a sync's catch-up (not a push) must find it.
+        """
+        self._faults.drop_next(count)
 
     def duplicate_next(self, count: int = 1) -> None:
         """Send each of the next ``count`` notifications twice (same number, same headers)."""
