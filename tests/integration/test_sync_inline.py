@@ -12,6 +12,7 @@ from channelkit.change_sink import ChangeSink
 from channelkit.inline_sync import InlineSync
 from channelkit.subscribe import subscribe
 from channelkit.testing.harness import notification_headers, post
+from support import recording_changes
 from support.webhook_harness import WebhookServer
 
 DAY = 86_400
@@ -88,3 +89,34 @@ def test_notifications_of_other_subscriptions_do_not_touch_subscription_records(
         )
     assert post(inline_hook.url, notification_headers(store.get(plain.id), 5, "update"))[0] == 200
     assert touched == [] and changes.batches == []
+
+
+def test_a_dropped_notification_is_caught_by_the_backstop_with_a_missed_event(
+    store, google, simulator, clock, run, inline_hook, changes, handler, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("CHANNELKIT_CHANGE_HANDLER", "support.recording_changes:handle")
+    monkeypatch.setenv("RECORDING_CHANGES_FILE", str(tmp_path / "backstop.jsonl"))
+    subscribe(
+        "drive",
+        "v3",
+        "changes.watch",
+        address=inline_hook.url,
+        ttl=7 * DAY,
+        store=store,
+        google=google,
+        clock=clock,
+        sync=True,
+    )
+    announced = simulator.drive.create_file("announced")["id"]
+    simulator.wait_idle(timeout=30)
+    assert changes.file_ids() == [announced]  # synced inline, after its notification
+    simulator.drop_next(1)
+    lost = simulator.drive.create_file("lost")["id"]
+    simulator.wait_idle(timeout=30)
+    assert changes.file_ids() == [announced]  # no notification, no sync
+    simulator.clock.advance(3601)
+    run()
+    assert [c["fileId"] for b in recording_changes.read(tmp_path / "backstop.jsonl") for c in b["items"]] == [
+        lost
+    ]
+    assert "missed" in handler.states()
