@@ -344,3 +344,24 @@ def test_a_sync_costs_one_write_per_page_plus_taking_and_letting_go_of_the_lease
     store._doc_replace = replace
     assert (result.batches, result.items) == (5, 50)
     assert len(writes) == result.batches + 2  # the lease taken, a cursor per page, the lease let go
+
+
+def test_a_notification_during_a_pass_costs_one_more_pass_after_a_settle_and_a_lone_one_none(
+    store, google, simulator, make, clock
+):
+    subscription = make("drive", "v3", "changes.watch", {})
+    simulator.drive.create_file("f")
+    slept = []
+
+    def notified_meanwhile(batch, sub):
+        other = SyncLease(
+            store, sub.id, "notification", lease_ms=60_000, clock_ms=lambda: int(clock() * 1000)
+        )
+        assert other.acquire()[0].value == "marked"
+
+    marked = run(store, google, subscription.id, notified_meanwhile, clock=clock, sleep=slept.append)
+    assert (marked.outcome, marked.passes, slept) == (DONE, 2, [1.0])
+    slept.clear()
+    simulator.drive.create_file("g")
+    alone = run(store, google, subscription.id, Handler(), clock=clock, sleep=slept.append)
+    assert (alone.outcome, alone.passes, slept) == (DONE, 1, [])

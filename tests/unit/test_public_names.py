@@ -336,6 +336,7 @@ PUBLIC: dict[str, list[str]] = {
         "LEASE_LOST",
         "NOTHING",
         "OUT_OF_TIME",
+        "SETTLE",
         "SyncResult",
         "first_cursor",
         "sync",
