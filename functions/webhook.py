@@ -21,6 +21,7 @@ import time
 import werkzeug.wsgi
 
 from channelkit import logs
+from channelkit.change_sink import load_change_sink
 from channelkit.config import Settings
 from channelkit.dispatch import load_dispatcher
 from channelkit.errors import (
@@ -30,6 +31,7 @@ from channelkit.errors import (
     MethodNotAllowedError,
     UnreadableBodyError,
 )
+from channelkit.inline_sync import InlineSync
 from channelkit.receive import ChannelCache, Receiver, outcome_for, read_body, status_for
 from channelkit.signing import NO_KEY_WARNING
 from channelkit.store import ChannelStore, open_store
@@ -90,8 +92,19 @@ def _get_receiver(settings: Settings) -> Receiver:
                 dispatcher=load_dispatcher(settings=settings),
                 cache=ChannelCache(settings.cache_ttl),
                 settings=settings,
+                changes=_inline_sync(_store, settings),
             )
         return _receiver
+
+
+def _inline_sync(store: ChannelStore, settings: Settings) -> InlineSync | None:
+    """Syncs for ``--sync`` subscriptions, when the app said where changes go."""
+    sink = load_change_sink(settings)
+    if sink is None:
+        return None
+    return InlineSync(
+        store=store, sink=sink, budget=settings.sync_budget, lease=settings.sync_lease, settings=settings
+    )
 
 
 def _answer(status: int):

@@ -338,6 +338,7 @@ class Channel:
     stopped_at: int | None
     held: bool | None
     credentials: str | None
+    sync: bool | None
 
     def __init__(
         self,

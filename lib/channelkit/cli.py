@@ -33,6 +33,7 @@ __all__ = [
     "format_health",
     "format_remaining",
     "format_renewal",
+    "format_sync",
     "format_table",
     "main",
 ]
@@ -97,6 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REF",
         help="who watches: adc (default), subject:EMAIL (domain-wide delegation) or user:KEY (stored)",
     )
+
+    watch.add_argument(
+        "--sync",
+        action="store_true",
+        help="fetch the changes after each notification and hand them to CHANNELKIT_CHANGE_HANDLER",
+    )
+    watch.add_argument(
+        "--initial",
+        action="store_true",
+        help="with --sync: also deliver what exists now, as one resync, right away",
+    )
+
+    catch_up = sub.add_parser("sync", help="run a catch-up sync of --sync subscriptions now")
+    which = catch_up.add_mutually_exclusive_group(required=True)
+    which.add_argument("subscription_id", nargs="?", help="the subscription to sync")
+    which.add_argument("--all", action="store_true", help="every active --sync subscription")
+    catch_up.add_argument("--json", action="store_true", help="print JSON")
 
     listing = sub.add_parser("list", help="show every channel")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -216,8 +234,16 @@ def format_table(
 
 
 def _cmd_watch(args) -> int:
+    from channelkit.change_sink import load_change_sink
     from channelkit.subscribe import subscribe
 
+    if args.initial and not args.sync:
+        raise ConfigError("--initial goes with --sync")
+    sink = load_change_sink() if args.initial else None
+    if args.initial and sink is None:
+        raise ConfigError(
+            "--initial needs CHANNELKIT_CHANGE_HANDLER or CHANNELKIT_PUBSUB_TOPIC to deliver to"
+        )
     channel = subscribe(
         args.api,
         args.version,
@@ -227,9 +253,53 @@ def _cmd_watch(args) -> int:
         token=args.token,
         ttl=args.ttl,
         credentials=args.credentials,
+        sync=args.sync,
+        initial=args.initial,
     )
     print(channel.id)
+    if args.initial and channel.subscription_id:
+        from channelkit.sync import DONE, sync
+
+        result = sync(channel.subscription_id, sink=sink)
+        print(f"initial sync: {format_sync(result)}", file=sys.stderr)
+        return EXIT_OK if result.outcome == DONE else EXIT_FAILED
     return EXIT_OK
+
+
+def _cmd_sync(args) -> int:
+    """One catch-up sync of one subscription, or of every active ``--sync`` one; exit 1 if any failed."""
+    from channelkit.change_sink import load_change_sink
+    from channelkit.store import open_store
+    from channelkit.sync import FAILED, HANDLER_FAILED, LEASE_LOST, sync
+
+    sink = load_change_sink()
+    if sink is None:
+        raise ConfigError("sync needs CHANNELKIT_CHANGE_HANDLER or CHANNELKIT_PUBSUB_TOPIC to deliver to")
+    store = open_store()
+    if args.all:
+        ids = [s.id for s in store.list_subscriptions(sync=True) if s.is_active]
+    else:
+        ids = [args.subscription_id]
+    results = [sync(subscription_id, store=store, sink=sink) for subscription_id in ids]
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        for result in results:
+            print(f"{result.subscription_id}  {format_sync(result)}")
+        if not results:
+            print("(no --sync subscriptions)")
+    failed = any(r.outcome in (FAILED, HANDLER_FAILED, LEASE_LOST) for r in results)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def format_sync(result: Any) -> str:
+    """``done: 3 batches, 120 items (1 resync)``, and the reason when it stopped."""
+    text = f"{result.outcome}: {result.batches} batches, {result.items} items"
+    if result.resyncs:
+        text += f" ({result.resyncs} resync)"
+    if result.error:
+        text += f"; {_one_line(Exception(result.error))}"
+    return text
 
 
 def _cmd_list(args) -> int:
@@ -465,6 +535,7 @@ COMMANDS = {
     "reactivate": _cmd_reactivate,
     "migrate": _cmd_migrate,
     "credentials": _cmd_credentials,
+    "sync": _cmd_sync,
 }
 
 

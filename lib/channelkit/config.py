@@ -28,6 +28,7 @@ __all__ = [
     "api_retries",
     "api_root",
     "cache_ttl",
+    "change_handler",
     "claim_timeout",
     "collection",
     "collection_beside",
@@ -49,6 +50,9 @@ __all__ = [
     "store_timeout",
     "store_url",
     "suspend_after",
+    "sync_backstop",
+    "sync_budget",
+    "sync_lease",
 ]
 
 DEFAULT_COLLECTION = "channels"
@@ -66,6 +70,9 @@ DEFAULT_SUSPEND_AFTER = 3  # consecutive failed renewal runs before a lasting re
 DEFAULT_EXPIRING_WARN = 3600.0  # seconds before a failing channel's end that "expiring" is sent
 DEFAULT_QUIET_AFTER = 86_400.0  # seconds without a notification after which status lists a subscription
 DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
+DEFAULT_SYNC_BUDGET = 20.0  # seconds a sync inside the webhook request may run
+DEFAULT_SYNC_LEASE = 120.0  # seconds a sync lease lasts; renewed by every page saved
+DEFAULT_SYNC_BACKSTOP = 3600.0  # seconds after which a renewal run syncs what no notification announced
 
 Environ = Mapping[str, str]
 N = TypeVar("N", bound=float)
@@ -152,6 +159,11 @@ def record_ttl_days(value: int | None = None, *, environ: Environ | None = None)
 def handler(value: str | None = None, *, environ: Environ | None = None) -> str | None:
     """``package.module:function`` called for each accepted notification."""
     return value or _env("CHANNELKIT_HANDLER", environ)
+
+
+def change_handler(value: str | None = None, *, environ: Environ | None = None) -> str | None:
+    """``package.module:function`` called as ``fn(batch, subscription)`` with each batch of changes."""
+    return value or _env("CHANNELKIT_CHANGE_HANDLER", environ)
 
 
 def pubsub_topic(value: str | None = None, *, environ: Environ | None = None) -> str | None:
@@ -288,6 +300,21 @@ def quiet_after(value: float | None = None, *, environ: Environ | None = None) -
     return _number("CHANNELKIT_QUIET_AFTER", value, environ, DEFAULT_QUIET_AFTER, float, 1, "seconds")
 
 
+def sync_budget(value: float | None = None, *, environ: Environ | None = None) -> float:
+    """Seconds a sync run inside the webhook request may take; what is left waits for the next pass."""
+    return _number("CHANNELKIT_SYNC_BUDGET", value, environ, DEFAULT_SYNC_BUDGET, float, 0, "seconds")
+
+
+def sync_lease(value: float | None = None, *, environ: Environ | None = None) -> float:
+    """Seconds a sync holds its lease on a subscription (each saved page renews it); a crashed one lapses."""
+    return _number("CHANNELKIT_SYNC_LEASE", value, environ, DEFAULT_SYNC_LEASE, float, 1, "seconds")
+
+
+def sync_backstop(value: float | None = None, *, environ: Environ | None = None) -> float:
+    """Seconds since its last sync after which a renewal run syncs a ``--sync`` subscription anyway."""
+    return _number("CHANNELKIT_SYNC_BACKSTOP", value, environ, DEFAULT_SYNC_BACKSTOP, float, 1, "seconds")
+
+
 # --- every setting, resolved once ----------------------------------------------------
 
 #: Settings field -> the function resolving it (its variable, default and rule).
@@ -298,6 +325,7 @@ _RESOLVERS: dict[str, Callable[..., Any]] = {
     "store_timeout": store_timeout,
     "record_ttl_days": record_ttl_days,
     "handler": handler,
+    "change_handler": change_handler,
     "pubsub_topic": pubsub_topic,
     "api_root": api_root,
     "api_retries": api_retries,
@@ -315,6 +343,9 @@ _RESOLVERS: dict[str, Callable[..., Any]] = {
     "suspend_after": suspend_after,
     "expiring_warn": expiring_warn,
     "quiet_after": quiet_after,
+    "sync_budget": sync_budget,
+    "sync_lease": sync_lease,
+    "sync_backstop": sync_backstop,
 }
 _NO_ENVIRONMENT: Environ = {}
 
@@ -333,6 +364,7 @@ class Settings:
     store_timeout: float = DEFAULT_STORE_TIMEOUT
     record_ttl_days: int = DEFAULT_RECORD_TTL_DAYS
     handler: str | None = None
+    change_handler: str | None = None
     pubsub_topic: str | None = None
     api_root: str | None = None
     api_retries: int = DEFAULT_API_RETRIES
@@ -350,6 +382,9 @@ class Settings:
     suspend_after: int = DEFAULT_SUSPEND_AFTER
     expiring_warn: float = DEFAULT_EXPIRING_WARN
     quiet_after: float = DEFAULT_QUIET_AFTER
+    sync_budget: float = DEFAULT_SYNC_BUDGET
+    sync_lease: float = DEFAULT_SYNC_LEASE
+    sync_backstop: float = DEFAULT_SYNC_BACKSTOP
 
     def __post_init__(self) -> None:
         for name, value in _resolve_all(vars(self), _NO_ENVIRONMENT).items():

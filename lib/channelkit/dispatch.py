@@ -53,16 +53,16 @@ def clear_handler_cache() -> None:
         _handlers.clear()
 
 
-def _resolve(path: str) -> Handler:
+def _resolve(path: str, variable: str = "CHANNELKIT_HANDLER") -> Handler:
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name.strip() or not attr.strip():
-        raise HandlerConfigError(f"CHANNELKIT_HANDLER must look like package.module:function, got {path!r}")
+        raise HandlerConfigError(f"{variable} must look like package.module:function, got {path!r}")
     module_name, attr = module_name.strip(), attr.strip()
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or the module itself failed while importing
         raise HandlerConfigError(
-            f"CHANNELKIT_HANDLER={path!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+            f"{variable}={path!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
         ) from exc
     target: Any = module
     for part in attr.split("."):
@@ -70,14 +70,14 @@ def _resolve(path: str) -> Handler:
             target = getattr(target, part)
         except AttributeError as exc:
             raise HandlerConfigError(
-                f"CHANNELKIT_HANDLER={path!r}: module {module_name!r} has no attribute {attr!r}"
+                f"{variable}={path!r}: module {module_name!r} has no attribute {attr!r}"
             ) from exc
     if not callable(target):
-        raise HandlerConfigError(f"CHANNELKIT_HANDLER={path!r}: {attr!r} is not callable")
+        raise HandlerConfigError(f"{variable}={path!r}: {attr!r} is not callable")
     return target
 
 
-def load_handler(path: str) -> Handler:
+def load_handler(path: str, variable: str = "CHANNELKIT_HANDLER") -> Handler:
     """The callable named ``package.module:function``, imported once per process.
 
     A path that cannot be used raises ``HandlerConfigError``; the failure is
@@ -87,7 +87,7 @@ def load_handler(path: str) -> Handler:
         cached = _handlers.get(path)
         if cached is None:
             try:
-                cached = _resolve(path)
+                cached = _resolve(path, variable)
             except HandlerConfigError as exc:
                 cached = exc
                 logs.event(
@@ -223,8 +223,11 @@ class Dispatcher:
             return self._publisher
 
     def _publish(self, notification: Notification, channel: Channel) -> None:
-        data = json.dumps(pubsub_payload(notification, channel), separators=(",", ":")).encode()
-        attributes = pubsub_attributes(notification, channel)
+        self.publish(pubsub_payload(notification, channel), pubsub_attributes(notification, channel))
+
+    def publish(self, payload: dict[str, Any], attributes: dict[str, str]) -> None:
+        """Publish one JSON message to the topic and wait for Pub/Sub to take it; ``PublishError``."""
+        data = json.dumps(payload, separators=(",", ":")).encode()
         client = self._client()
         try:
             from google.api_core import retry as gretry

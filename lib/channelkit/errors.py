@@ -32,6 +32,9 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
     │   ├── CredentialDecryptError      altered, or sealed under a key no longer held
     │   └── CredentialInUseError        removal refused: subscriptions still use them
     ├── MessageInProgressError          the same message is being processed elsewhere
+    ├── FeedError                       change feeds (sync)
+    │   ├── UnsupportedFeedError        the watch method has no change feed (also ValueError)
+    │   └── SyncLeaseLostError          another sync took the subscription's sync lease
     ├── DispatchError                   handing a notification to the app failed
     │   ├── HandlerConfigError          CHANNELKIT_HANDLER cannot be imported
     │   ├── HandlerError                the app's handler raised
@@ -66,6 +69,7 @@ __all__ = [
     "CredentialNotFoundError",
     "CredentialsError",
     "DispatchError",
+    "FeedError",
     "GoogleApiError",
     "HandlerConfigError",
     "HandlerError",
@@ -84,10 +88,12 @@ __all__ = [
     "StoreUnavailable",
     "SubscriptionExistsError",
     "SubscriptionNotFoundError",
+    "SyncLeaseLostError",
     "TokenMismatchError",
     "TransientApiError",
     "UnknownApiError",
     "UnreadableBodyError",
+    "UnsupportedFeedError",
 ]
 
 
@@ -239,6 +245,21 @@ class MessageInProgressError(ChannelkitError):
     """Another delivery of the same message is being processed right now."""
 
 
+# --- change feeds -------------------------------------------------------------
+
+
+class FeedError(ChannelkitError):
+    """A change feed (``channelkit.sync``) cannot run as asked."""
+
+
+class UnsupportedFeedError(FeedError, ValueError):
+    """The watch method has no change feed, or its parameters cannot be kept by one."""
+
+
+class SyncLeaseLostError(FeedError):
+    """Another sync took the subscription's sync lease (ours had lapsed): this one stops."""
+
+
 # --- dispatch -----------------------------------------------------------------
 
 
@@ -264,10 +285,19 @@ class PublishError(DispatchError):
 class GoogleApiError(ChannelkitError):
     """A call to a Google API failed. ``status`` is the HTTP status, if any."""
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        location: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.reason = reason
+        #: The request parameter Google names as at fault (``pageToken``), when it names one.
+        self.location = location
 
 
 class UnknownApiError(GoogleApiError):

@@ -89,8 +89,13 @@ def method_description(api: str, version: str, method: str) -> dict[str, Any]:
     return found
 
 
-def check_watch_method(api: str, version: str, method: str, params: dict[str, Any]) -> None:
-    """Fail early (before anything is stored) on an unknown method or a missing parameter."""
+def check_watch_method(
+    api: str, version: str, method: str, params: dict[str, Any], *, optional: tuple[str, ...] = ()
+) -> None:
+    """Fail early (before anything is stored) on an unknown method or a missing parameter.
+
+    ``optional`` names required parameters the caller fills in itself later (a sync's ``pageToken``).
+    """
     description = method_description(api, version, method)
     if method.rsplit(".", 1)[-1] != "watch":
         raise UnknownApiError(f"{api} {version} {method} is not a watch method")
@@ -99,16 +104,16 @@ def check_watch_method(api: str, version: str, method: str, params: dict[str, An
         raise UnknownApiError(f"{api} {version} {method} does not open a push channel")
     known = description.get("parameters", {})
     for name, spec in known.items():
-        if spec.get("required") and name not in params:
+        if spec.get("required") and name not in params and name not in optional:
             raise InvalidRequestError(f"{method} requires parameter {name!r}")
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise InvalidRequestError(f"{method} has no parameter(s) {', '.join(unknown)}")
 
 
-def _error_details(exc: Any) -> tuple[int | None, str | None, str]:
+def _error_details(exc: Any) -> tuple[int | None, str | None, str, str | None]:
     status = getattr(getattr(exc, "resp", None), "status", None)
-    reason = None
+    reason = location = None
     message = ""
     try:
         data = json.loads(exc.content.decode("utf-8"))
@@ -117,13 +122,14 @@ def _error_details(exc: Any) -> tuple[int | None, str | None, str]:
         errors = error.get("errors") or []
         if errors and isinstance(errors[0], dict):
             reason = errors[0].get("reason")
+            location = errors[0].get("location")
     except (AttributeError, ValueError, UnicodeDecodeError):
         pass
-    return (int(status) if status is not None else None), reason, message
+    return (int(status) if status is not None else None), reason, message, location
 
 
 def _map_http_error(exc: Any, what: str) -> GoogleApiError:
-    status, reason, message = _error_details(exc)
+    status, reason, message, location = _error_details(exc)
     text = f"{what}: HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
     cls: type[GoogleApiError]
     if status in (404, 410):
@@ -138,7 +144,7 @@ def _map_http_error(exc: Any, what: str) -> GoogleApiError:
         cls = InvalidRequestError
     else:
         cls = GoogleApiError
-    return cls(text, status=status, reason=reason)
+    return cls(text, status=status, reason=reason, location=location)
 
 
 class GoogleApi:
@@ -264,6 +270,26 @@ class GoogleApi:
         check_watch_method(api, version, method, params)
         try:
             request = self._method(api, version, method, credentials)(**params, body=body)
+        except TypeError as exc:  # googleapiclient's own parameter checks
+            raise InvalidRequestError(f"{method}: {exc}") from exc
+        return self._execute(request, f"{api} {version} {method}") or {}
+
+    def call(
+        self,
+        api: str,
+        version: str,
+        method: str,
+        params: dict[str, Any],
+        *,
+        credentials: str | None = None,
+    ) -> dict[str, Any]:
+        """Call any method (``changes.list``, ``events.list``, ``files.get``) as ``credentials``; its JSON.
+
+        Transient failures are retried with backoff (``num_retries``); what still fails
+        is a typed ``GoogleApiError``, as for ``watch``.
+        """
+        try:
+            request = self._method(api, version, method, credentials)(**params)
         except TypeError as exc:  # googleapiclient's own parameter checks
             raise InvalidRequestError(f"{method}: {exc}") from exc
         return self._execute(request, f"{api} {version} {method}") or {}

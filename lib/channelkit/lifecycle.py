@@ -8,7 +8,7 @@ event (delivered later, at least once: ``events``)::
 
     active ──suspended(reason)──▶ suspended ──reactivated──▶ active
     active ──expired────────────▶ expired   ──reactivated──▶ active
-    active ──renewed / expiring─▶ active
+    active ──renewed / expiring / missed─▶ active
     any but stopped ──stopped───▶ stopped
 
 ``judge_failure`` sorts a failed ``watch`` into transient (never suspends),
@@ -51,6 +51,7 @@ __all__ = [
 TRANSITIONS: dict[tuple[State, Event], State] = {
     (State.ACTIVE, Event.RENEWED): State.ACTIVE,
     (State.ACTIVE, Event.EXPIRING): State.ACTIVE,
+    (State.ACTIVE, Event.MISSED): State.ACTIVE,
     (State.ACTIVE, Event.SUSPENDED): State.SUSPENDED,
     (State.ACTIVE, Event.EXPIRED): State.EXPIRED,
     (State.SUSPENDED, Event.REACTIVATED): State.ACTIVE,

@@ -56,6 +56,7 @@ def _new_channel(
         method_params=dict(subscription.method_params),
         subscription_id=subscription.id,
         credentials=subscription.credentials,
+        sync=True if subscription.sync else None,
         status="pending",
         created_at=datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC),
     )

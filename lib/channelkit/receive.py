@@ -37,6 +37,7 @@ from channelkit.channel_cache import ChannelCache
 from channelkit.config import Settings
 from channelkit.delivery import ExactlyOnceDelivery
 from channelkit.errors import ChannelkitError, ConfigError, DispatchError, HandlerError
+from channelkit.inline_sync import InlineSync
 from channelkit.judge import RequestJudge, read_body
 from channelkit.store import ChannelStore
 from channelkit.verdict import ACCEPTED, DUPLICATE, Verdict, outcome_for, status_for
@@ -118,6 +119,22 @@ class HeardClock:
             )
 
 
+class _WithBodies:
+    """The app's dispatcher, preceded by a body feed's batch (``InlineSync.before_done``)."""
+
+    def __init__(self, dispatcher: Any, changes: InlineSync):
+        self.dispatcher, self.changes = dispatcher, changes
+
+    def prepare(self) -> None:
+        prepare = getattr(self.dispatcher, "prepare", None)
+        if callable(prepare):
+            prepare()
+
+    def dispatch(self, notification: Any, channel: Any) -> None:
+        self.changes.before_done(notification, channel)
+        getattr(self.dispatcher, "dispatch", self.dispatcher)(notification, channel)
+
+
 class Receiver:
     """Judges push requests against a store; one per process, shared by its threads.
 
@@ -131,6 +148,8 @@ class Receiver:
         cache: a ``ChannelCache`` (default: a new one), or None for no caching.
         settings: a ``channelkit.config.Settings``; without it the environment
             is read once, here.
+        changes: a ``channelkit.inline_sync.InlineSync``: ``--sync`` subscriptions
+            are synced after their notification is marked done (None: not here).
         grace, claim_timeout, max_body: override ``CHANNELKIT_GRACE``,
             ``CHANNELKIT_CLAIM_TIMEOUT`` and ``CHANNELKIT_MAX_BODY``.
     """
@@ -147,9 +166,11 @@ class Receiver:
         max_body: int | None = None,
         sleep: Callable[[float], None] | None = None,
         settings: Settings | None = None,
+        changes: InlineSync | None = None,
     ):
         self.store = store
         self.dispatcher = dispatcher
+        self.changes = changes
         self.clock = clock or time.time
         if cache is _Default.CACHE:
             cache = ChannelCache(settings.cache_ttl if settings is not None else None)
@@ -164,7 +185,7 @@ class Receiver:
         self.heard = HeardClock(store, HeardClock.interval_for(_setting(None, settings, "quiet_after")))
         self.delivery = ExactlyOnceDelivery(
             store,
-            dispatcher,
+            dispatcher if changes is None else _WithBodies(dispatcher, changes),
             clock=self.clock,
             sleep=sleep or time.sleep,
             claim_timeout=_setting(claim_timeout, settings, "claim_timeout"),
@@ -194,6 +215,8 @@ class Receiver:
             outcome=verdict.outcome,
             status=verdict.status,
         )
+        if self.changes is not None and channel.sync and verdict.outcome == ACCEPTED:
+            self.changes.after_delivery(notification, channel)  # never raises: the answer stands
         return verdict
 
     # --- logs ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from channelkit.errors import (
     SubscriptionExistsError,
     SubscriptionNotFoundError,
 )
+from channelkit.feeds import feed_for
 from channelkit.google_api import GoogleApi, canonical, check_watch_method, is_loopback_url
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore, open_store
 from channelkit.subscription import Event, State, Subscription
@@ -85,6 +86,8 @@ def subscribe(
     channel_id: str | None = None,
     subscription_id: str | None = None,
     credentials: str | None = None,
+    sync: bool = False,
+    initial: bool = False,
 ) -> ch.Channel:
     """Create a watch channel; returns it ``active`` with Google's resource id and expiration.
 
@@ -94,11 +97,20 @@ def subscribe(
     ``credentials add``; it must exist). On a failed ``watch`` the channel is marked ``failed`` with the
     error and the typed GoogleApiError is raised; if it had already learned its
     resource id from an early notification it is stopped at Google.
+
+    With ``sync`` channelkit fetches the changes after each notification
+    (``channelkit.sync``): the method must have a feed (``UnsupportedFeedError``
+    before anything is stored), and the first cursor is taken before ``watch``
+    (``feeds.first_cursor``): Drive ``changes.watch`` without ``pageToken`` gets
+    ``changes.getStartPageToken``; a ``syncToken`` API is listed to its end.
+    ``initial`` asks for what exists now too, delivered by the first sync as one resync.
     """
     api, version = canonical(api, version)
     params = dict(params or {})
     check_address(address)
-    check_watch_method(api, version, method, params)
+    feed = feed_for(api, version, method, params) if sync else None
+    # With sync, Drive's pageToken is taken below (changes.getStartPageToken), before watch.
+    check_watch_method(api, version, method, params, optional=("pageToken",) if feed is not None else ())
     if ttl is not None and ttl <= 0:
         raise ConfigError(f"ttl must be a positive number of seconds, got {ttl!r}")
     store = store or open_store()
@@ -111,6 +123,13 @@ def subscribe(
     if reference.startswith("user:"):
         store.get_credential(reference.partition(":")[2])  # CredentialNotFoundError before anything is stored
     google = google or GoogleApi(store=store)
+    cursor = None
+    if feed is not None:
+        from channelkit.sync import first_cursor
+
+        cursor = first_cursor(
+            feed, params, google, credentials=None if reference == ADC else reference, initial=initial
+        )
     now = _now(clock)
     new = ch.Channel(
         "web_hook",
@@ -126,6 +145,7 @@ def subscribe(
         status=PENDING,
         created_at=datetime.datetime.fromtimestamp(now, tz=datetime.UTC),
         credentials=None if reference == ADC else reference,
+        sync=True if sync else None,
     )
     try:
         store.create(new)
@@ -138,7 +158,7 @@ def subscribe(
             raise
     live = activate(new, store=store, google=google)
     try:
-        store.create_subscription(subscription_for(live, int(now * 1000)))
+        store.create_subscription(subscription_for(live, int(now * 1000), cursor=cursor))
     except SubscriptionExistsError:
         pass  # a retried subscribe with the same subscription id: its record stands
     return live
@@ -163,8 +183,8 @@ def _channel_id(chosen: str | None, signer: signing.Signer | None) -> str:
     return chosen
 
 
-def subscription_for(channel: ch.Channel, now_ms: int) -> Subscription:
-    """The record of a new subscription that ``channel`` (live) serves.
+def subscription_for(channel: ch.Channel, now_ms: int, *, cursor: str | None = None) -> Subscription:
+    """The record of a new subscription that ``channel`` (live) serves (with its first sync ``cursor``).
 
     Written once ``watch`` succeeded: a subscription whose first watch fails was
     never made (the caller gets the error). A crash before this write leaves an
@@ -182,6 +202,8 @@ def subscription_for(channel: ch.Channel, now_ms: int) -> Subscription:
         since=now_ms,
         created_at=now_ms,
         credentials=channel.credentials,
+        sync=bool(channel.sync),
+        cursor=cursor,
     )
 
 

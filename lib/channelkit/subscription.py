@@ -54,6 +54,7 @@ class Event(enum.StrEnum):
     EXPIRED = "expired"
     REACTIVATED = "reactivated"
     STOPPED = "stopped"
+    MISSED = "missed"  # a backstop sync found changes no notification announced (already repaired)
 
 
 @dataclasses.dataclass
@@ -86,9 +87,18 @@ class Subscription:
     expiring_for: str | None = None
     #: Events recorded with their transition and not yet delivered, oldest first.
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    #: Room for the change feeds (a sync cursor) and per-subscription credentials.
-    cursor: str | None = None
+    #: Per-subscription credentials (a reference: ``subject:EMAIL``, ``user:KEY``; None is ADC).
     credentials: str | None = None
+    #: Change feeds (``channelkit.sync``): made with ``--sync``; its cursor (opaque, ``feeds.Cursor``).
+    sync: bool = False
+    cursor: str | None = None
+    #: The sync lease: who runs a sync now and until when (ms); a crashed holder's lease lapses.
+    sync_owner: str | None = None
+    sync_until: int | None = None
+    #: Set by a notification that found the lease held: the holder makes one more pass.
+    sync_again: bool = False
+    #: When the latest sync pass ended (ms).
+    last_sync_at: int | None = None
 
     def copy(self, **changes: Any) -> Subscription:
         """A new Subscription with some fields replaced (lists and dicts copied)."""
@@ -120,9 +130,16 @@ RECORD_FIELDS = {
     "last_notification_at": "lastNotificationAt",
     "expiring_for": "expiringFor",
     "events": "events",
-    "cursor": "cursor",
     "credentials": "credentials",
+    "sync": "sync",
+    "cursor": "cursor",
+    "sync_owner": "syncOwner",
+    "sync_until": "syncUntil",
+    "sync_again": "syncAgain",
+    "last_sync_at": "lastSyncAt",
 }
+#: Flags stored only while true: a record without a feed looks as it always did.
+_FLAGS = ("sync", "sync_again")
 assert set(RECORD_FIELDS) == {f.name for f in dataclasses.fields(Subscription)}
 
 
@@ -138,7 +155,7 @@ def to_record(subscription: Subscription) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for attr, name in RECORD_FIELDS.items():
         value = getattr(subscription, attr)
-        if value is None or (attr == "events" and not value):
+        if value is None or (attr == "events" and not value) or (attr in _FLAGS and not value):
             continue
         record[name] = [dict(e) for e in value] if attr == "events" else value
     if subscription.events:
@@ -156,4 +173,6 @@ def from_record(record: dict[str, Any]) -> Subscription:
     values["method_params"] = dict(values.get("method_params") or {})
     values["events"] = [dict(e) for e in values.get("events") or []]
     values["failures"] = int(values.get("failures") or 0)
+    for flag in _FLAGS:
+        values[flag] = bool(values.get(flag))
     return Subscription(**values)

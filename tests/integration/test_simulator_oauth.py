@@ -286,7 +286,7 @@ def test_named_refusals_do_not_apply_to_the_token_endpoint_and_clear_faults_coun
     with pytest.raises(ValueError, match="fail_next"):
         simulator.refuse("backend", operation="token")
     simulator.fail_next("token", 503, count=2)
-    assert simulator.clear_faults() == {"watch": 0, "stop": 0, "token": 2}
+    assert simulator.clear_faults() == {"watch": 0, "stop": 0, "read": 0, "token": 2}
 
 
 # --- the API side: tokens and owners ------------------------------------------------

@@ -188,7 +188,7 @@ def test_a_standing_refusal_refuses_its_resource_on_every_call_until_cleared(sim
     assert all(c.status == 200 for c in watch_calls(simulator, Resource.of("drive", "files", fileId="F2")))
     assert [r.match for r in simulator.refusals()] == [{"fileId": "F1"}]
 
-    assert simulator.clear_faults() == {"watch": 0, "stop": 0, "token": 0}  # lifts it too
+    assert simulator.clear_faults() == {"watch": 0, "stop": 0, "read": 0, "token": 0}  # lifts it too
     assert simulator.refusals() == []
     assert watch_file(google, "F1", "c1")["id"] == "c1"
 

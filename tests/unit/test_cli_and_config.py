@@ -161,6 +161,10 @@ EVERY_SETTING = {
     "suspend_after": ("CHANNELKIT_SUSPEND_AFTER", "5", 5, 9),
     "expiring_warn": ("CHANNELKIT_EXPIRING_WARN", "600", 600.0, 9.0),
     "quiet_after": ("CHANNELKIT_QUIET_AFTER", "3600", 3600.0, 9.0),
+    "change_handler": ("CHANNELKIT_CHANGE_HANDLER", "app.sync:on_changes", "app.sync:on_changes", "b:c"),
+    "sync_budget": ("CHANNELKIT_SYNC_BUDGET", "5", 5.0, 9.0),
+    "sync_lease": ("CHANNELKIT_SYNC_LEASE", "30", 30.0, 9.0),
+    "sync_backstop": ("CHANNELKIT_SYNC_BACKSTOP", "600", 600.0, 9.0),
 }
 
 #: A value each variable refuses, and a word of what it wants.
@@ -185,6 +189,9 @@ BAD_SETTINGS = {
     "CHANNELKIT_SUSPEND_AFTER": ("0", "whole number of runs >= 1"),
     "CHANNELKIT_EXPIRING_WARN": ("-1", "seconds >= 0"),
     "CHANNELKIT_QUIET_AFTER": ("never", "seconds >= 1"),
+    "CHANNELKIT_SYNC_BUDGET": ("-1", "seconds >= 0"),
+    "CHANNELKIT_SYNC_LEASE": ("0", "seconds >= 1"),
+    "CHANNELKIT_SYNC_BACKSTOP": ("hourly", "seconds >= 1"),
 }
 
 

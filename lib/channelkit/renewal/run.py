@@ -110,6 +110,7 @@ def renew_due(
     workers = config.renew_concurrency(concurrency)
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="renew") as pool:
         list(pool.map(work, range(len(tasks))))
+    _backstop(store, google, dispatcher, clock, settings, budget - (time.monotonic() - started))
     if time.monotonic() - started <= budget:
         # Events a crash or a failed delivery left behind; younger ones belong to a live actor.
         recorded_before = renewer.now_ms() - int(renewer.lease_seconds * 1000)
@@ -122,6 +123,41 @@ def renew_due(
     logs.event(log, "INFO", "renewal run finished", outcome="done", **counts)
     _report(store, renewer, counts, settings)
     return summary
+
+
+def _backstop(
+    store: ChannelStore,
+    google: GoogleApi,
+    dispatcher: Any,
+    clock: Callable[[], float],
+    settings: Any,
+    left: float,
+) -> None:
+    """Sync the ``--sync`` subscriptions no notification synced lately (``renewal.backstop``); never raises."""
+    from channelkit.change_sink import load_change_sink
+    from channelkit.renewal.backstop import run_backstop
+
+    if left <= 0:
+        return
+    try:
+        sink = load_change_sink(settings)
+        if sink is None:
+            return  # nowhere to hand changes to: --sync subscriptions wait for a configured run
+        counts = run_backstop(
+            store,
+            google,
+            sink,
+            dispatcher=dispatcher,
+            clock=clock,
+            backstop_seconds=settings.sync_backstop if settings is not None else config.sync_backstop(),
+            budget_seconds=left,
+            lease_seconds=settings.sync_lease if settings is not None else config.sync_lease(),
+        )
+    except ChannelkitError as exc:
+        logs.event(log, "WARNING", "backstop sync left for the next run", error=error_text(exc))
+        return
+    if counts["synced"]:
+        logs.event(log, "INFO", "backstop sync finished", **counts)
 
 
 def _report(store: ChannelStore, renewer: Renewer, counts: dict[str, Any], settings: Any) -> None:

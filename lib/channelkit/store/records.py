@@ -77,6 +77,7 @@ FIELDS = {
     "stopped_at": "stoppedAt",
     "held": "renewHeld",
     "credentials": "credentials",
+    "sync": "sync",
 }
 assert set(FIELDS) == {
     "id",

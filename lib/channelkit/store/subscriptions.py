@@ -69,10 +69,11 @@ class SubscriptionRecords(Documents):
         events_pending: bool = False,
         heard_before: int | None = None,
         credentials: str | None = None,
+        sync: bool = False,
         limit: int | None = None,
     ) -> builtins.list[Subscription]:
         """Subscriptions in ``state``, or with undelivered events, or active and quiet since
-        ``heard_before``, or using ``credentials``.
+        ``heard_before``, or using ``credentials``, or made with ``--sync``.
 
         Each is one single-field query (no composite index): combine them in the caller.
         """
@@ -85,6 +86,8 @@ class SubscriptionRecords(Documents):
             filters.append(("heardAt", "<=", int(heard_before)))
         if credentials is not None:
             filters.append(("credentials", "==", credentials))
+        if sync:
+            filters.append(("sync", "==", True))
         found = [from_record(r) for r in self._doc_query(SUBSCRIPTIONS, filters, limit=limit)]
         return sorted(found, key=lambda s: (s.created_at or 0, s.id))
 

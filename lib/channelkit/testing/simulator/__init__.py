@@ -30,12 +30,20 @@ addresses (127.0.0.0/8, ``localhost``, ``::1``); any other address is accepted
 at watch time, like Google would, but its notifications are recorded as
 ``undeliverable`` and never sent.
 
+It also keeps Drive files and Calendar calendars, each collection with a change
+log, and answers the reads a sync makes after a notification (``changes.list``,
+``files.get``, ``files.list``, ``events.list`` with sync tokens, …); a test
+changes them with ``sim.drive`` and ``sim.calendar``, which log and push each change.
+
 The modules: ``server`` (``Simulator``), ``resources`` (what can be watched),
-``routes`` (the Google API), ``oauth`` (the token endpoint, users, owners),
-``notifications``, ``faults``, ``refusals`` (the named refusals a test injects),
-``delivery``,
-``control`` (the HTTP control API), ``http_server``, ``state``, ``clock``,
-``records`` (what a test reads back) and ``cli``.
+``routes`` (the Google API), ``api_errors`` (Google's error body), ``oauth``
+(the token endpoint, users, owners), ``notifications``, ``faults``,
+``refusals`` (the named refusals a test injects), ``delivery``, ``control``
+(the HTTP control API), ``http_server``, ``state``, ``clock``, ``records``
+(what a test reads back), ``cli``; for the feeds ``feed_log`` (a change log),
+``drive_data`` and ``calendar_data`` (the state), ``feed_routes``,
+``drive_routes``, ``calendar_routes`` and ``paging`` (the reads) and
+``feed_control`` (their control API).
 """
 
 # ``__all__`` is the documented API; the names imported ``as`` themselves are
@@ -52,6 +60,7 @@ from channelkit.testing.simulator.oauth import INVALID_GRANT as INVALID_GRANT
 from channelkit.testing.simulator.oauth import TOKEN_PATH as TOKEN_PATH
 from channelkit.testing.simulator.records import CANCELLED as CANCELLED
 from channelkit.testing.simulator.records import DELIVERED as DELIVERED
+from channelkit.testing.simulator.records import DROPPED as DROPPED
 from channelkit.testing.simulator.records import FAILED as FAILED
 from channelkit.testing.simulator.records import RETRY as RETRY
 from channelkit.testing.simulator.records import UNDELIVERABLE as UNDELIVERABLE

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         seed=args.seed,
         token_lifetime=args.token_lifetime,
+        max_page_size=args.max_page_size,
     )
     with StopSignals() as stop:  # before start: a signal sent as soon as the URL is out is not lost
         sim.start()
@@ -50,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m channelkit.testing.simulator",
-        description="Local Google push-notification simulator (watch, stop, notifications, OAuth tokens).",
+        description=(
+            "Local Google push-notification simulator (watch, stop, notifications, OAuth tokens,"
+            " Drive and Calendar change feeds)."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
@@ -68,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=3600,
         help="seconds an access token from /token is valid, on the simulator clock (default 3600)",
+    )
+    parser.add_argument(
+        "--max-page-size",
+        type=int,
+        default=None,
+        help="most items on one page of a feed listing (default: the API's own limits)",
     )
     return parser
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from channelkit.testing.simulator.feed_control import FEED_CONTROL_ROUTES
 from channelkit.testing.simulator.resources import Resource
 from channelkit.testing.simulator.routes import INVALID_JSON
 
@@ -74,11 +75,22 @@ def _control_config(sim: Simulator, body: dict, query: dict) -> Any:
         if lifetime < 1:
             raise ValueError("tokenLifetime must be at least 1 second")
         sim.token_lifetime = lifetime
+    if "maxPageSize" in body:
+        size = body["maxPageSize"]
+        sim.max_page_size = None if size is None else _page_size(size)
     return {
         "latency": sim.latency,
         "syncBeforeResponse": sim.sync_before_response,
         "tokenLifetime": sim.token_lifetime,
+        "maxPageSize": sim.max_page_size,
     }
+
+
+def _page_size(value: Any) -> int:
+    size = int(value)
+    if size < 1:
+        raise ValueError("maxPageSize must be at least 1 (or null)")
+    return size
 
 
 def _control_add_user(sim: Simulator, body: dict, query: dict) -> Any:
@@ -171,6 +183,11 @@ def _control_duplicate_next(sim: Simulator, body: dict, query: dict) -> Any:
     return {}
 
 
+def _control_drop_next(sim: Simulator, body: dict, query: dict) -> Any:
+    sim.drop_next(int(body.get("count", 1)))
+    return {}
+
+
 def _control_reorder_next(sim: Simulator, body: dict, query: dict) -> Any:
     sim.reorder_next(int(body.get("count", 0)))
     return {}
@@ -205,6 +222,7 @@ _CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any]] =
     ("POST", "unrefuse"): _control_unrefuse,
     ("GET", "refusals"): lambda sim, body, query: {"refusals": [r.to_json() for r in sim.refusals()]},
     ("POST", "clear_faults"): lambda sim, body, query: {"left": sim.clear_faults()},
+    ("POST", "drop_next"): _control_drop_next,
     ("POST", "duplicate_next"): _control_duplicate_next,
     ("POST", "reorder_next"): _control_reorder_next,
     ("POST", "release_held"): lambda sim, body, query: {"released": sim.release_held()},
@@ -213,4 +231,5 @@ _CONTROL_ROUTES: dict[tuple[str, str], Callable[[Simulator, dict, dict], Any]] =
     ("GET", "channels"): _control_channels,
     ("GET", "calls"): lambda sim, body, query: {"calls": [c.to_json() for c in sim.calls]},
     ("GET", "deliveries"): lambda sim, body, query: {"deliveries": [d.to_json() for d in sim.deliveries]},
+    **FEED_CONTROL_ROUTES,
 }

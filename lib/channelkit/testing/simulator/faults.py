@@ -1,4 +1,5 @@
-"""Faults a test injects: failing ``watch``/``stop`` calls and token refreshes, duplicated and reordered notifications.
+"""Faults a test injects: failing ``watch``/``stop`` calls, feed reads and token refreshes; dropped,
+duplicated and reordered notifications.
 
 A call fails either once (``fail_next``, ``refuse_next``: a queue per operation,
 used up in order) or for as long as a standing refusal matches it (``refuse``:
@@ -18,11 +19,12 @@ from channelkit.testing.simulator.state import Message
 
 __all__ = ["OPERATIONS", "Faults", "StandingRefusal"]
 
-#: The operations a failure can be injected into: the API's ``watch`` and ``stop``, and the
-#: token endpoint's refresh (``token``: ``fail_next`` only, answered in OAuth's error shape).
-OPERATIONS = ("watch", "stop", "token")
+#: The operations a failure can be injected into: the API's ``watch`` and ``stop``, its feed
+#: reads (``read``: ``changes.list``, ``files.get``, ``events.list``, …), and the token
+#: endpoint's refresh (``token``: ``fail_next`` only, answered in OAuth's error shape).
+OPERATIONS = ("watch", "stop", "read", "token")
 #: The operations a named refusal (``refuse_next``, ``refuse``) can be answered to.
-_REFUSABLE = ("watch", "stop")
+_REFUSABLE = ("watch", "stop", "read")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Faults:
         self._failures: dict[str, collections.deque[Refusal]] = {}
         self._standing: list[StandingRefusal] = []
         self._duplicates = 0
+        self._drops = 0
         self._reorder_left = 0
         self._held: list[Message] = []
         self.clear()
@@ -64,6 +67,7 @@ class Faults:
             self._failures = {op: collections.deque() for op in OPERATIONS}
             self._standing = []
             self._duplicates = 0
+            self._drops = 0
             self._reorder_left = 0
             self._held = []
 
@@ -77,7 +81,7 @@ class Faults:
         message: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Make the next ``count`` ``watch``, ``stop`` or ``token`` calls fail with ``status`` (and ``reason``).
+        """Make the next ``count`` ``watch``, ``stop``, ``read`` or ``token`` calls fail with ``status`` (and ``reason``).
 
         For ``token`` the reason is the OAuth ``error`` (``internal_failure`` for 5xx by default).
         """
@@ -182,6 +186,18 @@ class Faults:
         with self._lock:
             self._duplicates += int(count)
 
+    def drop_next(self, count: int = 1) -> None:
+        with self._lock:
+            self._drops += int(count)
+
+    def take_drop(self, message: Message) -> bool:
+        """Whether ``message`` is to be lost (``drop_next``); ``sync`` messages never are."""
+        with self._lock:
+            if message.state == "sync" or self._drops <= 0:
+                return False
+            self._drops -= 1
+            return True
+
     def reorder_next(self, count: int) -> None:
         if count < 2:
             raise ValueError("reordering needs at least 2 notifications")
@@ -221,7 +237,7 @@ def _check_operation(operation: str, allowed: tuple[str, ...] = OPERATIONS) -> N
     if operation not in allowed:
         if operation == "token":
             raise ValueError(
-                "named refusals answer watch and stop only; for the token endpoint use"
+                "named refusals answer watch, stop and read only; for the token endpoint use"
                 " fail_next('token', status) or revoke()"
             )
         raise ValueError(f"operation must be {' or '.join(repr(o) for o in allowed)}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from channelkit.testing.simulator.delivery import DeliveryScheduler
 from channelkit.testing.simulator.faults import Faults
+from channelkit.testing.simulator.records import DROPPED
 from channelkit.testing.simulator.resources import Resource, WatchKind, check_changed, check_state
 from channelkit.testing.simulator.state import Channel, Message, State
 
@@ -79,6 +80,10 @@ class Notifier:
             return len(held)
 
     def _submit(self, message: Message) -> None:
+        if self._faults.take_drop(message):  # lost, as Google sometimes loses one: its number is spent
+            self._state.record_delivery(message, attempt=0, outcome=DROPPED, error="dropped by drop_next")
+            message.done.set()
+            return
         for each in self._faults.apply(message):
             self._delivery.enqueue(each)
 

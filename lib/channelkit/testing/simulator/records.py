@@ -11,6 +11,7 @@ from channelkit.testing.simulator.resources import Resource
 __all__ = [
     "CANCELLED",
     "DELIVERED",
+    "DROPPED",
     "FAILED",
     "RETRY",
     "UNDELIVERABLE",
@@ -21,18 +22,19 @@ __all__ = [
 ]
 
 #: Delivery outcomes, one per attempt record.
-DELIVERED, RETRY, FAILED, UNDELIVERABLE, CANCELLED = (
+DELIVERED, RETRY, FAILED, UNDELIVERABLE, CANCELLED, DROPPED = (
     "delivered",
     "retry",
     "failed",
     "undeliverable",
     "cancelled",
+    "dropped",
 )
 
 
 @dataclasses.dataclass(frozen=True)
 class ApiCall:
-    """One request to the API side (watch, stop, or an unknown path)."""
+    """One request to the API side (watch, stop, a feed read, or an unknown path)."""
 
     method: str
     path: str
@@ -40,9 +42,9 @@ class ApiCall:
     body: Any  #: parsed JSON, or the raw text when it is not JSON
     status: int
     response: Any  #: the JSON returned, None for an empty body
-    operation: str | None  #: e.g. "drive.files.watch", "drive.channels.stop"
+    operation: str | None  #: e.g. "drive.files.watch", "drive.channels.stop", "drive.changes.list"
     time_ms: int  #: on the simulator clock
-    resource: Resource | None = None  #: the resource a watch call names
+    resource: Resource | None = None  #: the resource a watch call names, or whose changes a read reads
     reason: str | None = None  #: ``error.errors[0].reason`` of an error answer
     refusal: str | None = (
         None  #: the named refusal answered (``refuse_next``, ``refuse``, an ownership check)
@@ -90,8 +92,9 @@ class Delivery:
 
     ``outcome`` is ``delivered`` (2xx), ``retry`` (5xx or connection error, sent
     again later), ``failed`` (other status, or out of attempts),
-    ``undeliverable`` (address not on this machine: never sent) or
-    ``cancelled`` (channel stopped or expired before this attempt: not sent).
+    ``undeliverable`` (address not on this machine: never sent),
+    ``cancelled`` (channel stopped or expired before this attempt: not sent) or
+    ``dropped`` (lost on purpose by ``drop_next``: never sent).
     """
 
     channel_id: str

@@ -20,10 +20,12 @@ import urllib.parse
 from typing import Any
 
 from channelkit._loopback import is_loopback_host
+from channelkit.testing.simulator.api_errors import ApiAnswer, ApiError, FinishedAnswer, google_error
 from channelkit.testing.simulator.faults import Faults
+from channelkit.testing.simulator.feed_routes import FeedRoute, FeedRoutes
 from channelkit.testing.simulator.notifications import Notifier
-from channelkit.testing.simulator.oauth import NO_TOKEN, Identity, OAuth
-from channelkit.testing.simulator.refusals import REFUSALS, default_reason, describe_target
+from channelkit.testing.simulator.oauth import Identity, OAuth
+from channelkit.testing.simulator.refusals import REFUSALS, describe_target
 from channelkit.testing.simulator.resources import (
     STOP_PATHS,
     WATCH_KINDS,
@@ -39,86 +41,19 @@ __all__ = ["INVALID_JSON", "ApiAnswer", "ApiError", "ApiRoutes", "google_error"]
 INVALID_JSON = object()
 
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9\-_+/=]{1,64}")
-_STATUS_NAMES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
 _WATCH_ROUTES = [(k.pattern, k) for k in WATCH_KINDS]
 
 
-def google_error(
-    status: int, message: str, reason: str | None = None, domain: str = "global"
-) -> dict[str, Any]:
-    """Google's JSON error body; ``reason`` defaults to the one Google most often gives with ``status``."""
-    reason = reason or default_reason(status)
-    return {
-        "error": {
-            "code": status,
-            "message": message,
-            "errors": [{"message": message, "domain": domain, "reason": reason}],
-            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
-        }
-    }
-
-
-class ApiError(Exception):
-    """Raised inside a request handler; answered with Google's error shape.
-
-    ``refusal`` names the refusal answered (``REFUSALS``), when it is one.
-    """
-
-    def __init__(self, status: int, reason: str, message: str, refusal: str | None = None):
-        super().__init__(message)
-        self.status, self.reason, self.message, self.refusal = status, reason, message, refusal
-
-
-@dataclasses.dataclass(frozen=True)
-class ApiAnswer:
-    """How an API request was answered, and what the call record keeps of it."""
-
-    status: int
-    payload: Any  #: the JSON answered, None for an empty body
-    operation: str | None = None  #: e.g. "drive.files.watch"; None for an unknown path
-    resource: Resource | None = None  #: the resource a watch call names
-    refusal: str | None = None  #: the named refusal answered (see ``REFUSALS``), if any
-    user: str | None = None  #: the user the request's bearer token was issued to
-    auth: str = NO_TOKEN  #: the state of that token (``ApiCall.auth``)
-
-    @property
-    def reason(self) -> str | None:
-        """``error.errors[0].reason`` of an error answer."""
-        try:
-            reason = self.payload["error"]["errors"][0]["reason"]
-        except (TypeError, KeyError, IndexError):
-            return None
-        return reason if isinstance(reason, str) else None
-
-
-class _Answer(Exception):
-    """A finished answer raised from deep inside a handler."""
-
-    def __init__(self, answer: ApiAnswer):
-        super().__init__(answer.status)
-        self.answer = answer
-
-
 class ApiRoutes:
-    """Answers the API requests: routes a path to its watch kind or stop, applies injected failures
-    and the owners' authorization."""
+    """Answers the API requests: routes a path to its watch kind, stop or feed read (``feeds``),
+    applies injected failures and the owners' authorization."""
 
-    def __init__(self, state: State, faults: Faults, notifier: Notifier, oauth: OAuth):
+    def __init__(self, state: State, faults: Faults, notifier: Notifier, oauth: OAuth, feeds: FeedRoutes):
         self._state = state
         self._faults = faults
         self._notifier = notifier
         self._oauth = oauth
+        self._feeds = feeds
 
     def handle(
         self, method: str, path: str, query: dict[str, str], body: Any, authorization: str | None = None
@@ -137,8 +72,8 @@ class ApiRoutes:
         try:
             return self._route(method, path, query, body, identity)
         except ApiError as exc:
-            return ApiAnswer(exc.status, google_error(exc.status, exc.message, exc.reason))
-        except _Answer as answer:
+            return ApiAnswer(exc.status, exc.body())
+        except FinishedAnswer as answer:
             return answer.answer
         except Exception as exc:  # noqa: BLE001 - a simulator bug: answer like Google's backend would
             return ApiAnswer(500, google_error(500, f"Simulator error: {exc!r}"))
@@ -158,11 +93,14 @@ class ApiRoutes:
         elif stop_api:
             operation, kind = f"{stop_api}.channels.stop", "stop"
         else:
-            raise _Answer(ApiAnswer(404, google_error(404, f"Method not found: {path}", "notFound")))
+            feed = self._feeds.match(method, path)
+            if feed:
+                return self._read(*feed, query, identity)
+            raise FinishedAnswer(ApiAnswer(404, google_error(404, f"Method not found: {path}", "notFound")))
         resource = _named_resource(spec, path_params, query) if spec else None
         if method != "POST":
             error = google_error(404, f"{method} not found: {path}", "notFound")
-            raise _Answer(ApiAnswer(404, error, operation, resource))
+            raise FinishedAnswer(ApiAnswer(404, error, operation, resource))
         try:
             self._before_answer(kind, operation, _call_params(kind, path_params, query, body), resource)
             if spec:
@@ -175,8 +113,23 @@ class ApiRoutes:
             self._stop(STOP_PATHS[path], body, identity)
             return ApiAnswer(204, None, operation)
         except ApiError as exc:
-            error = google_error(exc.status, exc.message, exc.reason)
-            raise _Answer(ApiAnswer(exc.status, error, operation, resource, exc.refusal)) from None
+            error = exc.body()
+            raise FinishedAnswer(ApiAnswer(exc.status, error, operation, resource, exc.refusal)) from None
+
+    def _read(
+        self, route: FeedRoute, path_params: dict[str, str], query: dict[str, str], identity: Identity
+    ) -> ApiAnswer:
+        """A feed read (``changes.list``, ``events.list``, …): latency, faults and owners as for a watch."""
+        resource = route.resource(path_params, query)
+        try:
+            self._before_answer("read", route.operation, {**query, **path_params}, resource)
+            if resource:
+                self._authorize(identity, self._oauth.owner(resource), describe_target(resource))
+            return ApiAnswer(200, self._feeds.answer(route, path_params, query), route.operation, resource)
+        except ApiError as exc:
+            raise FinishedAnswer(
+                ApiAnswer(exc.status, exc.body(), route.operation, resource, exc.refusal)
+            ) from None
 
     def _before_answer(
         self, kind: str, operation: str, params: dict[str, str], resource: Resource | None
@@ -190,7 +143,7 @@ class ApiRoutes:
             target = describe_target(resource, params.get("id") if kind == "stop" else None)
             message = failure.message_for(address=params.get("address"), target=target)
             error = google_error(failure.status, message, failure.reason, failure.domain)
-            raise _Answer(ApiAnswer(failure.status, error, operation, resource, failure.name))
+            raise FinishedAnswer(ApiAnswer(failure.status, error, operation, resource, failure.name))
 
     @staticmethod
     def _authorize(identity: Identity, owner: str | None, target: str) -> None:

@@ -13,15 +13,18 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
+from channelkit.testing.simulator.calendar_data import CalendarData
 from channelkit.testing.simulator.clock import Clock
 from channelkit.testing.simulator.control import handle_control
 from channelkit.testing.simulator.delivery import DeliveryScheduler
+from channelkit.testing.simulator.drive_data import DriveData
 from channelkit.testing.simulator.faults import Faults, StandingRefusal
+from channelkit.testing.simulator.feed_routes import FeedRoutes
 from channelkit.testing.simulator.http_server import HttpServer
 from channelkit.testing.simulator.notifications import Notifier
 from channelkit.testing.simulator.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TOKEN_PATH, OAuth
 from channelkit.testing.simulator.records import DELIVERED, ApiCall, ChannelInfo, Delivery, TokenRequest
-from channelkit.testing.simulator.resources import Resource
+from channelkit.testing.simulator.resources import Resource, check_changed, check_state
 from channelkit.testing.simulator.routes import ApiRoutes
 from channelkit.testing.simulator.state import Settings, State
 
@@ -65,7 +68,9 @@ class Simulator:
             answered is sent again after ``retry_base * 2**(attempt-1)`` seconds,
             at most ``max_attempts`` times in all.
         delivery_timeout: seconds to wait for a receiver's answer.
-        latency: seconds added before every watch/stop answer.
+        latency: seconds added before every API answer (watch, stop and feed reads).
+        max_page_size: the most items a feed listing puts on one page, whatever
+            the request asks (None: the API's own limits), so tests cross pages.
         seed: seeds message-number gaps and generated ids, for repeatable runs.
         ssl_context: used for notifications to ``https://`` loopback addresses.
         token_lifetime: seconds an access token from the token endpoint is valid
@@ -81,6 +86,7 @@ class Simulator:
     delivery_timeout = _Setting[float]()
     latency = _Setting[float]()
     token_lifetime = _Setting[int]()
+    max_page_size = _Setting["int | None"]()
 
     def __init__(
         self,
@@ -95,14 +101,23 @@ class Simulator:
         seed: int | None = None,
         ssl_context: Any = None,
         token_lifetime: int = 3600,
+        max_page_size: int | None = None,
     ):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if token_lifetime < 1:
             raise ValueError("token_lifetime must be at least 1 second")
+        if max_page_size is not None and max_page_size < 1:
+            raise ValueError("max_page_size must be at least 1 (or None)")
         self.host, self._port = host, port
         self._settings = Settings(
-            sync_before_response, retry_base, max_attempts, delivery_timeout, latency, token_lifetime
+            sync_before_response,
+            retry_base,
+            max_attempts,
+            delivery_timeout,
+            latency,
+            token_lifetime,
+            max_page_size,
         )
         self._state = State(self._settings, seed)
         self.clock: Clock = self._state.clock
@@ -110,7 +125,13 @@ class Simulator:
         self._delivery = DeliveryScheduler(self._state, ssl_context)
         self._notifier = Notifier(self._state, self._faults, self._delivery)
         self._oauth = OAuth(self._state, self._faults, lambda: self.token_uri)
-        self._routes = ApiRoutes(self._state, self._faults, self._notifier, self._oauth)
+        notify = self._notify_change
+        #: Drive files and change logs: ``sim.drive.create_file(…)``, ``update_file``, ``trash_file``, …
+        self.drive: DriveData = DriveData(self._state, notify)
+        #: Calendar collections: ``sim.calendar.insert_event(…)``, ``delete_event``, ``set_acl_rule``, …
+        self.calendar: CalendarData = CalendarData(self._state, notify)
+        feeds = FeedRoutes(self.drive, self.calendar, lambda: self._settings.max_page_size)
+        self._routes = ApiRoutes(self._state, self._faults, self._notifier, self._oauth, feeds)
         self._server: HttpServer | None = None
         self._http_thread: threading.Thread | None = None
 
@@ -174,12 +195,14 @@ class Simulator:
         return self.url + TOKEN_PATH.lstrip("/")
 
     def reset(self) -> None:
-        """Forget channels, records, queued notifications, pending faults, users, tokens and owners."""
+        """Forget channels, records, queued notifications, pending faults, users, tokens, owners, files and calendars."""
         with self._state.cond:
             self._delivery.clear()
             self._faults.clear()
             self._oauth.clear()
             self._state.clear()
+            self.drive.clear()
+            self.calendar.clear()
 
     # users, tokens and owners
 
@@ -264,6 +287,10 @@ class Simulator:
         (Drive files only) becomes ``X-Goog-Changed``. ``body`` (Drive changes,
         Directory, Reports) is merged over the generated notification body.
         Returns ``{channel id: message number}`` of the notifications queued.
+
+        It changes no state, but for a Drive file ``sim.drive`` keeps: ``update``,
+        ``trash``, ``untrash`` and ``remove`` then change it as ``sim.drive``'s
+        methods do (its drive's ``changes.watch`` channels are told too).
         """
         if isinstance(target, Resource):
             if kind is not None or params:
@@ -273,7 +300,16 @@ class Simulator:
             if kind is None:
                 raise TypeError("change() needs the watch kind after the api name")
             resource = Resource.of(target, kind, **params)
+        if (resource.api, resource.kind) == ("drive", "files") and body is None:
+            check_state(resource.spec, state)
+            values = check_changed(resource.spec, changed)
+            queued = self.drive.apply_change(dict(resource.params)["fileId"], state, values)
+            if queued is not None:
+                return queued
         return self._notifier.change(resource, state, changed, body)
+
+    def _notify_change(self, resource: Resource, state: str, changed: tuple[str, ...]) -> dict[str, int]:
+        return self._notifier.change(resource, state, changed or None)
 
     def change_channel_resource(self, channel_id: str, **kwargs: Any) -> dict[str, int]:
         """``change()`` the resource that ``channel_id`` watches (KeyError if unknown)."""
@@ -294,7 +330,9 @@ class Simulator:
         message: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Make the next ``count`` ``watch``, ``stop`` or ``token`` calls fail with ``status``.
+        """Make the next ``count`` ``watch``, ``stop``, ``read`` or ``token`` calls fail with ``status``.
+
+        ``read`` is any feed read (``changes.list``, ``files.get``, ``events.list``, …).
 
         ``reason`` (``error.errors[0].reason``) defaults to the one Google most
         often gives with that status (``REASONS``). A ``token`` failure is a
@@ -308,7 +346,7 @@ class Simulator:
     def refuse_next(
         self, refusal: str, operation: str = "watch", count: int = 1, *, status: int | None = None
     ) -> None:
-        """Make the next ``count`` ``watch`` (or ``stop``) calls answer a named refusal.
+        """Make the next ``count`` ``watch`` (or ``stop``, or ``read``) calls answer a named refusal.
 
         ``refusal`` is a name in ``REFUSALS`` (``"permission"``, ``"not_found"``, …);
         ``status`` replaces its HTTP status. ValueError for an unknown name.
@@ -354,9 +392,16 @@ class Simulator:
         """Drop the failures not used yet and lift every standing refusal.
 
         Returns how many ``fail_next``/``refuse_next`` failures were left per
-        operation (``watch``, ``stop``, ``token``).
+        operation (``watch``, ``stop``, ``read``, ``token``).
         """
         return self._faults.clear_failures()
+
+    def drop_next(self, count: int = 1) -> None:
+        """Lose the next ``count`` change notifications: never sent, recorded as ``dropped``.
+
+        The change itself stays listed, so a sync's catch-up (not a push) must find it.
+        """
+        self._faults.drop_next(count)
 
     def duplicate_next(self, count: int = 1) -> None:
         """Send each of the next ``count`` notifications twice (same number, same headers)."""

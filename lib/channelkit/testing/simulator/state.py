@@ -30,6 +30,7 @@ class Settings:
     delivery_timeout: float = 5.0
     latency: float = 0.0
     token_lifetime: int = 3600  #: seconds an issued access token is valid, on the simulator clock
+    max_page_size: int | None = None  #: most items per page of a feed listing; None: the API's limits
 
     def sync_wait(self) -> float:
         """Longest a notification can take: every attempt timing out, plus every backoff."""
