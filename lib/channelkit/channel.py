@@ -589,22 +589,7 @@ def notification_from_headers(channel: Channel, headers: Any, body: bytes = b"")
 
 def from_header_map(channel: Channel, upper: Mapping[str, Any], body: Any = b"") -> Notification:
     """``notification_from_headers`` for headers already keyed in upper case (see ``header_map``)."""
-    get = upper.get
-    values = (
-        get(X_GOOG_CHANNEL_ID),
-        get(X_GOOG_MESSAGE_NUMBER),
-        get(X_GOOG_RESOURCE_ID),
-        get(X_GOOG_RESOURCE_STATE),
-        get(X_GOOG_RESOURCE_URI),
-    )
-    return _checked(
-        channel,
-        values,
-        get(X_GOOG_CHANNEL_TOKEN),
-        get(X_GOOG_CHANNEL_EXPIRATION),
-        get(X_GOOG_CHANGED),
-        body,
-    )
+    return _from_upper(channel, upper, body)
 
 
 def parse_header_map(upper: Mapping[str, Any], body: Any = b"") -> Notification:
@@ -615,6 +600,10 @@ def parse_header_map(upper: Mapping[str, Any], body: Any = b"") -> Notification:
     channel it names (``check_against_channel``): the webhook parses a request
     once and reads the store only for a well-formed one.
     """
+    return _from_upper(None, upper, body)
+
+
+def _from_upper(channel: Channel | None, upper: Mapping[str, Any], body: Any) -> Notification:
     get = upper.get
     values = (
         get(X_GOOG_CHANNEL_ID),
@@ -624,7 +613,7 @@ def parse_header_map(upper: Mapping[str, Any], body: Any = b"") -> Notification:
         get(X_GOOG_RESOURCE_URI),
     )
     return _checked(
-        None, values, get(X_GOOG_CHANNEL_TOKEN), get(X_GOOG_CHANNEL_EXPIRATION), get(X_GOOG_CHANGED), body
+        channel, values, get(X_GOOG_CHANNEL_TOKEN), get(X_GOOG_CHANNEL_EXPIRATION), get(X_GOOG_CHANGED), body
     )
 
 

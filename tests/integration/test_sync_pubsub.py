@@ -10,6 +10,19 @@ from channelkit.sync import DONE, HANDLER_FAILED, sync
 from support.pubsub_testing import pubsub, pull_all, topic  # noqa: F401 - fixtures
 
 
+def watch_changes(store, google):
+    """A --sync subscription to the simulator's Drive changes."""
+    return subscribe(
+        "drive",
+        "v3",
+        "changes.watch",
+        address="https://hooks.example.com/h",
+        store=store,
+        google=google,
+        sync=True,
+    )
+
+
 def test_each_batch_is_published_with_its_attributes_then_handed_to_the_handler(
     store,
     google,
@@ -19,15 +32,7 @@ def test_each_batch_is_published_with_its_attributes_then_handed_to_the_handler(
 ):
     _, subscriber = pubsub
     topic_path, sub_path = topic
-    channel = subscribe(
-        "drive",
-        "v3",
-        "changes.watch",
-        address="https://hooks.example.com/h",
-        store=store,
-        google=google,
-        sync=True,
-    )
+    channel = watch_changes(store, google)
     simulator.max_page_size = 2
     made = [simulator.drive.create_file(f"f{i}")["id"] for i in range(3)]
     seen = []
@@ -57,15 +62,7 @@ def test_a_topic_alone_is_enough_and_a_raising_handler_is_offered_again(
 ):
     _, subscriber = pubsub
     topic_path, sub_path = topic
-    channel = subscribe(
-        "drive",
-        "v3",
-        "changes.watch",
-        address="https://hooks.example.com/h",
-        store=store,
-        google=google,
-        sync=True,
-    )
+    channel = watch_changes(store, google)
     simulator.drive.create_file("only")
     published_only = ChangeSink(topic=topic_path)
     assert sync(channel.subscription_id, store=store, google=google, sink=published_only).outcome == DONE
