@@ -18,6 +18,7 @@ from channelkit.errors import (
     ChannelNotFoundError,
 )
 from channelkit.store import ClaimOutcome
+from channelkit.store.batches import CHANNELS, ChangeChannel, ChangeSubscription, NewChannel, Write
 from support.store_backends import store  # noqa: F401 - the fixture, over every backend
 
 UTC = datetime.UTC
@@ -363,3 +364,160 @@ def test_a_claim_whose_lost_first_write_had_landed_is_still_ours(store, monkeypa
     monkeypatch.undo()
     assert store.claim_message(c.id, 4, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
     assert store.finish_message(claim)
+
+
+# --- writes committed together ------------------------------------------------------
+
+
+def _with_subscription(store, channel):
+    from channelkit.subscribe import subscription_for
+
+    store.create(channel)
+    subscription = subscription_for(channel, NOW)
+    store.create_subscription(subscription)
+    return subscription
+
+
+def test_writes_together_land_together_and_return_what_was_written(store):
+    old = make()
+    _with_subscription(store, old)
+    new = make(status="pending", subscription_id=old.subscription_id)
+    written = store.write_together(
+        NewChannel(new),
+        ChangeChannel(old.id, lambda c: c.copy(lease_owner="me", lease_until=NOW + HOUR)),
+        ChangeSubscription(old.subscription_id, lambda s: s.copy(channel_id=new.id)),
+    )
+    assert [type(v).__name__ for v in written] == ["Channel", "Channel", "Subscription"]
+    assert store.get(new.id) == new
+    assert store.get(old.id).lease_owner == "me" and written[1].lease_owner == "me"
+    assert store.get_subscription(old.subscription_id).channel_id == new.id
+    # What was written is remembered: the next change of each starts from it, and lands.
+    assert store.update(old.id, lease_owner=None).lease_owner is None
+    changed = store.change_subscription(old.subscription_id, lambda s: s.copy(channel_id=old.id))
+    assert changed is not None and store.get_subscription(old.subscription_id).channel_id == old.id
+
+
+def test_a_change_that_returns_none_is_left_out_and_the_others_land(store):
+    a, b = make(), make()
+    store.create(a)
+    store.create(b)
+    written = store.write_together(
+        ChangeChannel(a.id, lambda c: None), ChangeChannel(b.id, lambda c: c.copy(last_error="x"))
+    )
+    assert written[0] is None and written[1].last_error == "x"
+    assert store.get(a.id) == a and store.get(b.id).last_error == "x"
+
+
+def test_a_refused_change_writes_nothing_of_the_commit(store):
+    old = make()
+    store.create(old)
+    new = make(status="pending")
+
+    def refuse(current):
+        raise ChannelConflictError("no")
+
+    with pytest.raises(ChannelConflictError):
+        store.write_together(NewChannel(new), ChangeChannel(old.id, refuse))
+    assert store.find(new.id) is None and store.get(old.id) == old
+
+
+def test_a_taken_id_writes_nothing_of_the_commit(store):
+    taken, other = make(), make()
+    store.create(taken)
+    store.create(other)
+    with pytest.raises(ChannelExistsError):
+        store.write_together(ChangeChannel(other.id, lambda c: c.copy(last_error="x")), NewChannel(taken))
+    assert store.get(other.id) == other
+
+
+def test_a_commit_with_one_stale_version_writes_nothing(store):
+    """The backend's commit: a version precondition that fails refuses every write of it."""
+    stale = make()
+    store.create(stale)
+    record, version = store._read(stale.id)
+    store.update(stale.id, last_error="changed since")  # a new version
+    new = make(status="pending")
+    other = make()
+    _with_subscription(store, other)
+    sub_record, sub_version = store._doc_read("subscriptions", other.subscription_id)
+    writes = [
+        Write(CHANNELS, new.id, store._to_record(new)),
+        Write("subscriptions", other.subscription_id, {**sub_record, "detail": "x"}, sub_version, sub_record),
+        Write(CHANNELS, stale.id, {**record, "lastError": "lost"}, version, record),
+    ]
+    assert store._commit(writes) is None
+    assert store.find(new.id) is None
+    assert store.get(stale.id).last_error == "changed since"
+    assert store.get_subscription(other.subscription_id).detail is None
+
+
+def test_a_record_changed_since_it_was_remembered_is_read_again_and_judged_anew(store):
+    old = make()
+    store.create(old)
+    store.write_together(ChangeChannel(old.id, lambda c: c.copy(last_error="here")))  # remembered
+    elsewhere = open_second(store)
+    elsewhere.update(old.id, last_error="elsewhere")  # this store's remembered version is stale
+    seen = []
+
+    def change(current):
+        seen.append(current.last_error)
+        return current.copy(lease_owner="me")
+
+    new = make(status="pending")
+    store.write_together(NewChannel(new), ChangeChannel(old.id, change))
+    assert seen == ["here", "elsewhere"]
+    got = store.get(old.id)
+    assert (got.last_error, got.lease_owner) == ("elsewhere", "me") and store.get(new.id) == new
+    elsewhere.close()
+
+
+def test_concurrent_commits_over_the_same_records_lose_no_write(store):
+    a = make(last_error="0")
+    _with_subscription(store, a)
+
+    def bump(i):
+        return store.write_together(
+            ChangeChannel(a.id, lambda c: c.copy(last_error=str(int(c.last_error) + 1))),
+            ChangeSubscription(a.subscription_id, lambda s: s.copy(failures=s.failures + 1)),
+        )
+
+    run_concurrently(6, bump)
+    assert store.get(a.id).last_error == "6"
+    assert store.get_subscription(a.subscription_id).failures == 6
+
+
+def test_a_due_listing_lets_the_lease_claim_skip_its_read(store):
+    due = make(expiration=NOW + HOUR)
+    store.create(due)
+    fresh = open_second(store)  # remembers nothing of the create
+    [listed] = fresh.due_for_renewal(NOW + 2 * HOUR)
+    reads = count_reads(fresh)
+    assert fresh.claim_lease(listed.id, "me", now_ms=NOW, lease_seconds=60).lease_owner == "me"
+    assert reads == []
+    # A listed version that went stale is refused at the write; the claim reads and judges anew.
+    [listed] = fresh.due_for_renewal(NOW + 2 * HOUR)
+    store.update(due.id, lease_owner="other", lease_until=NOW + HOUR)
+    assert fresh.claim_lease(listed.id, "me", now_ms=NOW, lease_seconds=60) is None
+    assert reads == [due.id]
+    fresh.close()
+
+
+def open_second(store):
+    """Another store object on the same data (what another process or instance holds)."""
+    from channelkit.store import open_store
+
+    if hasattr(store, "path"):
+        return open_store(f"sqlite:///{store.path}")
+    return open_store("firestore", timeout=10, collection=store.collection_name)
+
+
+def count_reads(store):
+    reads = []
+    real = store._read
+
+    def counted(channel_id):
+        reads.append(channel_id)
+        return real(channel_id)
+
+    store._read = counted
+    return reads

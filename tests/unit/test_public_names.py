@@ -298,6 +298,14 @@ PUBLIC: dict[str, list[str]] = {
         "Record",
         "Version",
     ],
+    "channelkit.store.batches": [
+        "CHANNELS",
+        "ChangeChannel",
+        "ChangeSubscription",
+        "NewChannel",
+        "Write",
+        "WritesTogether",
+    ],
     "channelkit.store.claims": [
         "ClaimOutcome",
         "DONE",
@@ -325,7 +333,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "channelkit.store.sqlite": ["SQLiteStore", "path_from_url"],
     "channelkit.store.subscriptions": ["SubscriptionChange", "SubscriptionRecords"],
-    "channelkit.store.versions": ["KnownVersions", "VersionedChannels"],
+    "channelkit.store.versions": ["KnownVersions", "ListedVersions", "VersionedChannels"],
     "channelkit.subscribe": [
         "activate",
         "check_address",

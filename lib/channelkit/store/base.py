@@ -8,7 +8,8 @@ contract test suite runs against every backend.
 
 The rules live by concern: channels and their renewal leases here, the
 compare-and-set loop in ``versions``, the message claims in ``claims``, the
-subscription records in ``subscriptions``. Each
+subscription records in ``subscriptions``, several writes in one commit in
+``batches``. Each
 declares the primitives it needs; a backend implements them all.
 """
 
@@ -25,14 +26,15 @@ from channelkit.channel import Channel
 from channelkit.errors import ChannelConflictError, ChannelExistsError, ChannelNotFoundError
 from channelkit.signing import Signer
 from channelkit.store import records
+from channelkit.store.batches import WritesTogether
 from channelkit.store.claims import ClaimOutcome, MessageClaim, MessageClaims
 from channelkit.store.credentials import CredentialRecords
 from channelkit.store.records import ACTIVE, FAILED, PENDING, Record, Version
 from channelkit.store.subscriptions import SubscriptionRecords
-from channelkit.store.versions import MAX_CAS_ATTEMPTS, VersionedChannels
+from channelkit.store.versions import MAX_CAS_ATTEMPTS
 
 
-class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, CredentialRecords):
+class ChannelStore(WritesTogether, MessageClaims, SubscriptionRecords, CredentialRecords):
     """Channels, their renewal leases, their per-message dedupe claims, and the subscriptions.
 
     All times are passed in (``now_ms``): the clock belongs to the caller.
@@ -65,8 +67,8 @@ class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, Creden
         *,
         order_by: str | None = None,
         limit: int | None = None,
-    ) -> builtins.list[Record]:
-        """Records matching every ``(field, op, value)``; op is ``==`` or ``<=``."""
+    ) -> builtins.list[tuple[Record, Version]]:
+        """Records matching every ``(field, op, value)``, each with its version; op is ``==`` or ``<=``."""
 
     def close(self) -> None:
         """Release connections (optional)."""
@@ -127,14 +129,19 @@ class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, Creden
             filters.append(("status", "==", status))
         if subscription_id is not None:
             filters.append(("subscriptionId", "==", subscription_id))
-        channels = [self._from_record(r) for r in self._query(filters)]
+        channels = [self._from_record(r) for r, _ in self._query(filters)]
         epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
         return sorted(channels, key=lambda c: (c.created_at or epoch, c.id))
 
     def due_for_renewal(self, before_ms: int, *, limit: int | None = None) -> builtins.list[Channel]:
-        """Active channels expiring at or before ``before_ms``, soonest first."""
+        """Active channels expiring at or before ``before_ms``, soonest first.
+
+        The versions listed are kept (``versions.ListedVersions``): the lease claim that
+        follows each starts from them instead of reading the channel again.
+        """
         found = self._query([("renewAt", "<=", int(before_ms))], order_by="renewAt", limit=limit)
-        return [self._from_record(r) for r in found]
+        self._listed.keep(found)
+        return [self._from_record(r) for r, _ in found]
 
     def record_resource(self, channel_id: str, resource_id: str, resource_uri: str | None = None) -> Channel:
         """Teach a channel its resource id from its first valid notification, once.
@@ -162,7 +169,7 @@ class ChannelStore(VersionedChannels, MessageClaims, SubscriptionRecords, Creden
     def pending_stops(self, *, limit: int | None = None) -> builtins.list[Channel]:
         """Channels that still have to be stopped at Google (``stop_pending``)."""
         found = self._query([("stopPending", "==", True)], limit=limit)
-        return [self._from_record(r) for r in found]
+        return [self._from_record(r) for r, _ in found]
 
     def claim_lease(
         self,

@@ -4,7 +4,8 @@ Translates the primitives of ``ChannelStore`` to google-cloud-firestore:
 create-only writes are ``DocumentReference.create``; compare-and-set is an
 update or delete with a ``last_update_time`` precondition (an atomic,
 single-document check on the server, with no transaction round trips); the
-version is the document's ``update_time``.
+version is the document's ``update_time``. Writes committed together are one
+batched write (one commit RPC), each with its precondition.
 
 Every call carries an explicit timeout and a bounded retry, so an outage
 surfaces as ``StoreUnavailable`` within ``CHANNELKIT_STORE_TIMEOUT`` seconds
@@ -24,6 +25,7 @@ from google.api_core import retry as gretry
 from channelkit import config
 from channelkit.errors import ChannelExistsError, StoreUnavailable
 from channelkit.store.base import ChannelStore
+from channelkit.store.batches import CHANNELS, Write
 from channelkit.store.documents import KINDS
 from channelkit.store.records import Record, Version
 
@@ -170,15 +172,38 @@ class FirestoreStore(ChannelStore):
                 return None
         return result.update_time  # the new version
 
-    def _query(self, filters=(), *, order_by=None, limit=None) -> list[Record]:
-        return self._paged(_filtered(self._channels, filters), order_by=order_by, limit=limit)
+    def _query(self, filters=(), *, order_by=None, limit=None) -> list[tuple[Record, Version]]:
+        query = _filtered(self._channels, filters)
+        return self._paged(query, order_by=order_by, limit=limit, versions=True)
 
-    def _paged(self, query, *, order_by=None, limit=None) -> list[Record]:
+    def _commit(self, writes: list[Write]) -> list[Version] | None:
+        """One batched write (one commit RPC): preconditions on each version, create-only for new ones."""
+        batch = self.client.batch()
+        for write in writes:
+            if write.kind == CHANNELS:
+                ref = self._channels.document(document_id(write.doc_id))
+            else:
+                ref = self._doc(write.kind, write.doc_id)
+            if write.creates:
+                batch.create(ref, write.record)
+            else:
+                changes = _replacing(write.record, write.previous or {})
+                batch.update(ref, changes, option=self._precondition(write.version))
+        with self._errors():
+            try:
+                results = batch.commit(**self._write_kw)
+            except (gexc.AlreadyExists, gexc.Conflict) as exc:
+                raise ChannelExistsError(f"a new record's id is taken: {exc}") from exc
+            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+                return None
+        return [result.update_time for result in results]
+
+    def _paged(self, query, *, order_by=None, limit=None, versions=False) -> list[Any]:
         if order_by:
             query = query.order_by(order_by)
         # Page through large results: each page is one call within the store's
         # time bound, where one call for 10,000 due channels could outlast it.
-        found: list[Record] = []
+        found: list[Any] = []
         last = None
         while True:
             want = QUERY_PAGE if limit is None else min(QUERY_PAGE, int(limit) - len(found))
@@ -189,7 +214,10 @@ class FirestoreStore(ChannelStore):
                 page = page.start_after(last)
             with self._errors():
                 snapshots = list(page.get(**self._read_kw))
-            found.extend(snap.to_dict() for snap in snapshots)
+            if versions:
+                found.extend((snap.to_dict(), snap.update_time) for snap in snapshots)
+            else:
+                found.extend(snap.to_dict() for snap in snapshots)
             if len(snapshots) < want:
                 return found
             last = snapshots[-1]

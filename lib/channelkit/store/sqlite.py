@@ -3,7 +3,7 @@
 Only translates the primitives of ``ChannelStore`` to SQL. Records are kept as
 JSON; versions are random ids, so a compare-and-set is one conditional
 ``UPDATE``/``DELETE`` and a deleted-then-recreated row never matches an old
-version. Several processes may share one file (WAL mode, busy timeout).
+version. Writes committed together are one transaction. Several processes may share one file (WAL mode, busy timeout).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from channelkit import config
 from channelkit.errors import ChannelExistsError, ConfigError, StoreUnavailable
 from channelkit.store.base import ChannelStore
+from channelkit.store.batches import CHANNELS, Write
 from channelkit.store.documents import KINDS
 from channelkit.store.records import Record, Version
 
@@ -179,15 +180,45 @@ class SQLiteStore(ChannelStore):
         )
         return changed == 1
 
-    def _query(self, filters=(), *, order_by=None, limit=None) -> list[Record]:
-        sql, params = _select("SELECT data FROM channels", filters)
+    def _query(self, filters=(), *, order_by=None, limit=None) -> list[tuple[Record, Version]]:
+        sql, params = _select("SELECT data, version FROM channels", filters)
         if order_by:
             sql += " ORDER BY json_extract(data, ?)"
             params.append(f"$.{order_by}")
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [_decode(row[0]) for row in self._fetch(sql, params)]
+        return [(_decode(row[0]), row[1]) for row in self._fetch(sql, params)]
+
+    def _commit(self, writes: list[Write]) -> list[Version] | None:
+        """One transaction: every write, or (a version changed, an id taken) none."""
+        versions = [uuid.uuid4().hex for _ in writes]
+        with self._lock, self._errors():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for write, version in zip(writes, versions, strict=True):
+                    table = "channels" if write.kind == CHANNELS else _table(write.kind)
+                    if write.creates:
+                        try:
+                            self._db.execute(
+                                f"INSERT INTO {table} (id, version, data) VALUES (?, ?, ?)",
+                                (write.doc_id, version, _encode(write.record)),
+                            )
+                        except sqlite3.IntegrityError as exc:
+                            raise ChannelExistsError(f"{write.kind} {write.doc_id!r} already exists") from exc
+                        continue
+                    changed = self._db.execute(
+                        f"UPDATE {table} SET data = ?, version = ? WHERE id = ? AND version = ?",
+                        (_encode(write.record), version, write.doc_id, write.version),
+                    ).rowcount
+                    if changed != 1:
+                        self._db.execute("ROLLBACK")
+                        return None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return versions
 
     # --- the records beside the channels (subscriptions, credentials, runs) ---
     # ``kind`` is one of documents.KINDS, each its own table: never user input in the SQL.

@@ -9,7 +9,9 @@ and write one if the version is unchanged.
 To save a read per change, a store remembers the record and version it last
 wrote for each channel and starts its next change there. The version
 precondition makes that as safe as a fresh read: if anyone wrote since, the
-write is refused and the loop reads.
+write is refused and the loop reads. The versions a listing of due channels
+saw are kept apart (``ListedVersions``), each for one change: the renewal
+lease is then taken with one write and no read.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from channelkit.store.records import Record, Version
 
 __all__ = [
     "KnownVersions",
+    "ListedVersions",
     "VersionedChannels",
 ]
 
@@ -36,6 +39,8 @@ __all__ = [
 MAX_CAS_ATTEMPTS = 20
 #: Channels whose last written (record, version) a store remembers.
 KNOWN_VERSIONS = 2048
+#: Channels whose listed (record, version) a store keeps until their first change.
+LISTED_VERSIONS = 100_000
 
 #: A change to a channel: the new channel, or None to leave the record as it is.
 Change = Callable[[Channel], Channel | None]
@@ -69,6 +74,31 @@ class KnownVersions:
             self._known.pop(channel_id, None)
 
 
+class ListedVersions:
+    """The (record, version) of the channels the last due listing returned, each taken once.
+
+    Kept apart from ``KnownVersions`` so that the writes of a long run do not push
+    the versions of channels it has yet to claim out; a new listing replaces them.
+    """
+
+    def __init__(self, size: int = LISTED_VERSIONS):
+        self.size = size
+        self._listed: dict[str, tuple[Record, Version]] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, found: list[tuple[Record, Version]]) -> None:
+        with self._lock:
+            self._listed = {
+                record["id"]: (record, version)
+                for record, version in found[: self.size]
+                if record.get("id") and version not in (None, True)
+            }
+
+    def take(self, channel_id: str) -> tuple[Record, Version] | None:
+        with self._lock:
+            return self._listed.pop(channel_id, None)
+
+
 class VersionedChannels(abc.ABC):
     """Channel records changed by compare-and-set; a backend gives ``_read`` and ``_compare_and_set``."""
 
@@ -78,6 +108,12 @@ class VersionedChannels(abc.ABC):
 
     def __init__(self) -> None:
         self._known = KnownVersions()
+        self._listed = ListedVersions()
+
+    def _start(self, channel_id: str) -> tuple[Record, Version] | None:
+        """The (record, version) a change may start from without a read: last written, else listed."""
+        listed = self._listed.take(channel_id)
+        return self._known.recall(channel_id) or listed
 
     def _to_record(self, channel: Channel) -> Record:
         return records.to_record(channel, ttl_days=self.ttl_days, signer=self.signer)
@@ -114,7 +150,7 @@ class VersionedChannels(abc.ABC):
         raised by ``change``) is never taken on a remembered record: it is taken
         again on a fresh read.
         """
-        start = self._known.recall(channel_id)
+        start = self._start(channel_id)
         for _ in range(MAX_CAS_ATTEMPTS):
             remembered = start is not None
             if start is not None:
