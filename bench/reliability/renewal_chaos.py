@@ -12,9 +12,11 @@ Each cycle:
 2. Google misbehaves: the next few ``watch`` and ``channels.stop`` calls fail
    (503, 500, 429 — transient, retried — or 403 — credentials: kept for the next run);
 3. a renewal run dies at a random step: the process "crashes" (a ``BaseException``
-   no code catches) at one store or Google call of the flow — lease, successor
-   stored, watch, successor active, old retired, old stopped at Google, stop
-   recorded — either before the call or just after it landed; once dead, every
+   no code catches) at one store or Google call of the flow — the commit of the
+   lease with the pending successor, watch, the commit of the successor active
+   with the old channel retired and ``renewed`` recorded, old stopped at Google,
+   the commit of the stop with the event delivered (and the single writes of
+   the other branches) — either before the call or just after it landed; once dead, every
    further call of that run dies too (all its threads);
 4. half of the subscriptions' resources change while things are half done;
 5. 11 minutes later (the crashed run's lease has lapsed) a second run, which may
@@ -63,7 +65,7 @@ LEASE = 600
 RUN_GAP = 11 * 60  # between runs of one cycle: longer than the lease
 SIZES = {"small": (20, 5), "full": (500, 20)}  # subscriptions, cycles
 #: The steps of the renewal flow where a run may die (store or Google calls).
-STORE_STEPS = ("claim_lease", "create", "update", "release_lease", "find", "get", "list")
+STORE_STEPS = ("write_together", "claim_lease", "create", "update", "release_lease", "find", "get", "list")
 GOOGLE_STEPS = ("watch", "stop")
 WATCH_FAULTS = (503, 500, 429, 403)
 STOP_FAULTS = (503, 500, 403)

@@ -11,6 +11,7 @@ outbox (events keep their order) until the next attempt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from channelkit import logs
@@ -24,7 +25,9 @@ __all__ = [
     "default_dispatcher",
     "deliver_events",
     "deliver_pending",
+    "dispatch_events",
     "event_notification",
+    "without_events",
 ]
 
 log = logs.get_logger("channelkit.events")
@@ -109,40 +112,75 @@ def deliver_events(
     for event in subscription.events:
         if recorded_before_ms is not None and int(event.get("at") or 0) > recorded_before_ms:
             break
-        channel = (channels or {}).get(event.get("channelId") or "") or _channel_for(
-            store, subscription, event.get("channelId")
-        )
-        try:
-            getattr(dispatcher, "dispatch", dispatcher)(event_notification(event, channel), channel)
-        except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
-            logs.event(
-                log,
-                "ERROR",
-                f"lifecycle event {event['event']} not delivered, kept for the next renewal run",
-                outcome="event_dispatch_failed",
-                subscriptionId=subscription.id,
-                channelId=event.get("channelId"),
-                error=type(exc).__name__,
-            )
+        if not _dispatch(store, dispatcher, subscription, event, channels):
             break
-        store.change_subscription(subscription.id, _without(event["id"]))
+        store.change_subscription(subscription.id, without_events([event["id"]]))
         delivered += 1
-        logs.event(
-            log,
-            "INFO",
-            f"lifecycle event {event['event']} delivered",
-            outcome="event_delivered",
-            subscriptionId=subscription.id,
-            channelId=event.get("channelId"),
-            event=event["event"],
-            reason=event.get("reason"),
-        )
     return delivered
 
 
-def _without(event_id: str):
+def dispatch_events(
+    store: ChannelStore, dispatcher: Any, subscription: Subscription, *, channels: dict[str, Channel]
+) -> list[str]:
+    """Send the subscription's pending events in order, leaving them in the outbox; the ids sent.
+
+    The caller takes them out (``without_events``) in a write of its own, which it
+    may commit with others (the renewal's last one). A crash before that write
+    sends them again on the next run: at least once.
+    """
+    sent: list[str] = []
+    if dispatcher is None:
+        return sent
+    for event in subscription.events:
+        if not _dispatch(store, dispatcher, subscription, event, channels):
+            break
+        sent.append(event["id"])
+    return sent
+
+
+def _dispatch(
+    store: ChannelStore,
+    dispatcher: Any,
+    subscription: Subscription,
+    event: dict[str, Any],
+    channels: dict[str, Channel] | None,
+) -> bool:
+    """Send one event to the app; False (logged) if its handler failed."""
+    channel = (channels or {}).get(event.get("channelId") or "") or _channel_for(
+        store, subscription, event.get("channelId")
+    )
+    try:
+        getattr(dispatcher, "dispatch", dispatcher)(event_notification(event, channel), channel)
+    except Exception as exc:  # noqa: BLE001 - the app's handler may raise anything
+        logs.event(
+            log,
+            "ERROR",
+            f"lifecycle event {event['event']} not delivered, kept for the next renewal run",
+            outcome="event_dispatch_failed",
+            subscriptionId=subscription.id,
+            channelId=event.get("channelId"),
+            error=type(exc).__name__,
+        )
+        return False
+    logs.event(
+        log,
+        "INFO",
+        f"lifecycle event {event['event']} delivered",
+        outcome="event_delivered",
+        subscriptionId=subscription.id,
+        channelId=event.get("channelId"),
+        event=event["event"],
+        reason=event.get("reason"),
+    )
+    return True
+
+
+def without_events(event_ids: list[str]) -> Callable[[Subscription], Subscription | None]:
+    """A change that takes these events out of the outbox (None when none of them is there)."""
+    gone = set(event_ids)
+
     def change(current: Subscription) -> Subscription | None:
-        kept = [e for e in current.events if e.get("id") != event_id]
+        kept = [e for e in current.events if e.get("id") not in gone]
         return current.copy(events=kept) if len(kept) != len(current.events) else None
 
     return change

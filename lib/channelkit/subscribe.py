@@ -35,14 +35,18 @@ from channelkit.user_credentials import ADC, parse_reference
 
 __all__ = [
     "activate",
+    "active_fields",
     "check_address",
     "error_text",
     "fail",
+    "mark_active",
     "stop",
     "stop_at_google",
+    "stop_call",
     "stop_subscription",
     "subscribe",
     "subscription_for",
+    "watched",
 ]
 
 
@@ -209,6 +213,12 @@ def subscription_for(channel: ch.Channel, now_ms: int, *, cursor: str | None = N
 
 def activate(new: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.Channel:
     """Call ``watch`` for a stored ``pending`` channel and mark it ``active`` (or ``failed``)."""
+    return mark_active(watched(new, store=store, google=google), store=store, google=google)
+
+
+def watched(new: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.Channel:
+    """Call ``watch`` for a stored ``pending`` channel: the channel as Google answered (not
+    stored yet; ``active_fields`` say what to store). On a refusal it is marked ``failed``."""
     try:
         response = google.watch(
             new.api, new.version, new.method, new.method_params or {}, new.body(), credentials=new.credentials
@@ -222,19 +232,28 @@ def activate(new: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.C
         # Google answered without an expiration: assume its usual default, so that
         # renewal still finds the channel before it dies.
         learned.expiration = int((time.time() + ASSUMED_LIFETIME) * 1000)
+    return learned
+
+
+def active_fields(learned: ch.Channel) -> dict[str, Any]:
+    """What marking a watched channel ``active`` writes (only over a ``pending`` one)."""
+    return {
+        "status": ACTIVE,
+        "resource_id": learned.resource_id or None,
+        "resource_uri": learned.resource_uri or None,
+        "expiration": learned.expiration,
+        "last_error": None,
+    }
+
+
+def mark_active(learned: ch.Channel, *, store: ChannelStore, google: GoogleApi) -> ch.Channel:
+    """Store a watched channel ``active``; if it left ``pending`` meanwhile, stop it at Google
+    and raise ``ChannelConflictError``."""
     try:
-        return store.update(
-            new.id,
-            expect_status=PENDING,
-            status=ACTIVE,
-            resource_id=learned.resource_id or None,
-            resource_uri=learned.resource_uri or None,
-            expiration=learned.expiration,
-            last_error=None,
-        )
+        return store.update(learned.id, expect_status=PENDING, **active_fields(learned))
     except ChannelConflictError:
         # Stopped (or failed) while watch ran: the channel is live at Google, so stop it there.
-        marked = store.update(new.id, resource_id=learned.resource_id or None, stop_pending=True)
+        marked = store.update(learned.id, resource_id=learned.resource_id or None, stop_pending=True)
         stop_at_google(marked, store=store, google=google)
         raise
 
@@ -259,6 +278,15 @@ def stop_at_google(channel: ch.Channel, *, store: ChannelStore, google: GoogleAp
     one whose stored grant Google refused or that was removed: no retry can
     succeed, so it is left to expire, with the reason in ``lastError``.
     """
+    fields, error = stop_call(channel, google=google)
+    if fields:
+        store.update(channel.id, **fields)
+    return error
+
+
+def stop_call(channel: ch.Channel, *, google: GoogleApi) -> tuple[dict[str, Any], GoogleApiError | None]:
+    """``channels.stop`` for a channel, nothing stored: the fields to store ({}: none) and the
+    error to report (None: done), as ``stop_at_google`` describes."""
     if channel.resource_id:
         try:
             google.stop(
@@ -269,13 +297,9 @@ def stop_at_google(channel: ch.Channel, *, store: ChannelStore, google: GoogleAp
         except GoogleApiError as exc:
             if getattr(exc, "reason", None) in _GRANT_GONE:
                 note = f"not stopped at Google, it ends at its expiration: {error_text(exc)}"
-                store.update(channel.id, stop_pending=None, last_error=note[:500])
-                return None
-            store.update(channel.id, stop_pending=True, last_error=error_text(exc))
-            return exc
-    if channel.stop_pending:
-        store.update(channel.id, stop_pending=None)
-    return None
+                return {"stop_pending": None, "last_error": note[:500]}, None
+            return {"stop_pending": True, "last_error": error_text(exc)}, exc
+    return ({"stop_pending": None} if channel.stop_pending else {}), None
 
 
 def stop(

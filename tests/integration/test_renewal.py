@@ -258,24 +258,27 @@ def crash_once(monkeypatch, obj, name, *, after=False):
 @pytest.mark.parametrize(
     "step",
     [
-        "successor stored",  # died before watch
+        "lease and successor committed",  # died before watch
         "watch done",  # watch went through at Google, nothing recorded
-        "successor active",  # died before retiring the old channel
-        "old marked stopped",  # died before stopping the old channel at Google
+        "renewal committed",  # successor active, renewed recorded, old retired: died before delivering
+        "event delivered",  # died before stopping the old channel at Google
+        "old stopped at Google",  # died before recording the stop and the delivered event
     ],
 )
 def test_a_crash_after_any_step_converges_on_the_next_run(
     store, simulator, watch, run, google, monkeypatch, step, handler
 ):
     old = watch("F1", ttl=HOUR)
-    if step == "successor stored":
+    if step == "lease and successor committed":
         crash_once(monkeypatch, google, "watch")
     elif step == "watch done":
         crash_once(monkeypatch, google, "watch", after=True)
-    elif step == "successor active":
-        crash_once(monkeypatch, renewal.Renewer, "_retire")
+    elif step == "renewal committed":
+        crash_once(monkeypatch, renewal.renewer, "dispatch_events")
+    elif step == "event delivered":
+        crash_once(monkeypatch, renewal.renewer, "stop_call")
     else:
-        crash_once(monkeypatch, renewal.renewer, "stop_at_google")
+        crash_once(monkeypatch, renewal.renewer, "stop_call", after=True)
     with pytest.raises(Crash):
         run(renew_before=3 * HOUR, concurrency=1)
     monkeypatch.undo()
@@ -385,23 +388,24 @@ def test_progress_is_reported_for_every_due_channel(store, simulator, watch, run
 def test_a_stalled_run_finishing_after_another_keeps_one_active_channel(
     store, simulator, watch, run, monkeypatch
 ):
-    """A activates its successor, stalls past its lease; B retires the old channel to it."""
+    """A watched its successor, stalls past its lease before its commit; B abandons A's
+    successor and renews; A's commit is refused, and A stops its successor at Google."""
     old = watch("F1", ttl=4 * HOUR)
     simulator.clock.advance(2 * HOUR)  # due now; a successor (4 h) will not be
-    real_retire = renewal.Renewer._retire
+    real_record = renewal.Renewer._record_renewal
     other = {}
 
-    def stalled_retire(self, old_channel, successor, summary):
+    def stalled_record(self, r):
         if not other:
-            other["started"] = True  # B itself retires normally
+            other["started"] = True  # B itself records normally
             simulator.clock.advance(LEASE + 1)  # A's lease lapses while it stalls
             other["summary"] = run(renew_before=3 * HOUR)
-        return real_retire(self, old_channel, successor, summary)
+        return real_record(self, r)
 
-    monkeypatch.setattr(renewal.Renewer, "_retire", stalled_retire)
+    monkeypatch.setattr(renewal.Renewer, "_record_renewal", stalled_record)
     first = run(renew_before=3 * HOUR)
     assert [p["old"] for p in other["summary"].renewed] == [old.id]
-    assert first.renewed == [] and first.skipped[0]["reason"] == "renewed by another run"
+    assert first.renewed == [] and first.skipped[0]["reason"] == "stopped during renewal"
     assert_converged(store, simulator)
     assert store.get(old.id).renewed_by == other["summary"].renewed[0]["new"]
 

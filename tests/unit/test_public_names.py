@@ -181,7 +181,9 @@ PUBLIC: dict[str, list[str]] = {
         "default_dispatcher",
         "deliver_events",
         "deliver_pending",
+        "dispatch_events",
         "event_notification",
+        "without_events",
     ],
     "channelkit.google_api": [
         "INVALID_GRANT",
@@ -297,6 +299,7 @@ PUBLIC: dict[str, list[str]] = {
         "MessageClaim",
         "Record",
         "Version",
+        "lease_claim",
     ],
     "channelkit.store.batches": [
         "CHANNELS",
@@ -336,14 +339,18 @@ PUBLIC: dict[str, list[str]] = {
     "channelkit.store.versions": ["KnownVersions", "ListedVersions", "VersionedChannels"],
     "channelkit.subscribe": [
         "activate",
+        "active_fields",
         "check_address",
         "error_text",
         "fail",
+        "mark_active",
         "stop",
         "stop_at_google",
+        "stop_call",
         "stop_subscription",
         "subscribe",
         "subscription_for",
+        "watched",
     ],
     "channelkit.subscription": [
         "Event",

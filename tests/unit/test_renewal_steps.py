@@ -13,8 +13,8 @@ def test_every_step_has_its_method_and_its_following_steps():
             assert callable(getattr(Renewer, "_" + step.name.lower())), step
 
 
-def test_every_step_is_reached_from_the_claim_and_every_path_ends_done():
-    reached, todo = set(), [RenewalStep.CLAIM_LEASE]
+def test_every_step_is_reached_from_the_first_and_every_path_ends_done():
+    reached, todo = set(), [RenewalStep.CHECK_SUBSCRIPTION]
     while todo:
         step = todo.pop()
         if step not in reached:
@@ -29,12 +29,25 @@ def test_every_step_is_reached_from_the_claim_and_every_path_ends_done():
 
 
 def test_new_before_old():
-    """On every path, the old channel is retired only after the app was told of a live successor."""
-    assert NEXT_STEPS[RenewalStep.WATCH] == (RenewalStep.NOTIFY_RENEWED, RenewalStep.RELEASE_LEASE)
-    leading_to_retire = [s for s, following in NEXT_STEPS.items() if RenewalStep.RETIRE_OLD in following]
-    assert leading_to_retire == [RenewalStep.NOTIFY_RENEWED]
+    """On every path, the old channel is retired only once a successor is live at Google:
+    in the commit after the watch (or one write at a time after it), and stopped after that."""
+    assert NEXT_STEPS[RenewalStep.WATCH] == (RenewalStep.RECORD_RENEWAL, RenewalStep.RELEASE_LEASE)
+    retiring = [s for s, following in NEXT_STEPS.items() if RenewalStep.RECORD_RENEWAL in following]
+    assert retiring == [RenewalStep.FIND_SUCCESSOR, RenewalStep.WATCH]  # found active, or watched
+    assert NEXT_STEPS[RenewalStep.RECORD_RENEWAL] == (RenewalStep.NOTIFY_RENEWED, RenewalStep.RECORD_APART)
     leading_to_stop = [s for s, following in NEXT_STEPS.items() if RenewalStep.STOP_OLD in following]
-    assert leading_to_stop == [RenewalStep.RETIRE_OLD]
+    assert leading_to_stop == [RenewalStep.RECORD_APART, RenewalStep.NOTIFY_RENEWED]
+
+
+def test_a_successor_is_stored_only_under_the_lease():
+    """The pending successor is written in the lease's commit, or after the lease alone."""
+    assert NEXT_STEPS[RenewalStep.CHECK_SUBSCRIPTION][:2] == (
+        RenewalStep.CLAIM_AND_MAKE,
+        RenewalStep.CLAIM_LEASE,
+    )
+    making = [s for s, following in NEXT_STEPS.items() if RenewalStep.MAKE_SUCCESSOR in following]
+    assert making == [RenewalStep.FIND_SUCCESSOR]
+    assert NEXT_STEPS[RenewalStep.CLAIM_LEASE] == (RenewalStep.FIND_SUCCESSOR, RenewalStep.DONE)
 
 
 def summary():

@@ -19,9 +19,16 @@ from typing import Any
 
 from channelkit import config, logs, signing
 from channelkit.channel import Channel, Notification, to_millis
-from channelkit.errors import ChannelConflictError, GoogleApiError, ResourceGoneError, TransientApiError
-from channelkit.events import deliver_events
+from channelkit.errors import (
+    ChannelConflictError,
+    ChannelNotFoundError,
+    GoogleApiError,
+    ResourceGoneError,
+    TransientApiError,
+)
+from channelkit.events import deliver_events, dispatch_events, without_events
 from channelkit.google_api import INVALID_GRANT, GoogleApi
+from channelkit.lifecycle import record_success
 from channelkit.migrate import ensure_subscription
 from channelkit.renewal.cleanup import abandon, stop_maybe_live
 from channelkit.renewal.lifecycle import after_failure, after_success, suspend_credential
@@ -29,8 +36,10 @@ from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.steps import NEXT_STEPS, RenewalStep
 from channelkit.signing import Signer
 from channelkit.store import ACTIVE, FAILED, PENDING, STOPPED, ChannelStore
+from channelkit.store.base import lease_claim
+from channelkit.store.batches import ChangeChannel, ChangeSubscription, NewChannel
 from channelkit.store.records import SealedToken
-from channelkit.subscribe import activate, error_text, stop_at_google
+from channelkit.subscribe import active_fields, error_text, mark_active, stop_call, watched
 from channelkit.subscription import Reason, State, Subscription
 
 __all__ = [
@@ -61,10 +70,16 @@ class ChannelRenewal:
     #: A run may have started replacing ``old`` without finishing: look for its successor.
     search: bool
     successor: Channel | None = None
+    #: The successor as Google answered its watch, not stored active yet.
+    watched: Channel | None = None
     #: The old channel as retired (marked stopped), to stop at Google.
     retired: Channel | None = None
     #: Its subscription's record (None only for a channel stored without a subscription id).
     subscription: Subscription | None = None
+    #: The subscription as the renewal's commit wrote it (None: that commit left it as it was).
+    recorded: Subscription | None = None
+    #: Events sent to the app and still in the outbox: STOP_OLD's commit takes them out.
+    delivered: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -104,7 +119,7 @@ class Renewer:
         next run looks for what was left.
         """
         renewal = ChannelRenewal(old, summary, search=self._may_have_successor(old))
-        step = RenewalStep.CLAIM_LEASE
+        step = RenewalStep.CHECK_SUBSCRIPTION
         while step is not RenewalStep.DONE:
             following: RenewalStep = getattr(self, "_" + step.name.lower())(renewal)
             if following not in NEXT_STEPS[step]:
@@ -120,32 +135,43 @@ class Renewer:
 
     # --- the steps, in the order of RenewalStep ------------------------------------
 
+    def _check_subscription(self, r: ChannelRenewal) -> RenewalStep:
+        """Only an active subscription is renewed: a suspended one sees no watch until reactivated."""
+        r.subscription = ensure_subscription(self.store, [r.old], self.now_ms())
+        if r.subscription is not None and not r.subscription.is_active:
+            reason = f"subscription {r.subscription.state}" + (
+                f": {r.subscription.reason}" if r.subscription.reason else ""
+            )
+            self._hold(r, reason)  # out of the due query until reactivated
+            return RenewalStep.DONE
+        if isinstance(r.old.token, SealedToken):
+            # A successor would carry a token that no notification can match: leave it to a run with the key.
+            r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": SEALED_TOKEN})
+            return RenewalStep.DONE
+        return RenewalStep.CLAIM_LEASE if r.search else RenewalStep.CLAIM_AND_MAKE
+
+    def _claim_and_make(self, r: ChannelRenewal) -> RenewalStep:
+        """The lease and the pending successor in one commit: neither without the other."""
+        now_ms = self.now_ms()
+        successor = successor_of(r.old, now_ms, self.store.signer)
+        claim = lease_claim(self.owner, now_ms=now_ms, lease_seconds=self.lease_seconds)
+        try:
+            claimed, made = self.store.write_together(
+                ChangeChannel(r.old.id, claim, required=True), NewChannel(successor)
+            )
+        except (ChannelConflictError, ChannelNotFoundError):
+            return self._not_claimed(r)
+        r.old, r.successor = claimed, made
+        return RenewalStep.WATCH
+
     def _claim_lease(self, r: ChannelRenewal) -> RenewalStep:
         claimed = self.store.claim_lease(
             r.old.id, self.owner, now_ms=self.now_ms(), lease_seconds=self.lease_seconds
         )
         if claimed is None:
-            reason = "claimed by another run or no longer active"
-            r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": reason})
-            return RenewalStep.DONE
+            return self._not_claimed(r)
         r.old = claimed
-        return RenewalStep.CHECK_SUBSCRIPTION
-
-    def _check_subscription(self, r: ChannelRenewal) -> RenewalStep:
-        """Only an active subscription is renewed: a suspended one sees no watch until reactivated."""
-        r.subscription = ensure_subscription(self.store, [r.old], self.now_ms())
-        if r.subscription is not None and not r.subscription.is_active:
-            self.store.update(r.old.id, held=True)  # out of the due query until reactivated
-            reason = f"subscription {r.subscription.state}" + (
-                f": {r.subscription.reason}" if r.subscription.reason else ""
-            )
-            r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": reason})
-            return RenewalStep.RELEASE_LEASE
-        if isinstance(r.old.token, SealedToken):
-            # A successor would carry a token that no notification can match: leave it to a run with the key.
-            r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": SEALED_TOKEN})
-            return RenewalStep.RELEASE_LEASE
-        return RenewalStep.FIND_SUCCESSOR if r.search else RenewalStep.MAKE_SUCCESSOR
+        return RenewalStep.FIND_SUCCESSOR
 
     def _find_successor(self, r: ChannelRenewal) -> RenewalStep:
         """Adopt the active successor a crashed or slow run left; abandon every other one."""
@@ -162,7 +188,7 @@ class Renewer:
             else:
                 reason = "abandoned: a second successor"
                 abandon(candidate, r.old, reason, store=self.store, google=self.google, expect=ACTIVE)
-        return RenewalStep.NOTIFY_RENEWED if r.successor is not None else RenewalStep.MAKE_SUCCESSOR
+        return RenewalStep.RECORD_RENEWAL if r.successor is not None else RenewalStep.MAKE_SUCCESSOR
 
     def _make_successor(self, r: ChannelRenewal) -> RenewalStep:
         r.successor = successor_of(r.old, self.now_ms(), self.store.signer)
@@ -171,18 +197,15 @@ class Renewer:
 
     def _watch(self, r: ChannelRenewal) -> RenewalStep:
         old, pending = r.old, r.successor
-        assert pending is not None  # made by MAKE_SUCCESSOR
+        assert pending is not None  # made by CLAIM_AND_MAKE or MAKE_SUCCESSOR
         try:
-            r.successor = activate(pending, store=self.store, google=self.google)
-        except ChannelConflictError:
-            r.summary.add(RenewalOutcome.SKIPPED, {"id": old.id, "reason": "stopped during renewal"})
-            return RenewalStep.RELEASE_LEASE
+            r.watched = watched(pending, store=self.store, google=self.google)
         except GoogleApiError as exc:
             if isinstance(exc, TransientApiError):
                 stop_maybe_live(pending, old, store=self.store, google=self.google)
             self._refused(r, exc)
             return RenewalStep.RELEASE_LEASE
-        return RenewalStep.NOTIFY_RENEWED
+        return RenewalStep.RECORD_RENEWAL
 
     def _refused(self, r: ChannelRenewal, exc: GoogleApiError) -> None:
         """Google refused the successor: record it on the subscription, then on the old channel."""
@@ -237,8 +260,41 @@ class Renewer:
             identities.revoke(reference.partition(":")[2])
         suspend_credential(self.store, reference, detail, now_ms=self.now_ms(), dispatcher=self.dispatcher)
 
-    def _notify_renewed(self, r: ChannelRenewal) -> RenewalStep:
-        assert r.successor is not None  # found or made, and live
+    def _record_renewal(self, r: ChannelRenewal) -> RenewalStep:
+        """One commit: the successor active (if just watched), ``renewed`` with its event on the
+        subscription, the old channel stopped with its stop pending and its lease released."""
+        successor = r.successor
+        assert successor is not None  # found active, or made and watched
+        now_ms = self.now_ms()
+        items: list[Any] = []
+        if r.watched is not None:
+            fields = active_fields(r.watched)
+            items.append(ChangeChannel(successor.id, _if_status(PENDING, fields), required=True))
+        items.append(
+            ChangeChannel(r.old.id, _if_status(ACTIVE, self._retired_fields(successor)), required=True)
+        )
+        if r.subscription is not None:
+            items.append(ChangeSubscription(r.subscription.id, _recording(successor.id, now_ms)))
+        try:
+            written = self.store.write_together(*items)
+        except (ChannelConflictError, ChannelNotFoundError):
+            return RenewalStep.RECORD_APART  # something moved on meanwhile: judge each write alone
+        if r.watched is not None:
+            r.successor = written[0]
+        r.retired = written[1 if r.watched is not None else 0]
+        r.recorded = written[-1] if r.subscription is not None else None
+        r.summary.add(RenewalOutcome.RENEWED, {"old": r.old.id, "new": successor.id})
+        return RenewalStep.NOTIFY_RENEWED
+
+    def _record_apart(self, r: ChannelRenewal) -> RenewalStep:
+        """The renewal's writes one at a time, each judged on what is stored (a refused commit)."""
+        if r.watched is not None:
+            try:
+                r.successor = mark_active(r.watched, store=self.store, google=self.google)
+            except ChannelConflictError:
+                r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": "stopped during renewal"})
+                return RenewalStep.RELEASE_LEASE
+        assert r.successor is not None
         if r.subscription is None:
             send_renewed(self.dispatcher, r.successor)
         else:
@@ -248,16 +304,33 @@ class Renewer:
                 deliver_events(self.store, self.dispatcher, written.id, known=written, channels=channels)
             else:  # recorded by a run that died before delivering, or not active: deliver what waits
                 deliver_events(self.store, self.dispatcher, r.subscription.id)
-        return RenewalStep.RETIRE_OLD
-
-    def _retire_old(self, r: ChannelRenewal) -> RenewalStep:
-        assert r.successor is not None
         r.retired = self._retire(r.old, r.successor, r.summary)
         return RenewalStep.STOP_OLD if r.retired is not None else RenewalStep.RELEASE_LEASE
 
+    def _notify_renewed(self, r: ChannelRenewal) -> RenewalStep:
+        """Deliver the ``renewed`` event; it leaves the outbox in STOP_OLD's commit."""
+        assert r.successor is not None
+        if r.subscription is None:
+            send_renewed(self.dispatcher, r.successor)
+        elif r.recorded is not None:
+            channels = {r.successor.id: r.successor}
+            r.delivered = dispatch_events(self.store, self.dispatcher, r.recorded, channels=channels)
+        else:  # recorded by a run that died before delivering, or not active: deliver what waits
+            deliver_events(self.store, self.dispatcher, r.subscription.id)
+        return RenewalStep.STOP_OLD
+
     def _stop_old(self, r: ChannelRenewal) -> RenewalStep:
+        """``channels.stop`` for the old channel; then one commit: the stop, the events delivered."""
         assert r.retired is not None and r.successor is not None
-        if stop_at_google(r.retired, store=self.store, google=self.google) is None:
+        fields, error = stop_call(r.retired, google=self.google)
+        items: list[Any] = []
+        if fields:
+            items.append(ChangeChannel(r.retired.id, lambda current: current.copy(**fields)))
+        if r.delivered and r.subscription is not None:
+            items.append(ChangeSubscription(r.subscription.id, without_events(r.delivered)))
+        if items:
+            self.store.write_together(*items)
+        if error is None:
             r.summary.add(RenewalOutcome.STOPPED, r.old.id)
         _log("INFO", "channel renewed", r.successor, outcome="renewed", renews=r.old.id)
         return RenewalStep.DONE
@@ -266,6 +339,22 @@ class Renewer:
         if not r.search:  # else left to lapse: see renew_channel
             self.store.release_lease(r.old.id, self.owner)
         return RenewalStep.DONE
+
+    def _not_claimed(self, r: ChannelRenewal) -> RenewalStep:
+        reason = "claimed by another run or no longer active"
+        r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": reason})
+        return RenewalStep.DONE
+
+    def _hold(self, r: ChannelRenewal, reason: str) -> None:
+        """Take the channel out of the due query (one write, under the lease's own conditions)."""
+        hold = lease_claim(self.owner, now_ms=self.now_ms(), lease_seconds=0, held=True)
+        try:
+            written = self.store.write_together(ChangeChannel(r.old.id, hold, required=True))
+        except (ChannelConflictError, ChannelNotFoundError):
+            self._not_claimed(r)
+            return
+        r.old = written[0]
+        r.summary.add(RenewalOutcome.SKIPPED, {"id": r.old.id, "reason": reason})
 
     # --- what the steps share ------------------------------------------------------
 
@@ -282,22 +371,24 @@ class Renewer:
         """The successor is live: mark the old channel stopped, its claim released in the
         same write. The channel as retired, or None if it had left ``active`` meanwhile."""
         try:
-            retired = self.store.update(
-                old.id,
-                expect_status=ACTIVE,
-                status=STOPPED,
-                renewed_by=successor.id,
-                stopped_at=self.now_ms(),
-                stop_pending=True,
-                last_error=None,
-                lease_until=None,
-                lease_owner=None,
-            )
+            retired = self.store.update(old.id, expect_status=ACTIVE, **self._retired_fields(successor))
         except ChannelConflictError:
             self._retire_conflict(old.id, successor, summary)
             return None
         summary.add(RenewalOutcome.RENEWED, {"old": old.id, "new": successor.id})
         return retired
+
+    def _retired_fields(self, successor: Channel) -> dict[str, Any]:
+        """What retiring the old channel writes: stopped, its stop at Google pending, lease released."""
+        return {
+            "status": STOPPED,
+            "renewed_by": successor.id,
+            "stopped_at": self.now_ms(),
+            "stop_pending": True,
+            "last_error": None,
+            "lease_until": None,
+            "lease_owner": None,
+        }
 
     def _retire_conflict(self, old_id: str, successor: Channel, summary: RenewalSummary) -> None:
         """The old channel left ``active`` while we renewed it: find out why, on what is stored."""
@@ -320,6 +411,26 @@ class Renewer:
             reason = f"abandoned: predecessor became {current.status}"
             abandon(successor, current, reason, store=self.store, google=self.google, expect=ACTIVE)
             summary.add(skipped, {"id": old_id, "reason": f"channel became {current.status}"})
+
+
+def _if_status(status: str, fields: dict[str, Any]) -> Callable[[Channel], Channel | None]:
+    """A change that sets ``fields`` on a channel that is ``status``; None on any other."""
+
+    def change(current: Channel) -> Channel | None:
+        return current.copy(**fields) if current.status == status else None
+
+    return change
+
+
+def _recording(successor_id: str, now_ms: int) -> Callable[[Subscription], Subscription | None]:
+    """``renewed`` with its event, on an active subscription not told yet; else None (left as is)."""
+
+    def change(current: Subscription) -> Subscription | None:
+        if not current.is_active:
+            return None
+        return record_success(current, channel_id=successor_id, now_ms=now_ms)
+
+    return change
 
 
 #: Why a run without the deployment key leaves a channel whose token it cannot open.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import builtins
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from channelkit import config
@@ -185,17 +185,7 @@ class ChannelStore(WritesTogether, MessageClaims, SubscriptionRecords, Credentia
         Of several concurrent claimants exactly one gets the channel. A lease
         that ran out (``lease_until`` past) may be taken by anyone.
         """
-        allowed = _status_set(expect_status)
-        until = int(now_ms + lease_seconds * 1000)
-
-        def change(current: Channel) -> Channel | None:
-            if allowed is not None and current.status not in allowed:
-                return None
-            held_by_other = current.lease_owner not in (None, owner)
-            if held_by_other and (current.lease_until or 0) > now_ms:
-                return None
-            return current.copy(lease_until=until, lease_owner=owner)
-
+        change = lease_claim(owner, now_ms=now_ms, lease_seconds=lease_seconds, expect_status=expect_status)
         try:
             channel = self._cas_update(channel_id, change)
         except ChannelNotFoundError:
@@ -216,6 +206,30 @@ class ChannelStore(WritesTogether, MessageClaims, SubscriptionRecords, Credentia
             pass
 
 
+def lease_claim(
+    owner: str,
+    *,
+    now_ms: int,
+    lease_seconds: float,
+    expect_status: str | Iterable[str] | None = ACTIVE,
+    **fields: Any,
+) -> Callable[[Channel], Channel | None]:
+    """The change that takes the renewal lease (and sets ``fields`` with it); None when the
+    channel is not claimable: another status, or a lease another owner still holds."""
+    allowed = _status_set(expect_status)
+    until = int(now_ms + lease_seconds * 1000)
+
+    def change(current: Channel) -> Channel | None:
+        if allowed is not None and current.status not in allowed:
+            return None
+        held_by_other = current.lease_owner not in (None, owner)
+        if held_by_other and (current.lease_until or 0) > now_ms:
+            return None
+        return current.copy(lease_until=until, lease_owner=owner, **fields)
+
+    return change
+
+
 def _status_set(expect: str | Iterable[str] | None) -> frozenset[str] | None:
     if expect is None:
         return None
@@ -232,4 +246,5 @@ __all__ = [
     "MessageClaim",
     "Record",
     "Version",
+    "lease_claim",
 ]

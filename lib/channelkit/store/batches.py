@@ -10,8 +10,8 @@ the records are read again, the changes judged anew and the commit tried again,
 as the compare-and-set of a single record does (``versions``).
 
 A change returns the new value, or None to leave that record out of the commit
-(the others are still written); it raises (``ChannelConflictError``, say) to
-refuse the whole commit. As in ``versions``, a decision not to write is never
+(the others are still written; a ``required`` change's None refuses the whole
+commit); it raises (``ChannelConflictError``, say) to refuse the whole commit. As in ``versions``, a decision not to write is never
 taken on a remembered record, only on a fresh read.
 """
 
@@ -59,10 +59,14 @@ class NewChannel:
 
 @dataclasses.dataclass(frozen=True)
 class ChangeChannel:
-    """Change a stored channel: ``change(current)`` is the new channel, or None to leave it."""
+    """Change a stored channel: ``change(current)`` is the new channel, or None to leave it.
+
+    ``required``: a None refuses the whole commit (``ChannelConflictError``) instead.
+    """
 
     channel_id: str
     change: Callable[[Channel], Channel | None]
+    required: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +108,7 @@ class WritesTogether(VersionedChannels, Documents):
         precondition failed (nothing written). ``ChannelExistsError`` if a create-only
         write found its id taken (nothing written either)."""
 
-    def write_together(self, *items: Item) -> list[Any] | None:
+    def write_together(self, *items: Item) -> list[Any]:
         """Apply each item's change and commit them all at once; the values written, in order.
 
         A value is None for an item whose change left its record as it was. Raises
@@ -148,6 +152,8 @@ class WritesTogether(VersionedChannels, Documents):
             record, version = start
             channel = self._judge(item.change, self._from_record(record), fresh)
             if channel is None:
+                if item.required:
+                    raise ChannelConflictError(f"channel {item.channel_id!r}: its change did not apply")
                 return None, None
             return Write(CHANNELS, item.channel_id, self._to_record(channel), version, record), channel
         name = f"{SUBSCRIPTIONS}/{item.subscription_id}"
