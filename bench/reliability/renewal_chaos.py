@@ -253,10 +253,13 @@ def run(size: str, *, progress: Callable[[str], None] | None = None, seed: int |
                 sim.wait_idle(timeout=600)
 
             def crash_point() -> tuple[str, int]:
-                # The steps of one renewal: lease, successor stored, watch, successor
-                # active / old retired / stop recorded (update), old stopped at Google.
-                step = rng.choice(("claim_lease", "create", "watch", "update", "update", "stop"))
-                return step, rng.randint(1, subscriptions * (3 if step == "update" else 1))
+                # The steps of one renewal: the commits (lease + successor; successor active,
+                # renewed recorded, old retired; stop + event delivered), watch, old stopped at
+                # Google; and the single writes of the other branches (failures, stops, sweep).
+                step = rng.choice(
+                    ("write_together", "write_together", "watch", "write_together", "stop", "update")
+                )
+                return step, rng.randint(1, subscriptions * (3 if step == "write_together" else 1))
 
             for cycle in range(cycles):
                 sim.clock.advance(DAY - 2 * HOUR - 2 * RUN_GAP)
