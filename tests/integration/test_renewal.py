@@ -451,3 +451,53 @@ def test_renewals_come_before_retried_stops_and_the_sweep(store, simulator, watc
     assert ops[0] == "drive.files.watch"  # the renewal went first
     assert "drive.channels.stop" in ops
     assert summary.renewed[0]["old"] == due.id and leftover.id in summary.stopped
+
+
+# --- round trips ----------------------------------------------------------------------
+
+
+def test_a_clean_renewal_reads_its_subscription_once_and_commits_three_times(
+    store, simulator, watch, google, handler, clock
+):
+    """Lease + successor; successor active + renewed + old retired; stop + event delivered."""
+    import collections
+
+    from channelkit.store import open_store
+
+    channels = [watch(f"F{i}", ttl=HOUR) for i in range(3)]
+    fresh = open_store()  # a new instance: nothing remembered of the subscribes
+    calls: collections.Counter = collections.Counter()
+    primitives = (
+        "_read",
+        "_doc_read",
+        "_commit",
+        "_insert",
+        "_compare_and_set",
+        "_doc_insert",
+        "_doc_replace",
+        "_doc_touch",
+        "_doc_write",
+    )
+    for name in primitives:
+        real = getattr(fresh, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            if threading.current_thread().name.startswith("renew"):  # the channels' work, not the run's
+                calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        setattr(fresh, name, counted)
+    summary = renewal.renew_due(
+        store=fresh,
+        google=google,
+        dispatcher=handler,
+        clock=clock,
+        lease_seconds=LEASE,
+        renew_before=3 * HOUR,
+    )
+    fresh.close()
+    assert len(summary.renewed) == len(channels) and len(summary.stopped) == len(channels)
+    assert calls == {"_doc_read": 3, "_commit": 9}, calls
+    assert_converged(store, simulator)
+    assert sum(1 for n, _ in handler.calls if n.state == "renewed") == len(channels)
+    assert all(not s.events for s in store.list_subscriptions())  # every event delivered and taken out
