@@ -375,7 +375,7 @@ def markdown(results: dict, info: dict, size: str) -> str:
         f"{info['date']} on {info['cores']} cores ({info['cpu']}), Python {info['python']}, "
         f"{info['system']}; load average {info['load_average_at_start']:.1f} at the start, "
         f"{info.get('load_average_at_end', 0):.1f} at the end. Command: `.venv/bin/python -m bench"
-        f"{'' if size == 'default' else ' --' + size}`.",
+        f"{info.get('arguments') or ('' if size == 'default' else ' --' + size)}`.",
         "",
         "| measure | channelkit | baseline | ratio | target | |",
         "|---|---|---|---|---|---|",
@@ -424,6 +424,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
     size = "full" if args.full else "quick" if args.quick else "default"
     info = machine()
+    info["arguments"] = "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     results = run_parts(parts, size, before=args.before)
     info["load_average_at_end"] = os.getloadavg()[0]
     text = markdown(results, info, size)

@@ -358,12 +358,77 @@ def operations(before: dict, after: dict, renewed: int) -> dict:
     }
 
 
+# --- where the CPU goes ---------------------------------------------------------------
+
+
+def _session_cpu(session: int) -> float:
+    """CPU seconds (user + system) of every live process of a session, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # after the name: state, ppid, pgrp, session, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _session_of(marker: str) -> int | None:
+    """The session of the process whose command line holds ``marker`` (the emulator's gcloud)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if marker.encode() not in cmdline.read():
+                    continue
+            return os.getsid(int(entry))
+        except OSError:
+            continue
+    return None
+
+
+def cpu_snapshot(sim: SimulatorProcess, host: str) -> dict[str, float]:
+    """CPU seconds so far of this process (all its threads), the simulator and the emulator."""
+    times = os.times()
+    found = {"channelkit (this process)": times.user + times.system}
+    if sim.process is not None:
+        found["simulator"] = _session_cpu(sim.process.pid)
+    emulator = _session_of(f"--host-port={host}")
+    if emulator is not None:
+        found["Firestore emulator"] = _session_cpu(emulator)
+    return found
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
+    """CPU seconds each part used over a run, and its share of the machine (wall x cores)."""
+    used = {k: round(after[k] - before[k], 2) for k in after if k in before}
+    capacity = seconds * (os.cpu_count() or 1)
+    return {
+        "seconds": used,
+        "share_of_machine": {k: round(v / capacity, 3) for k, v in used.items()},
+        "others": round(max(0.0, 1 - sum(used.values()) / capacity), 3),
+        "load_average": round(os.getloadavg()[0], 1),
+    }
+
+
 # --- one measured run ----------------------------------------------------------------
 
 
 def measure(
-    store: FirestoreStore, root: str, concurrency: int | None, progress: Progress, label: str, total: int
-) -> tuple[float, Any, collections.Counter, dict]:
+    store: FirestoreStore,
+    sim: SimulatorProcess,
+    host: str,
+    concurrency: int | None,
+    progress: Progress,
+    label: str,
+    total: int,
+) -> tuple[float, Any, collections.Counter, dict, dict]:
     renewed_calls: collections.Counter = collections.Counter()
     calls_lock = threading.Lock()
     step = max(1, total // 10)
@@ -379,8 +444,9 @@ def measure(
     # A fresh store and client, as a new renew function instance has: nothing
     # learned during the setup helps the run, and building them is part of it.
     store = FirestoreStore(project=PROJECT, collection=store.collection_name)
-    google = GoogleApi(root=root)
+    google = GoogleApi(root=sim.url)
     before = opcount.snapshot()
+    cpu_before = cpu_snapshot(sim, host)
     started = time.perf_counter()
     try:
         summary = renew_due(
@@ -389,8 +455,9 @@ def measure(
         seconds = time.perf_counter() - started
     finally:
         store.close()
+    cpu = cpu_used(cpu_before, cpu_snapshot(sim, host), seconds)
     renewed = summary.to_json().get("renewed", 0)
-    return seconds, summary, renewed_calls, operations(before, opcount.snapshot(), renewed)
+    return seconds, summary, renewed_calls, operations(before, opcount.snapshot(), renewed), cpu
 
 
 def run_before(ref: str, options: list[str], progress: Progress) -> dict:
@@ -486,12 +553,12 @@ def _run_here(
             sim.set_latency(latency_ms / 1000)
 
             progress(f"baseline: {sample} renewals with parallelism 1")
-            serial_seconds, serial_summary, serial_calls, serial_ops = measure(
-                serial_store, sim.url, 1, progress, "parallelism 1", sample
+            serial_seconds, serial_summary, serial_calls, serial_ops, _ = measure(
+                serial_store, sim, host, 1, progress, "parallelism 1", sample
             )
             progress(f"channelkit: {n} renewals with parallelism {workers}")
-            seconds, summary, calls, ops = measure(
-                parallel_store, sim.url, workers, progress, f"parallelism {workers}", n
+            seconds, summary, calls, ops, cpu = measure(
+                parallel_store, sim, host, workers, progress, f"parallelism {workers}", n
             )
 
             sim.set_latency(0)
@@ -522,6 +589,7 @@ def _run_here(
         "serial_summary": {k: v for k, v in serial_summary.to_json().items() if k != "details"},
         "operations": ops,
         "serial_operations": serial_ops,
+        "cpu": cpu,
         "problems": (serial_problems + problems)[:20],
         "all_renewed": not serial_problems and not problems,
     }
@@ -561,6 +629,15 @@ def table(result: dict) -> str:
         ("per run: other (stops, sweep)", kinds(ops["run_other"])),
         ("whole run / channels renewed", kinds(ops["whole_run_per_channel"])),
     ]
+    cpu = result.get("cpu")
+    if cpu:
+        parts = ", ".join(f"{k} {v:.0%}" for k, v in cpu["share_of_machine"].items())
+        rows.append(
+            (
+                "CPU while renewing (share of the machine)",
+                f"{parts}; idle or other processes {cpu['others']:.0%} (load average {cpu['load_average']:g})",
+            )
+        )
     earlier = result.get("before")
     if earlier:
         ref = earlier["ref"]
