@@ -347,7 +347,11 @@ class Renewer:
 
     def _hold(self, r: ChannelRenewal, reason: str) -> None:
         """Take the channel out of the due query (one write, under the lease's own conditions)."""
-        hold = lease_claim(self.owner, now_ms=self.now_ms(), lease_seconds=0, held=True)
+        claimable = lease_claim(self.owner, now_ms=self.now_ms(), lease_seconds=self.lease_seconds)
+
+        def hold(current: Channel) -> Channel | None:
+            return current.copy(held=True) if claimable(current) is not None else None
+
         try:
             written = self.store.write_together(ChangeChannel(r.old.id, hold, required=True))
         except (ChannelConflictError, ChannelNotFoundError):

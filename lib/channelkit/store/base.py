@@ -212,10 +212,9 @@ def lease_claim(
     now_ms: int,
     lease_seconds: float,
     expect_status: str | Iterable[str] | None = ACTIVE,
-    **fields: Any,
 ) -> Callable[[Channel], Channel | None]:
-    """The change that takes the renewal lease (and sets ``fields`` with it); None when the
-    channel is not claimable: another status, or a lease another owner still holds."""
+    """The change that takes the renewal lease; None when the channel is not claimable:
+    another status, or a lease another owner still holds."""
     allowed = _status_set(expect_status)
     until = int(now_ms + lease_seconds * 1000)
 
@@ -225,7 +224,7 @@ def lease_claim(
         held_by_other = current.lease_owner not in (None, owner)
         if held_by_other and (current.lease_until or 0) > now_ms:
             return None
-        return current.copy(lease_until=until, lease_owner=owner, **fields)
+        return current.copy(lease_until=until, lease_owner=owner)
 
     return change
 
