@@ -5,9 +5,10 @@ function, or ``python -m channelkit renew``) does these things:
 
 1. *Renew*: every ``active`` channel expiring within ``CHANNELKIT_RENEW_BEFORE``
    is claimed with a lease (one winner among overlapping runs) and replaced:
-   successor stored ``pending`` → ``watch`` → successor ``active`` → old marked
-   ``stopped`` (``renewed_by`` links them) → old stopped at Google. New before
-   old: there is never a moment without a live channel. Only an ``active``
+   lease + successor stored ``pending`` (one commit) → ``watch`` → successor
+   ``active`` + ``renewed`` recorded + old marked ``stopped`` (one commit;
+   ``renewed_by`` links them) → old stopped at Google (its stop recorded in a
+   third commit). New before old: there is never a moment without a live channel. Only an ``active``
    subscription is renewed; Google's refusals are judged and recorded on the
    subscription (counted, ``suspended``, ``expiring``, ``expired``), and a
    suspended one sees no watch until ``reactivate``. Every transition's event
