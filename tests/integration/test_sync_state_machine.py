@@ -213,9 +213,13 @@ class FeedMachine(RuleBasedStateMachine):
 
     # --- changes (each pushed as notifications by the simulator) ------------------------
 
-    @initialize()
-    def start(self):
-        pass
+    @initialize(files=st.integers(1, 6), events=st.integers(1, 4))
+    def some_changes_first(self, files, events):
+        for _ in range(files):
+            self.sim.drive.create_file("f", drive_id=self.drive_id)
+        for _ in range(events):
+            self.sim.calendar.insert_event(self.calendar_id)
+        self.settle()
 
     @rule(count=st.integers(1, 4))
     def create_files(self, count):
@@ -252,17 +256,30 @@ class FeedMachine(RuleBasedStateMachine):
 
     # --- what happens to notifications, the handler, Google ------------------------------
 
-    @rule(count=st.integers(1, 3))
-    def drop_notifications(self, count):
+    def _some_changes(self, drive: bool, count: int):
+        for _ in range(count):
+            if drive:
+                self.sim.drive.create_file("f", drive_id=self.drive_id)
+            else:
+                self.sim.calendar.insert_event(self.calendar_id)
+
+    @rule(count=st.integers(1, 3), drive=st.booleans())
+    def notifications_dropped(self, count, drive):
         self.sim.drop_next(count)
+        self._some_changes(drive, count)
+        self.settle()
 
-    @rule(count=st.integers(1, 3))
-    def duplicate_notifications(self, count):
+    @rule(count=st.integers(1, 3), drive=st.booleans())
+    def notifications_duplicated(self, count, drive):
         self.sim.duplicate_next(count)
+        self._some_changes(drive, count)
+        self.settle()
 
-    @rule(count=st.integers(2, 4))
-    def reorder_notifications(self, count):
+    @rule(count=st.integers(2, 4), drive=st.booleans())
+    def notifications_reordered(self, count, drive):
         self.sim.reorder_next(count)
+        self._some_changes(drive, count)
+        self.settle()
 
     @rule()
     def release_held_notifications(self):
@@ -375,6 +392,8 @@ class FeedMachine(RuleBasedStateMachine):
             assert self.app.again == {}
             drive_batches = list(self.app.returned[self.drive_sub])
             calendar_batches = list(self.app.returned[self.calendar_sub])
+        if os.environ.get("SYNC_STATE_MACHINE_VERBOSE"):
+            print("drive", len(drive_batches), sum(len(b.items) for b in drive_batches), sum(b.resync for b in drive_batches), "calendar", len(calendar_batches), sum(len(b.items) for b in calendar_batches), sum(b.resync for b in calendar_batches))
         check_drive(self.sim, self.drive_id, self.first_drive_token, drive_batches)
         check_calendar(self.sim, self.calendar_id, calendar_batches)
 
@@ -447,7 +466,7 @@ def test_every_change_arrives_once_whatever_happens_to_notifications_handlers_an
             FeedMachine,
             settings=settings(
                 max_examples=EXAMPLES,
-                stateful_step_count=25,
+                stateful_step_count=30,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
             ),
