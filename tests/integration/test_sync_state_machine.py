@@ -44,7 +44,13 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from channelkit.change_sink import ChangeSink
 from channelkit.feeds import Cursor
@@ -209,7 +215,9 @@ class FeedMachine(RuleBasedStateMachine):
         return [f["id"] for f in self.sim.drive.files(self.drive_id)]
 
     def live_events(self):
-        return [e["id"] for e in self.sim.calendar.items("events", self.calendar_id) if e["status"] != "cancelled"]
+        return [
+            e["id"] for e in self.sim.calendar.items("events", self.calendar_id) if e["status"] != "cancelled"
+        ]
 
     # --- changes (each pushed as notifications by the simulator) ------------------------
 
@@ -393,7 +401,16 @@ class FeedMachine(RuleBasedStateMachine):
             drive_batches = list(self.app.returned[self.drive_sub])
             calendar_batches = list(self.app.returned[self.calendar_sub])
         if os.environ.get("SYNC_STATE_MACHINE_VERBOSE"):
-            print("drive", len(drive_batches), sum(len(b.items) for b in drive_batches), sum(b.resync for b in drive_batches), "calendar", len(calendar_batches), sum(len(b.items) for b in calendar_batches), sum(b.resync for b in calendar_batches))
+            print(
+                "drive",
+                len(drive_batches),
+                sum(len(b.items) for b in drive_batches),
+                sum(b.resync for b in drive_batches),
+                "calendar",
+                len(calendar_batches),
+                sum(len(b.items) for b in calendar_batches),
+                sum(b.resync for b in calendar_batches),
+            )
         check_drive(self.sim, self.drive_id, self.first_drive_token, drive_batches)
         check_calendar(self.sim, self.calendar_id, calendar_batches)
 
@@ -459,7 +476,9 @@ def test_every_change_arrives_once_whatever_happens_to_notifications_handlers_an
     store, google, simulator, clock
 ):
     app = App()
-    inline = InlineSync(store=store, sink=ChangeSink(handler=app), budget=20, lease=LEASE, google=google, clock=clock)
+    inline = InlineSync(
+        store=store, sink=ChangeSink(handler=app), budget=20, lease=LEASE, google=google, clock=clock
+    )
     with WebhookServer(store, RecordingHandler(), clock, grace=600, changes=inline) as hook:
         FeedMachine.world = World(store, google, simulator, clock, hook, app)
         run_state_machine_as_test(
