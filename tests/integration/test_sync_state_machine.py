@@ -47,7 +47,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -372,7 +371,7 @@ class FeedMachine(RuleBasedStateMachine):
         def one():
             try:
                 self._sync(sid)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=one) for _ in range(count)]
