@@ -4,7 +4,7 @@
 (``sync_lease``), then lists its feed (``feeds``) page by page. Each page is
 handed to the app as a ``Batch`` (``change_sink``); when that returns, the
 cursor moves past the page in the write that records it, checked against the
-lease, so a batch the app processed is never offered again and a crash loses
+lease (the last page's in the write that ends the pass: P + 1 writes for P pages), so a batch the app processed is never offered again and a crash loses
 at most the page in hand (offered again, from the same cursor). When the app
 raises, the sync stops there and the cursor stays. A cursor Google no longer
 knows starts a full resync, delivered as ``resync`` batches, the last one
@@ -33,7 +33,7 @@ from channelkit.google_api import GoogleApi
 from channelkit.lifecycle import judge_failure, record_failure
 from channelkit.store import ChannelStore, open_store
 from channelkit.subscription import Subscription
-from channelkit.sync_lease import Acquired, SyncLease
+from channelkit.sync_lease import KEEP, Acquired, SyncLease
 
 __all__ = [
     "DONE",
@@ -104,6 +104,8 @@ class _Pass:
         self.feed: Feed = run.feed
         self.cursor = Cursor() if self.feed.kind == GET else Cursor.decode(subscription.cursor)
         self.restarts = 0
+        #: The cursor after the last page, saved by the write that ends the pass (``SyncLease.finish``).
+        self.end_cursor: Any = KEEP
 
     def go(self) -> str:
         while True:
@@ -139,11 +141,14 @@ class _Pass:
                     self.run.handler_error = exc
                     return HANDLER_FAILED
                 self.run.note(batch, self.feed)
-            if step.cursor != self.cursor and self.feed.kind != GET:
+            moved = step.cursor != self.cursor and self.feed.kind != GET
+            if step.end:  # the last page's cursor rides on the write that ends the pass
+                self.end_cursor = step.cursor.encode() if moved else KEEP
+                self.cursor = step.cursor
+                return DONE
+            if moved:
                 self.subscription = self.run.lease.save(step.cursor.encode())
             self.cursor = step.cursor
-            if step.end:
-                return DONE
 
     def restart(self) -> None:
         """The cursor is gone: drop it and list everything again (saved, so a crash resumes the resync)."""
@@ -210,11 +215,12 @@ class _Run:
         try:
             while True:
                 self.result.passes += 1
-                outcome = _Pass(self, subscription).go()
+                this_pass = _Pass(self, subscription)
+                outcome = this_pass.go()
                 if outcome != DONE:
                     self.stop(outcome)
                     return self.result
-                if not self.lease.finish():
+                if not self.lease.finish(this_pass.end_cursor):
                     self.result.outcome = DONE
                     return self.result
                 self.settle()

@@ -360,7 +360,7 @@ PUBLIC: dict[str, list[str]] = {
         "first_cursor",
         "sync",
     ],
-    "channelkit.sync_lease": ["Acquired", "SyncLease", "finish", "release", "save", "take"],
+    "channelkit.sync_lease": ["KEEP", "Acquired", "SyncLease", "finish", "release", "save", "take"],
     "channelkit.testing": [],
     "channelkit.testing.emulators": [
         "Emulator",
