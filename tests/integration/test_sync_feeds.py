@@ -325,9 +325,7 @@ def test_a_401_while_listing_suspends_the_subscription_for_its_credentials(store
     assert run(store, google, subscription.id, after).outcome == DONE and len(after.items()) == 1
 
 
-def test_a_sync_costs_one_write_per_page_plus_taking_the_lease(
-    store, google, simulator, make
-):
+def test_a_sync_costs_one_write_per_page_plus_taking_the_lease(store, google, simulator, make):
     subscription = make("drive", "v3", "changes.watch", {})
     simulator.max_page_size = 10
     for i in range(50):
