@@ -42,6 +42,7 @@ __all__ = [
     "HELD",
     "INACTIVE",
     "LEASE_LOST",
+    "MAX_SETTLE",
     "NOTHING",
     "OUT_OF_TIME",
     "SETTLE",
@@ -62,8 +63,10 @@ FAILED = "failed"  # Google refused; transient ones are left for the next pass
 OUT_OF_TIME = "out_of_time"  # the budget ran out; the next pass goes on from the saved cursor
 LEASE_LOST = "lease_lost"  # our lease lapsed and another sync took it
 
-#: Seconds waited before one more pass, when notifications came during a pass (a burst joins it).
+#: Seconds waited before one more pass, when notifications came during a pass (a burst joins it);
+#: doubled for each further marked pass of one sync, up to ``MAX_SETTLE``: a long burst costs a few passes.
 SETTLE = 1.0
+MAX_SETTLE = 4.0
 
 #: Restarts (full resyncs) one pass may begin: a cursor refused right after a fresh start is a failure.
 MAX_RESTARTS = 2
@@ -108,9 +111,14 @@ class _Pass:
         self.end_cursor: Any = KEEP
 
     def go(self) -> str:
+        pages = 0
         while True:
-            if self.run.out_of_time():
+            # The first page of a pass is always listed: a pass owed to a mark is made, even
+            # when the settle before it spent the budget (else its notification's change waits
+            # for the next notification, or the backstop).
+            if pages and self.run.out_of_time():
                 return OUT_OF_TIME
+            pages += 1
             call = self.feed.call(self.cursor)
             try:
                 response = self.run.google.call(
@@ -182,6 +190,7 @@ class _Run:
         self.handler_error: Exception | None = None
         self.suspend_after: int = parts["suspend_after"]
         self.settle_seconds: float = parts["settle"]
+        self.settled = 0  # settles so far: each further one waits twice as long (up to MAX_SETTLE)
         self.sleep: Callable[[float], None] = parts["sleep"]
 
     def note(self, batch: Batch, feed: Feed) -> None:
@@ -198,7 +207,8 @@ class _Run:
 
         Only when notifications came during a pass: a lone notification waits for nothing.
         """
-        wait = self.settle_seconds
+        wait = min(self.settle_seconds * 2**self.settled, max(MAX_SETTLE, self.settle_seconds))
+        self.settled += 1
         if self.deadline is not None:
             wait = min(wait, max(0.0, self.deadline - self.monotonic()))
         if wait > 0:
@@ -275,11 +285,11 @@ def sync(
 
     ``sink`` defaults to the app's (``CHANNELKIT_CHANGE_HANDLER`` and/or
     ``CHANNELKIT_PUBSUB_TOPIC``; ``ConfigError`` with neither). ``budget``: seconds
-    after which no new page is started (None: no limit). ``lease``: seconds the
-    sync lease lasts (default ``CHANNELKIT_SYNC_LEASE``), renewed by each page saved.
-    ``settle``: seconds to wait before one more pass when notifications came
-    during a pass, so that a burst costs a few passes (``sleep`` waits; tests
-    pass their own). Raises ``SubscriptionNotFoundError``, or ``FeedError`` for
+    after which no new page is started but a pass's first (None: no limit). ``lease``:
+    seconds the sync lease lasts (default ``CHANNELKIT_SYNC_LEASE``), renewed by each
+    page saved. ``settle``: seconds to wait before one more pass when notifications
+    came during a pass, doubled for each further one up to ``MAX_SETTLE``, so that a
+    burst costs a few passes (``sleep`` waits; tests pass their own). Raises ``SubscriptionNotFoundError``, or ``FeedError`` for
     a subscription made without ``--sync``.
     """
     store = store or open_store()

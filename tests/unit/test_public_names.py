@@ -353,6 +353,7 @@ PUBLIC: dict[str, list[str]] = {
         "HELD",
         "INACTIVE",
         "LEASE_LOST",
+        "MAX_SETTLE",
         "NOTHING",
         "OUT_OF_TIME",
         "SETTLE",
