@@ -107,12 +107,17 @@ class SyncLease:
     def acquire(self) -> tuple[Acquired, Subscription | None]:
         """Take the lease (TAKEN, the record), or leave the mark for its holder (MARKED)."""
         now = self.clock_ms()
-        written = self.store.change_subscription(
-            self.subscription_id, lambda s: take(s, self.owner, now_ms=now, lease_ms=self.lease_ms)
-        )
+        seen: list[Subscription] = []
+
+        def decide(current: Subscription) -> Subscription | None:
+            seen.append(current)
+            return take(current, self.owner, now_ms=now, lease_ms=self.lease_ms)
+
+        written = self.store.change_subscription(self.subscription_id, decide)
         if written is not None and written.sync_owner == self.owner:
             return Acquired.TAKEN, written
-        current = written or self.store.get_subscription(self.subscription_id)
+        # No write: ``take`` declined on a fresh read (the store never declines on a remembered one).
+        current = written or seen[-1]
         if current.sync and current.is_active and _held_by_other(current, self.owner, now):
             return Acquired.MARKED, None
         return Acquired.INACTIVE, None
