@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench._support import BENCH, progress, progress_done
 
-PARTS = ("parsing", "webhook", "refusals", "renewal", "coldstart")
+PARTS = ("parsing", "webhook", "refusals", "renewal", "coldstart", "feeds")
 SIZES = {
     "quick": {
         "webhook": {"seconds": 3, "rounds": 2, "warmup": 1},
@@ -37,6 +37,7 @@ SIZES = {
         "renewal": {"n": 200, "serial_sample": 40},
         "coldstart": {"samples": 2},
         "parsing": {"rounds": 5},
+        "feeds": {"changes": 300, "rounds": 2, "burst": 200, "single": 10},
     },
     "default": {
         "webhook": {"seconds": 8, "rounds": 5},
@@ -44,6 +45,7 @@ SIZES = {
         "renewal": {"n": 1000},
         "coldstart": {"samples": 5},
         "parsing": {"rounds": 21},
+        "feeds": {"changes": 2000, "rounds": 3, "burst": 1000, "single": 50},
     },
     "full": {
         "webhook": {"seconds": 10, "rounds": 7},
@@ -51,6 +53,7 @@ SIZES = {
         "renewal": {"n": 10_000},
         "coldstart": {"samples": 9},
         "parsing": {"rounds": 41},
+        "feeds": {"changes": 5000, "rounds": 5, "burst": 1000, "single": 100},
     },
 }
 
@@ -100,6 +103,10 @@ def run_parts(parts, size: str, before: str | None = None) -> dict:
         from bench import coldstart
 
         results["coldstart"] = coldstart.run(**settings["coldstart"])
+    if "feeds" in parts:
+        from bench import bench_feeds
+
+        results["feeds"] = bench_feeds.run(progress=progress, **settings["feeds"])
     progress_done()
     return results
 
@@ -340,7 +347,57 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             "no",
             not ck["googleapiclient_imported"],
         )
+    f = results.get("feeds")
+    if f:
+        feed_rows(f, add)
     return out
+
+
+def feed_rows(f: dict, add) -> None:
+    """The change feeds' rows (``bench.bench_feeds``)."""
+    ck, base, burst, single = f["channelkit"], f["baseline"], f["burst"], f["single"]
+    add(
+        f"changes handed over per second (+{f['latency_ms']:g} ms per call)",
+        f"{f['channelkit_rate']:.0f}/s",
+        f"hand-written loop {f['baseline_rate']:.0f}/s",
+        _x(f["ratio"]),
+        ">= 0.9x",
+        f["ratio"] >= 0.9,
+    )
+    add(
+        f"Firestore writes per page of changes ({ck['pages'] // f['rounds']} pages per sync)",
+        f"{ck['writes_per_page']:.3f}",
+        f"hand-written loop {base['writes_per_page']:.3f}",
+        "",
+        "<= 1",
+        ck["writes_per_page"] <= 1,
+    )
+    add(
+        f"Firestore writes per notification, {single['notifications']} one at a time",
+        f"{single['writes_per_notification']:.3f} ({single['claim_writes_per_notification']:.3f} claims + "
+        f"{single['sync_writes_per_notification']:.3f} sync)",
+        "",
+        "",
+        "<= 2",
+        single["writes_per_notification"] <= 2,
+    )
+    add(
+        f"Firestore writes per notification, a burst of {burst['notifications']:,}",
+        f"{burst['writes_per_notification']:.3f} ({burst['claim_writes_per_notification']:.3f} claims + "
+        f"{burst['sync_writes_per_notification']:.3f} sync)",
+        "",
+        "",
+        "<= 2",
+        burst["writes_per_notification"] <= 2,
+    )
+    add(
+        f"sync passes for a burst of {burst['notifications']:,} notifications on one subscription",
+        f"{burst['sync_passes']}",
+        "",
+        "",
+        "<= 10",
+        burst["sync_passes"] <= 10,
+    )
 
 
 def problems(results: dict) -> list[str]:
@@ -365,6 +422,9 @@ def problems(results: dict) -> list[str]:
             "renewal: not every channel verified renewed exactly once: "
             + "; ".join(map(str, renewal["problems"][:5]))
         )
+    feeds = results.get("feeds")
+    if feeds:
+        found += [f"feeds: {p}" for p in feeds["problems"]]
     return found
 
 

@@ -10,4 +10,4 @@ and exits non-zero when any scenario fails.
 """
 
 #: Scenario modules, in running order (imported lazily by name).
-SCENARIOS = ("load_duplicates", "outage", "handler_failures", "fuzz", "renewal_chaos", "lifecycle")
+SCENARIOS = ("load_duplicates", "outage", "handler_failures", "fuzz", "renewal_chaos", "lifecycle", "feeds")

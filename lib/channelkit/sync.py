@@ -4,7 +4,7 @@
 (``sync_lease``), then lists its feed (``feeds``) page by page. Each page is
 handed to the app as a ``Batch`` (``change_sink``); when that returns, the
 cursor moves past the page in the write that records it, checked against the
-lease, so a batch the app processed is never offered again and a crash loses
+lease (the last page's in the write that ends the pass: P + 1 writes for P pages), so a batch the app processed is never offered again and a crash loses
 at most the page in hand (offered again, from the same cursor). When the app
 raises, the sync stops there and the cursor stays. A cursor Google no longer
 knows starts a full resync, delivered as ``resync`` batches, the last one
@@ -33,7 +33,7 @@ from channelkit.google_api import GoogleApi
 from channelkit.lifecycle import judge_failure, record_failure
 from channelkit.store import ChannelStore, open_store
 from channelkit.subscription import Subscription
-from channelkit.sync_lease import Acquired, SyncLease
+from channelkit.sync_lease import KEEP, Acquired, SyncLease
 
 __all__ = [
     "DONE",
@@ -42,6 +42,7 @@ __all__ = [
     "HELD",
     "INACTIVE",
     "LEASE_LOST",
+    "MAX_SETTLE",
     "NOTHING",
     "OUT_OF_TIME",
     "SETTLE",
@@ -62,8 +63,10 @@ FAILED = "failed"  # Google refused; transient ones are left for the next pass
 OUT_OF_TIME = "out_of_time"  # the budget ran out; the next pass goes on from the saved cursor
 LEASE_LOST = "lease_lost"  # our lease lapsed and another sync took it
 
-#: Seconds waited before one more pass, when notifications came during a pass (a burst joins it).
+#: Seconds waited before one more pass, when notifications came during a pass (a burst joins it);
+#: doubled for each further marked pass of one sync, up to ``MAX_SETTLE``: a long burst costs a few passes.
 SETTLE = 1.0
+MAX_SETTLE = 4.0
 
 #: Restarts (full resyncs) one pass may begin: a cursor refused right after a fresh start is a failure.
 MAX_RESTARTS = 2
@@ -104,11 +107,18 @@ class _Pass:
         self.feed: Feed = run.feed
         self.cursor = Cursor() if self.feed.kind == GET else Cursor.decode(subscription.cursor)
         self.restarts = 0
+        #: The cursor after the last page, saved by the write that ends the pass (``SyncLease.finish``).
+        self.end_cursor: Any = KEEP
 
     def go(self) -> str:
+        pages = 0
         while True:
-            if self.run.out_of_time():
+            # The first page of a pass is always listed: a pass owed to a mark is made, even
+            # when the settle before it spent the budget (else its notification's change waits
+            # for the next notification, or the backstop).
+            if pages and self.run.out_of_time():
                 return OUT_OF_TIME
+            pages += 1
             call = self.feed.call(self.cursor)
             try:
                 response = self.run.google.call(
@@ -139,11 +149,14 @@ class _Pass:
                     self.run.handler_error = exc
                     return HANDLER_FAILED
                 self.run.note(batch, self.feed)
-            if step.cursor != self.cursor and self.feed.kind != GET:
+            moved = step.cursor != self.cursor and self.feed.kind != GET
+            if step.end:  # the last page's cursor rides on the write that ends the pass
+                self.end_cursor = step.cursor.encode() if moved else KEEP
+                self.cursor = step.cursor
+                return DONE
+            if moved:
                 self.subscription = self.run.lease.save(step.cursor.encode())
             self.cursor = step.cursor
-            if step.end:
-                return DONE
 
     def restart(self) -> None:
         """The cursor is gone: drop it and list everything again (saved, so a crash resumes the resync)."""
@@ -177,6 +190,7 @@ class _Run:
         self.handler_error: Exception | None = None
         self.suspend_after: int = parts["suspend_after"]
         self.settle_seconds: float = parts["settle"]
+        self.settled = 0  # settles so far: each further one waits twice as long (up to MAX_SETTLE)
         self.sleep: Callable[[float], None] = parts["sleep"]
 
     def note(self, batch: Batch, feed: Feed) -> None:
@@ -193,7 +207,8 @@ class _Run:
 
         Only when notifications came during a pass: a lone notification waits for nothing.
         """
-        wait = self.settle_seconds
+        wait = min(self.settle_seconds * 2**self.settled, max(MAX_SETTLE, self.settle_seconds))
+        self.settled += 1
         if self.deadline is not None:
             wait = min(wait, max(0.0, self.deadline - self.monotonic()))
         if wait > 0:
@@ -210,11 +225,12 @@ class _Run:
         try:
             while True:
                 self.result.passes += 1
-                outcome = _Pass(self, subscription).go()
+                this_pass = _Pass(self, subscription)
+                outcome = this_pass.go()
                 if outcome != DONE:
                     self.stop(outcome)
                     return self.result
-                if not self.lease.finish():
+                if not self.lease.finish(this_pass.end_cursor):
                     self.result.outcome = DONE
                     return self.result
                 self.settle()
@@ -269,11 +285,11 @@ def sync(
 
     ``sink`` defaults to the app's (``CHANNELKIT_CHANGE_HANDLER`` and/or
     ``CHANNELKIT_PUBSUB_TOPIC``; ``ConfigError`` with neither). ``budget``: seconds
-    after which no new page is started (None: no limit). ``lease``: seconds the
-    sync lease lasts (default ``CHANNELKIT_SYNC_LEASE``), renewed by each page saved.
-    ``settle``: seconds to wait before one more pass when notifications came
-    during a pass, so that a burst costs a few passes (``sleep`` waits; tests
-    pass their own). Raises ``SubscriptionNotFoundError``, or ``FeedError`` for
+    after which no new page is started but a pass's first (None: no limit). ``lease``:
+    seconds the sync lease lasts (default ``CHANNELKIT_SYNC_LEASE``), renewed by each
+    page saved. ``settle``: seconds to wait before one more pass when notifications
+    came during a pass, doubled for each further one up to ``MAX_SETTLE``, so that a
+    burst costs a few passes (``sleep`` waits; tests pass their own). Raises ``SubscriptionNotFoundError``, or ``FeedError`` for
     a subscription made without ``--sync``.
     """
     store = store or open_store()

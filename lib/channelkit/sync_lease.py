@@ -5,8 +5,9 @@ until when). A notification that finds it held does not start its own sync:
 it sets ``syncAgain`` on the record, and writes only when the mark is not
 already set, so a burst of notifications costs the holder one more pass and
 the store a handful of writes. The holder saves its cursor with each page in a
-write that checks it still holds the lease (and extends it); when it is done
-it makes one more pass if the mark is set, else lets go. A crashed holder's
+write that checks it still holds the lease (and extends it); the last page's
+cursor goes in the write that ends the pass, which makes one more pass if the
+mark is set, else lets go: a pass of P pages costs P + 1 writes. A crashed holder's
 lease lapses at ``syncUntil`` and the next sync takes it.
 
 The changes themselves are pure functions on ``Subscription`` (tested alone);
@@ -23,6 +24,7 @@ from channelkit.errors import SyncLeaseLostError
 from channelkit.subscription import Subscription
 
 __all__ = [
+    "KEEP",
     "Acquired",
     "SyncLease",
     "finish",
@@ -30,6 +32,15 @@ __all__ = [
     "save",
     "take",
 ]
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: ``finish(..., cursor=KEEP)``: the pass ends where the last save left the cursor.
+KEEP = _Keep.KEEP
+_NewCursor = str | None | _Keep
 
 
 class Acquired(enum.Enum):
@@ -62,13 +73,19 @@ def save(
     return current.copy(cursor=cursor, sync_until=now_ms + lease_ms)
 
 
-def finish(current: Subscription, owner: str, *, now_ms: int, lease_ms: int) -> Subscription:
-    """At the end of a pass: the mark cleared and the lease kept (one more pass), or the lease let go."""
+def finish(
+    current: Subscription, owner: str, *, now_ms: int, lease_ms: int, cursor: _NewCursor = KEEP
+) -> Subscription:
+    """At the end of a pass: the mark cleared and the lease kept (one more pass), or the lease let go.
+
+    ``cursor``: the last page's cursor, saved in this same write (one write fewer per pass).
+    """
     if current.sync_owner != owner:
         raise SyncLeaseLostError(f"subscription {current.id!r}: the sync lease was taken by another sync")
+    moved = current if cursor is KEEP else current.copy(cursor=cursor)
     if current.sync_again:
-        return current.copy(sync_again=False, sync_until=now_ms + lease_ms, last_sync_at=now_ms)
-    return current.copy(sync_owner=None, sync_until=None, last_sync_at=now_ms)
+        return moved.copy(sync_again=False, sync_until=now_ms + lease_ms, last_sync_at=now_ms)
+    return moved.copy(sync_owner=None, sync_until=None, last_sync_at=now_ms)
 
 
 def release(current: Subscription, owner: str, *, now_ms: int) -> Subscription | None:
@@ -90,12 +107,17 @@ class SyncLease:
     def acquire(self) -> tuple[Acquired, Subscription | None]:
         """Take the lease (TAKEN, the record), or leave the mark for its holder (MARKED)."""
         now = self.clock_ms()
-        written = self.store.change_subscription(
-            self.subscription_id, lambda s: take(s, self.owner, now_ms=now, lease_ms=self.lease_ms)
-        )
+        seen: list[Subscription] = []
+
+        def decide(current: Subscription) -> Subscription | None:
+            seen.append(current)
+            return take(current, self.owner, now_ms=now, lease_ms=self.lease_ms)
+
+        written = self.store.change_subscription(self.subscription_id, decide)
         if written is not None and written.sync_owner == self.owner:
             return Acquired.TAKEN, written
-        current = written or self.store.get_subscription(self.subscription_id)
+        # No write: ``take`` declined on a fresh read (the store never declines on a remembered one).
+        current = written or seen[-1]
         if current.sync and current.is_active and _held_by_other(current, self.owner, now):
             return Acquired.MARKED, None
         return Acquired.INACTIVE, None
@@ -107,11 +129,15 @@ class SyncLease:
         )
         return written
 
-    def finish(self) -> bool:
-        """True: a notification came meanwhile, make one more pass (the lease is kept)."""
+    def finish(self, cursor: _NewCursor = KEEP) -> bool:
+        """True: a notification came meanwhile, make one more pass (the lease is kept).
+
+        ``cursor``: the last page's cursor, saved in the same write.
+        """
         now = self.clock_ms()
         written: Subscription = self.store.change_subscription(
-            self.subscription_id, lambda s: finish(s, self.owner, now_ms=now, lease_ms=self.lease_ms)
+            self.subscription_id,
+            lambda s: finish(s, self.owner, now_ms=now, lease_ms=self.lease_ms, cursor=cursor),
         )
         return written.sync_owner == self.owner
 

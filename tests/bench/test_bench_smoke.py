@@ -72,3 +72,40 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
     assert refusals["targets"]["forged_id"]["reads_per_request"] == 0
     assert refusals["targets"]["forged_id"]["served"] > 0
     assert refusals["targets"]["unknown_id"]["reads_per_request"] >= 0.99
+
+
+def test_the_quick_feeds_benchmark_counts_a_write_per_page_and_coalesces_a_burst(firestore_env, tmp_path):
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "feeds", "--output", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = (tmp_path / "latest-quick.md").read_text()
+    for measure in (
+        "changes handed over per second",
+        "Firestore writes per page of changes",
+        "Firestore writes per notification, a burst",
+        "sync passes for a burst",
+    ):
+        assert measure in table
+    feeds = json.loads((tmp_path / "latest-quick.json").read_text())["results"]["feeds"]
+    assert feeds["problems"] == [] and feeds["all_delivered"]
+    # channelkit: a cursor write per page, plus one per pass for the lease; the loop: one per page.
+    for run in feeds["channelkit_runs"]:
+        assert run["outcome"] == "done" and run["writes"] == run["pages"] + run["passes"]
+    assert feeds["baseline"]["writes"] == feeds["baseline"]["pages"]
+    for name in ("burst", "single"):
+        part = feeds[name]
+        assert part["changes_delivered_once"], name
+        assert part["claim_writes_per_notification"] == 2.0, name  # the notification's own: unchanged
+    burst = feeds["burst"]
+    # Notifications during a pass leave a mark instead of a sync: far fewer passes than notifications.
+    assert burst["sync_calls"] == burst["notifications"]
+    assert 1 <= burst["sync_passes"] <= burst["notifications"] // 10

@@ -287,11 +287,11 @@ def test_a_method_without_a_feed_refuses_sync_before_anything_is_stored(store, g
 def test_the_budget_stops_between_pages_and_the_next_pass_goes_on(store, google, simulator, make):
     subscription = make("drive", "v3", "changes.watch", {})
     simulator.max_page_size = 1
-    made = [simulator.drive.create_file(f"f{i}")["id"] for i in range(3)]
+    made = [simulator.drive.create_file(f"f{i}")["id"] for i in range(4)]
     ticks = iter(range(100))  # a monotonic clock that moves one second per look
     handler = Handler()
     first = run(store, google, subscription.id, handler, budget=2.5, monotonic=lambda: next(ticks))
-    assert first.outcome == OUT_OF_TIME and 0 < len(handler.items()) < 3
+    assert first.outcome == OUT_OF_TIME and 0 < len(handler.items()) < 4
     assert store.get_subscription(subscription.id).sync_owner is None
     assert run(store, google, subscription.id, handler).outcome == DONE
     assert file_ids(handler.items()) == made
@@ -325,9 +325,7 @@ def test_a_401_while_listing_suspends_the_subscription_for_its_credentials(store
     assert run(store, google, subscription.id, after).outcome == DONE and len(after.items()) == 1
 
 
-def test_a_sync_costs_one_write_per_page_plus_taking_and_letting_go_of_the_lease(
-    store, google, simulator, make
-):
+def test_a_sync_costs_one_write_per_page_plus_taking_the_lease(store, google, simulator, make):
     subscription = make("drive", "v3", "changes.watch", {})
     simulator.max_page_size = 10
     for i in range(50):
@@ -343,7 +341,10 @@ def test_a_sync_costs_one_write_per_page_plus_taking_and_letting_go_of_the_lease
     result = run(store, google, subscription.id, Handler())
     store._doc_replace = replace
     assert (result.batches, result.items) == (5, 50)
-    assert len(writes) == result.batches + 2  # the lease taken, a cursor per page, the lease let go
+    # The lease taken, a cursor per page; the last page's goes with letting go of the lease.
+    assert len(writes) == result.batches + 1
+    stored = store.get_subscription(subscription.id)
+    assert stored.cursor == simulator.drive.start_page_token() and stored.sync_owner is None
 
 
 def test_a_notification_during_a_pass_costs_one_more_pass_after_a_settle_and_a_lone_one_none(
@@ -365,3 +366,63 @@ def test_a_notification_during_a_pass_costs_one_more_pass_after_a_settle_and_a_l
     simulator.drive.create_file("g")
     alone = run(store, google, subscription.id, Handler(), clock=clock, sleep=slept.append)
     assert (alone.outcome, alone.passes, slept) == (DONE, 1, [])
+
+
+def test_each_further_marked_pass_settles_twice_as_long_up_to_the_cap(store, google, simulator, make, clock):
+    subscription = make("drive", "v3", "changes.watch", {})
+    simulator.drive.create_file("f")
+    marks = iter(range(5))  # a notification during each of the next five passes
+
+    def sleep(seconds):
+        slept.append(seconds)
+        if next(marks, None) is not None:  # the burst goes on: one more mark during this pass
+            other = SyncLease(
+                store, subscription.id, "n", lease_ms=60_000, clock_ms=lambda: int(clock() * 1000)
+            )
+            other.acquire()
+
+    slept = []
+    other = SyncLease(store, subscription.id, "n", lease_ms=60_000, clock_ms=lambda: int(clock() * 1000))
+    first = {"done": False}
+
+    def mark_once(batch, sub):
+        if not first["done"]:
+            first["done"] = True
+            assert other.acquire()[0].value == "marked"
+
+    result = run(store, google, subscription.id, mark_once, clock=clock, sleep=sleep)
+    assert result.outcome == DONE
+    assert slept == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]  # 1 s, then doubled, up to MAX_SETTLE
+    assert result.passes == len(slept) + 1
+
+
+def test_a_pass_owed_to_a_mark_lists_its_first_page_even_when_the_settle_spent_the_budget(
+    store, google, simulator, make, clock
+):
+    subscription = make("drive", "v3", "changes.watch", {})
+    simulator.drive.create_file("first")
+    now = [0.0]
+    handler = Handler()
+
+    def during_the_pass(batch, sub):
+        handler(batch, sub)
+        if len(handler.batches) == 1:  # a notification, and its change, during the first pass
+            simulator.drive.create_file("announced")
+            marker = SyncLease(store, sub.id, "n", lease_ms=60_000, clock_ms=lambda: int(clock() * 1000))
+            assert marker.acquire()[0].value == "marked"
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    result = run(
+        store,
+        google,
+        subscription.id,
+        during_the_pass,
+        clock=clock,
+        budget=0.5,
+        monotonic=lambda: now[0],
+        sleep=sleep,
+    )
+    assert result.outcome == DONE and result.passes == 2
+    assert [c["file"]["name"] for c in handler.items()] == ["first", "announced"]

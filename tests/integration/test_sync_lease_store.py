@@ -39,3 +39,19 @@ def test_a_lapsed_lease_is_taken_over_and_a_plain_subscription_has_none(store):
     plain = SyncLease(store, "P", "x", lease_ms=1, clock_ms=lambda: 0)
     assert plain.acquire() == (Acquired.INACTIVE, None)
     assert store.list_subscriptions(sync=True)[0].id == "S"
+
+
+def test_a_notification_finding_the_lease_held_and_marked_reads_the_record_once_and_writes_nothing(
+    store, monkeypatch
+):
+    store.create_subscription(
+        Subscription(id="S", api="drive", version="v3", method="changes.watch", sync=True)
+    )
+    assert lease(store, "holder").acquire()[0] is Acquired.TAKEN
+    assert lease(store, "first").acquire()[0] is Acquired.MARKED
+    reads, writes = [], []
+    read, replace = store._doc_read, store._doc_replace
+    monkeypatch.setattr(store, "_doc_read", lambda *a, **k: reads.append(a) or read(*a, **k))
+    monkeypatch.setattr(store, "_doc_replace", lambda *a, **k: writes.append(a) or replace(*a, **k))
+    assert lease(store, "second").acquire() == (Acquired.MARKED, None)
+    assert (len(reads), len(writes)) == (1, 0)  # the decision not to write, on a fresh read

@@ -50,3 +50,20 @@ def test_fuzz_no_5xx_and_no_handler_call_for_an_invalid_request(run_scenario):
     # Signed ids: every id that does not verify was refused without a store read.
     assert result["details"]["unverified_read"] == 0
     assert result["details"]["unverified_refused_unread"] > 0
+
+
+def test_feeds_deliver_every_change_once_despite_dropped_and_doubled_notifications_failures_and_kills(
+    run_scenario,
+):
+    result = run_scenario("feeds")
+    check(result)
+    details = result["details"]
+    # The faults really happened: notifications dropped and doubled, handler failures, syncs killed.
+    assert details["dropped"] > 0 and details["duplicated"] > 0, result["notes"]
+    assert details["handler_failures"] > 0, result["notes"]
+    assert sum(details["killed"].values()) > 0, result["notes"]
+    # Each subscription's returned batches, concatenated, are its drive's change log.
+    assert details["out_of_order"] == 0, result["notes"]
+    # A sync never changes the webhook's answer: 5xx only for a twin sent while the other ran.
+    assert details["five_xx_not_twin"] == 0, result["notes"]
+    assert details["webhook_statuses"].get("500", 0) == 0, result["notes"]

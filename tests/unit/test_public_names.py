@@ -368,6 +368,7 @@ PUBLIC: dict[str, list[str]] = {
         "HELD",
         "INACTIVE",
         "LEASE_LOST",
+        "MAX_SETTLE",
         "NOTHING",
         "OUT_OF_TIME",
         "SETTLE",
@@ -375,7 +376,7 @@ PUBLIC: dict[str, list[str]] = {
         "first_cursor",
         "sync",
     ],
-    "channelkit.sync_lease": ["Acquired", "SyncLease", "finish", "release", "save", "take"],
+    "channelkit.sync_lease": ["KEEP", "Acquired", "SyncLease", "finish", "release", "save", "take"],
     "channelkit.testing": [],
     "channelkit.testing.emulators": [
         "Emulator",

@@ -4,7 +4,7 @@ import pytest
 
 from channelkit.errors import SyncLeaseLostError
 from channelkit.subscription import Subscription, from_record, to_record
-from channelkit.sync_lease import finish, release, save, take
+from channelkit.sync_lease import KEEP, finish, release, save, take
 
 LEASE = 60_000
 
@@ -75,3 +75,13 @@ def test_the_record_keeps_the_feed_fields_and_omits_false_flags():
     plain = to_record(Subscription(id="P"))
     assert "sync" not in plain and "syncAgain" not in plain
     assert from_record(plain).sync is False
+
+
+def test_finish_saves_the_last_pages_cursor_in_the_same_write_and_keeps_it_otherwise():
+    held = sub(sync_owner="a", sync_until=2000, cursor="c1")
+    assert finish(held, "a", now_ms=1500, lease_ms=LEASE, cursor="c2").cursor == "c2"
+    assert finish(held, "a", now_ms=1500, lease_ms=LEASE, cursor=KEEP).cursor == "c1"
+    assert finish(held, "a", now_ms=1500, lease_ms=LEASE).cursor == "c1"
+    marked = sub(sync_owner="a", sync_until=2000, sync_again=True, cursor="c1")
+    again = finish(marked, "a", now_ms=1500, lease_ms=LEASE, cursor="c2")
+    assert (again.cursor, again.sync_owner, again.sync_again) == ("c2", "a", False)

@@ -107,7 +107,8 @@ class Documents(abc.ABC):
         ``change`` may raise: nothing is written. ``missing()`` is raised when there is no record.
         The first attempt starts from the record this store last read or wrote, when it has
         one (the version precondition makes that as safe as a read); a decision not to
-        write is never taken on it, only on a fresh read.
+        write, or to refuse (``change`` raising), is never taken on it, only on a fresh read:
+        another thread may have remembered an older read after this store's last write.
         """
         name = f"{kind}/{doc_id}"
         start = self._doc_versions.recall(name)
@@ -120,7 +121,12 @@ class Documents(abc.ABC):
                 if found is None:
                     raise missing()
                 record, version = found
-            new = change(decode(record))
+            try:
+                new = change(decode(record))
+            except Exception:
+                if remembered:  # a refusal decided on a remembered record: decide again on a fresh read
+                    continue
+                raise
             if new is None:
                 if remembered:
                     continue
