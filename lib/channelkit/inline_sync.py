@@ -59,15 +59,7 @@ class InlineSync:
             if self._google is None:
                 from channelkit.google_api import GoogleApi
 
-                options: dict[str, Any] = {}
-                if self.settings is not None:
-                    options = {
-                        "root": self.settings.api_root,
-                        "retries": self.settings.api_retries,
-                        "subject": self.settings.delegated_subject,
-                        "credentials_key": self.settings.credentials_key,
-                    }
-                self._google = GoogleApi(store=self.store, **options)
+                self._google = GoogleApi.from_settings(self.settings, store=self.store)
             return self._google
 
     @staticmethod
