@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Deploy channelkit to Google Cloud: the webhook and renew Cloud Functions (2nd gen),
-# the Cloud Scheduler job that runs renewals, Firestore TTL, log-based metrics for alerting,
-# the Secret Manager secret holding the key of stored user credentials, and an optional
-# Pub/Sub topic.
+# Deploy channelkit to Google Cloud: the webhook, renew and sync Cloud Functions (2nd gen),
+# the Cloud Scheduler job that runs renewals, the Pub/Sub topic that feeds the sync function,
+# Firestore TTL, log-based metrics for alerting, the Secret Manager secret holding the key of
+# stored user credentials, and an optional Pub/Sub topic for notifications.
 # Run ./deploy.sh --help for every setting. Safe to run again: it updates what exists.
 set -euo pipefail
 
@@ -15,36 +15,44 @@ Usage: $PROG [options]
 
 Deploys channelkit to a Google Cloud project with gcloud:
   1. enables the APIs it needs (Cloud Functions, Cloud Run, Cloud Build, Artifact
-     Registry, Cloud Scheduler, Firestore, IAM; Secret Manager unless
-     --no-credentials-key; Cloud Logging unless --no-metrics; Pub/Sub when a topic
-     is set);
+     Registry, Cloud Scheduler, Firestore, IAM; Pub/Sub and Eventarc unless
+     --no-sync-function; Secret Manager unless --no-credentials-key; Cloud Logging
+     unless --no-metrics; Pub/Sub when a topic is set);
   2. creates the Firestore database (Native mode) if the project has none;
-  3. creates a runtime service account for both functions (read/write Firestore,
-     publish to the topic);
+  3. creates a runtime service account for the functions (read/write Firestore,
+     publish to the topics);
   4. creates the Secret Manager secret that holds CHANNELKIT_CREDENTIALS_KEY (the key
      that encrypts stored user OAuth credentials), with a freshly generated key, if it
      does not exist (an existing secret is never replaced or given a new version), and
      lets the runtime service account read that secret (and no other);
-  5. creates the Pub/Sub topic, when one is configured;
-  6. deploys the webhook function: 2nd gen, python312, HTTP, public (Google's
+  5. creates the Pub/Sub topics: the sync topic (unless --no-sync-function) and the
+     notification topic when one is configured; the runtime account may publish to them;
+  6. deploys the sync function (unless --no-sync-function): 2nd gen, python312,
+     triggered by each message on the sync topic (a CloudEvent), retried while it
+     fails (--retry), NOT public: a trigger service account of its own may invoke it
+     (and nothing else). It runs the syncs of --sync subscriptions;
+  7. deploys the webhook function: 2nd gen, python312, HTTP, public (Google's
      push delivery cannot authenticate; every request is checked against its
-     stored channel instead);
-  7. deploys the renew function: 2nd gen, python312, HTTP, NOT public;
-     both functions get the secret's latest version as CHANNELKIT_CREDENTIALS_KEY;
-  8. creates a scheduler service account, lets it invoke the renew function
+     stored channel instead), with CHANNELKIT_SYNC_TOPIC set: it publishes "sync
+     subscription S" there instead of syncing inside its requests (deployed after
+     the sync function: a message on a topic nobody subscribes to is lost);
+  8. deploys the renew function: 2nd gen, python312, HTTP, NOT public;
+     every function gets the secret's latest version as CHANNELKIT_CREDENTIALS_KEY;
+  9. creates a scheduler service account, lets it invoke the renew function
      (and nothing else), and creates or updates a Cloud Scheduler job that
      calls the renew function with an OIDC token for that account;
-  9. enables Firestore TTL on 'expireAt' for the channel collection group and
+ 10. enables Firestore TTL on 'expireAt' for the channel collection group and
      the 'messages' collection group (old records delete themselves);
- 10. creates or updates three log-based metrics on the health line that each renewal
+ 11. creates or updates three log-based metrics on the health line that each renewal
      run logs (subscriptions suspended, subscriptions expired, renewals failed in the
      run), for Cloud Monitoring alerts: PREFIX/suspended_subscriptions,
      PREFIX/expired_subscriptions, PREFIX/renewal_failures (see --metric-prefix);
- 11. prints the webhook URL to use as a channel address, and the next command.
+ 12. prints the webhook URL to use as a channel address, and the next command.
 
 Each function is staged in its own build directory, as gcloud wants it:
-main.py (functions/webhook.py or functions/renew.py), the channelkit package
-(lib/channelkit) and requirements.txt. The repository is never modified.
+main.py (functions/webhook.py, functions/renew.py or functions/sync.py), the
+channelkit package (lib/channelkit) and requirements.txt. The repository is
+never modified.
 
 Options (each can also be set by the environment variable shown; a flag wins):
   --project ID               CHANNELKIT_PROJECT      default: gcloud config get-value project
@@ -57,6 +65,18 @@ Options (each can also be set by the environment variable shown; a flag wins):
   --max-instances N          CHANNELKIT_MAX_INSTANCES default: 100 (webhook)
   --renew-max-instances N    CHANNELKIT_RENEW_MAX_INSTANCES default: 2
   --renew-timeout DURATION   CHANNELKIT_RENEW_TIMEOUT default: 540s (one renewal run)
+  --sync-name NAME           CHANNELKIT_SYNC_NAME    default: channelkit-sync (the sync function)
+  --sync-topic TOPIC         CHANNELKIT_SYNC_TOPIC   default: channelkit-sync (a topic name, or
+                                                     projects/PROJECT/topics/T of this project;
+                                                     created if missing)
+  --sync-max-instances N     CHANNELKIT_SYNC_MAX_INSTANCES default: 20
+  --sync-trigger-sa NAME|EMAIL CHANNELKIT_SYNC_TRIGGER_SA default: channelkit-sync-trigger (created
+                                                     if missing): Pub/Sub pushes to the sync
+                                                     function as this account, the only one
+                                                     that may invoke it
+  --no-sync-function         CHANNELKIT_SYNC_FUNCTION=0  neither the sync function nor its topic:
+                                                     the webhook syncs inside its requests
+                                                     (within CHANNELKIT_SYNC_BUDGET)
   --schedule CRON            CHANNELKIT_SCHEDULE     default: "0 * * * *" (hourly)
   --time-zone TZ             CHANNELKIT_TIME_ZONE    default: Etc/UTC
   --renew-before SECONDS     CHANNELKIT_RENEW_BEFORE default: 10800 (renew channels that expire
@@ -85,7 +105,8 @@ Options (each can also be set by the environment variable shown; a flag wins):
                                                      key if missing, never replaced)
   --no-credentials-key       neither create nor mount the secret (stored user credentials
                              then cannot be used: docs/deploy.md, "The credentials key")
-  --env KEY=VALUE            more environment variables for both functions (repeatable)
+  --env KEY=VALUE            more environment variables for every function (repeatable), e.g.
+                             CHANNELKIT_CHANGE_HANDLER=myapp.sync:on_changes
   --build-dir DIR            CHANNELKIT_BUILD_DIR    stage here and keep it (default: a temporary
                                                      directory, removed at the end)
   --dry-run                  print every gcloud command instead of running it (only the local
@@ -95,6 +116,7 @@ Options (each can also be set by the environment variable shown; a flag wins):
 Examples:
   ./deploy.sh --project my-project --region europe-west1
   CHANNELKIT_HANDLER=myapp.hooks:handle ./deploy.sh --handler-source ./myapp --pubsub-topic changes
+  ./deploy.sh --handler-source ./myapp --env CHANNELKIT_CHANGE_HANDLER=myapp.sync:on_changes
   ./deploy.sh --dry-run
 EOF
 }
@@ -113,6 +135,11 @@ MEMORY=${CHANNELKIT_MEMORY:-256Mi}
 MAX_INSTANCES=${CHANNELKIT_MAX_INSTANCES:-100}
 RENEW_MAX_INSTANCES=${CHANNELKIT_RENEW_MAX_INSTANCES:-2}
 RENEW_TIMEOUT=${CHANNELKIT_RENEW_TIMEOUT:-540s}
+SYNC_FUNCTION=${CHANNELKIT_SYNC_FUNCTION:-1}
+SYNC_NAME=${CHANNELKIT_SYNC_NAME:-channelkit-sync}
+SYNC_TOPIC=${CHANNELKIT_SYNC_TOPIC:-channelkit-sync}
+SYNC_MAX_INSTANCES=${CHANNELKIT_SYNC_MAX_INSTANCES:-20}
+SYNC_TRIGGER_SA=${CHANNELKIT_SYNC_TRIGGER_SA:-channelkit-sync-trigger}
 SCHEDULE=${CHANNELKIT_SCHEDULE:-0 * * * *}
 TIME_ZONE=${CHANNELKIT_TIME_ZONE:-Etc/UTC}
 RENEW_BEFORE=${CHANNELKIT_RENEW_BEFORE:-10800}
@@ -147,10 +174,12 @@ while [[ $# -gt 0 ]]; do
     --dry-run) DRY_RUN=1; shift; continue ;;
     --no-metrics) METRICS=0; shift; continue ;;
     --no-credentials-key) CREDENTIALS_KEY_SECRET=0; shift; continue ;;
+    --no-sync-function) SYNC_FUNCTION=0; shift; continue ;;
     --project|--region|--webhook-name|--renew-name|--job-name|--memory|--max-instances|\
     --renew-max-instances|--renew-timeout|--schedule|--time-zone|--renew-before|--handler|\
     --handler-source|--requirements|--pubsub-topic|--collection|--firestore-location|\
-    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret)
+    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret|\
+    --sync-name|--sync-topic|--sync-max-instances|--sync-trigger-sa)
       need_value "$@" ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -179,6 +208,10 @@ while [[ $# -gt 0 ]]; do
     --build-dir) BUILD_DIR=$2 ;;
     --metric-prefix) METRIC_PREFIX=$2 ;;
     --credentials-secret) CREDENTIALS_SECRET=$2 ;;
+    --sync-name) SYNC_NAME=$2 ;;
+    --sync-topic) SYNC_TOPIC=$2 ;;
+    --sync-max-instances) SYNC_MAX_INSTANCES=$2 ;;
+    --sync-trigger-sa) SYNC_TRIGGER_SA=$2 ;;
   esac
   shift 2
 done
@@ -199,11 +232,16 @@ FIRESTORE_LOCATION=${FIRESTORE_LOCATION:-$REGION}
 
 [[ $PROJECT =~ ^[a-z][a-z0-9:.-]*[a-z0-9]$ ]] || die "invalid project id: $PROJECT"
 [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "invalid region: $REGION"
-for name in "$WEBHOOK_NAME" "$RENEW_NAME"; do
+for name in "$WEBHOOK_NAME" "$RENEW_NAME" "$SYNC_NAME"; do
   [[ $name =~ ^[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] \
     || die "invalid function name '$name': lowercase letters, digits and '-', up to 63"
 done
 [[ $WEBHOOK_NAME != "$RENEW_NAME" ]] || die "the webhook and renew functions need different names"
+[[ $SYNC_FUNCTION == 0 || ($SYNC_NAME != "$WEBHOOK_NAME" && $SYNC_NAME != "$RENEW_NAME") ]] \
+  || die "the sync function needs a name of its own (--sync-name)"
+[[ $SYNC_FUNCTION == 0 || $SYNC_FUNCTION == 1 ]] \
+  || die "CHANNELKIT_SYNC_FUNCTION must be 0 or 1, got '$SYNC_FUNCTION'"
+[[ $SYNC_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--sync-max-instances must be a positive integer"
 [[ $JOB_NAME =~ ^[A-Za-z0-9_-]{1,500}$ ]] || die "invalid scheduler job name: $JOB_NAME"
 [[ $MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--max-instances must be a positive integer"
 [[ $RENEW_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--renew-max-instances must be a positive integer"
@@ -232,6 +270,16 @@ if [[ -n $TOPIC ]]; then
   [[ $TOPIC =~ ^projects/[^/]+/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ ]] \
     || die "invalid Pub/Sub topic: $TOPIC"
 fi
+# The trigger takes a topic of this project, by its id.
+if [[ $SYNC_TOPIC == projects/* ]]; then
+  [[ $SYNC_TOPIC == "projects/$PROJECT/topics/"* ]] \
+    || die "--sync-topic must be a topic of project $PROJECT, got '$SYNC_TOPIC'"
+  SYNC_TOPIC=${SYNC_TOPIC#"projects/$PROJECT/topics/"}
+fi
+[[ $SYNC_TOPIC =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ ]] || die "invalid --sync-topic: $SYNC_TOPIC"
+SYNC_TOPIC_PATH=projects/$PROJECT/topics/$SYNC_TOPIC
+[[ $SYNC_FUNCTION == 0 || $SYNC_TOPIC_PATH != "$TOPIC" ]] \
+  || die "the sync topic and the notification topic (--pubsub-topic) must differ"
 [[ $CREDENTIALS_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] \
   || die "invalid --credentials-secret '$CREDENTIALS_SECRET': letters, digits, '_' and '-', up to 255"
 for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
@@ -241,6 +289,8 @@ for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
     "the key belongs in Secret Manager (--credentials-secret), not in a plain variable;" \
     "see docs/deploy.md, \"The credentials key\""
   [[ $pair =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || die "--env wants KEY=VALUE, got '$pair'"
+  [[ $pair != CHANNELKIT_SYNC_TOPIC=* ]] \
+    || die "--env CHANNELKIT_SYNC_TOPIC=...: deploy.sh sets it on the webhook; use --sync-topic"
 done
 
 # A name alone becomes an account of this project.
@@ -249,8 +299,12 @@ sa_email() {
 }
 RUNTIME_SA_EMAIL=$(sa_email "$RUNTIME_SA")
 SCHEDULER_SA_EMAIL=$(sa_email "$SCHEDULER_SA")
+SYNC_TRIGGER_SA_EMAIL=$(sa_email "$SYNC_TRIGGER_SA")
 [[ $RUNTIME_SA_EMAIL != "$SCHEDULER_SA_EMAIL" ]] \
   || die "the scheduler needs its own service account (it may invoke the renew function only)"
+[[ $SYNC_FUNCTION == 0 || ($SYNC_TRIGGER_SA_EMAIL != "$RUNTIME_SA_EMAIL" \
+  && $SYNC_TRIGGER_SA_EMAIL != "$SCHEDULER_SA_EMAIL") ]] \
+  || die "the sync trigger needs its own service account (it may invoke the sync function only)"
 
 # -- running gcloud ---------------------------------------------------------------------------
 
@@ -356,7 +410,7 @@ stage() {  # stage ENTRY-FILE DIR: main.py + channelkit + requirements.txt
   cp -- "$ROOT/functions/$entry" "$dir/main.py"
   # Helper modules beside the entry points (if any) travel with them.
   for helper in "$ROOT"/functions/*.py; do
-    case ${helper##*/} in webhook.py|renew.py) ;; *) cp -- "$helper" "$dir/" ;; esac
+    case ${helper##*/} in webhook.py|renew.py|sync.py) ;; *) cp -- "$helper" "$dir/" ;; esac
   done
   local excludes=(--exclude=__pycache__ --exclude='*.pyc')
   if ! needs_testing; then
@@ -375,9 +429,11 @@ stage() {  # stage ENTRY-FILE DIR: main.py + channelkit + requirements.txt
 
 WEBHOOK_SRC=$BUILD_DIR/webhook
 RENEW_SRC=$BUILD_DIR/renew
+SYNC_SRC=$BUILD_DIR/sync
 say "staging the functions in $BUILD_DIR"
 stage webhook.py "$WEBHOOK_SRC"
 stage renew.py "$RENEW_SRC"
+[[ $SYNC_FUNCTION == 0 ]] || stage sync.py "$SYNC_SRC"
 if [[ -n $HANDLER ]]; then
   top=${HANDLER%%[.:]*}
   if [[ $top != channelkit && ! -e $WEBHOOK_SRC/$top.py && ! -d $WEBHOOK_SRC/$top ]]; then
@@ -437,8 +493,18 @@ COMMON_ENV=("GOOGLE_CLOUD_PROJECT=$PROJECT" "CHANNELKIT_COLLECTION=$COLLECTION")
 [[ -z $HANDLER ]] || COMMON_ENV+=("CHANNELKIT_HANDLER=$HANDLER")
 [[ -z $TOPIC ]] || COMMON_ENV+=("CHANNELKIT_PUBSUB_TOPIC=$TOPIC")
 COMMON_ENV+=("${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}")
-WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}")
+WEBHOOK_EXTRA=()
+[[ $SYNC_FUNCTION == 0 ]] || WEBHOOK_EXTRA=("CHANNELKIT_SYNC_TOPIC=$SYNC_TOPIC_PATH")
+WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}" "${WEBHOOK_EXTRA[@]+"${WEBHOOK_EXTRA[@]}"}")
 RENEW_ENV=$(join_env "${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
+# One sync may list for most of the sync function's timeout (the webhook's budget is 20 s);
+# what is left is retried. An --env CHANNELKIT_SYNC_BUDGET wins.
+SYNC_TIMEOUT=540s
+SYNC_EXTRA=("CHANNELKIT_SYNC_BUDGET=480")
+for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
+  [[ $pair != CHANNELKIT_SYNC_BUDGET=* ]] || SYNC_EXTRA=()
+done
+SYNC_ENV=$(join_env "${COMMON_ENV[@]}" "${SYNC_EXTRA[@]+"${SYNC_EXTRA[@]}"}")
 
 if [[ $DRY_RUN == 1 ]]; then
   printf '# dry run: project %s, region %s; sources staged in %s%s\n' "$PROJECT" "$REGION" "$BUILD_DIR" \
@@ -450,7 +516,8 @@ fi
 SERVICES=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
   artifactregistry.googleapis.com cloudscheduler.googleapis.com firestore.googleapis.com
   iam.googleapis.com)
-[[ -z $TOPIC ]] || SERVICES+=(pubsub.googleapis.com)
+[[ -z $TOPIC && $SYNC_FUNCTION == 0 ]] || SERVICES+=(pubsub.googleapis.com)
+[[ $SYNC_FUNCTION == 0 ]] || SERVICES+=(eventarc.googleapis.com)
 [[ $METRICS == 0 ]] || SERVICES+=(logging.googleapis.com)
 [[ $CREDENTIALS_KEY_SECRET == 0 ]] || SERVICES+=(secretmanager.googleapis.com)
 say "enabling APIs"
@@ -528,20 +595,39 @@ if [[ $CREDENTIALS_KEY_SECRET == 1 ]]; then
   SECRET_FLAGS=("--set-secrets=CHANNELKIT_CREDENTIALS_KEY=$CREDENTIALS_SECRET:latest")
 fi
 
-# -- 5. Pub/Sub topic ---------------------------------------------------------------------------
+# -- 5. Pub/Sub topics: the sync topic, the notification topic ----------------------------------
 
-if [[ -n $TOPIC ]]; then
-  say "Pub/Sub topic $TOPIC"
-  if exists pubsub topics describe "$TOPIC"; then
+TOPICS=()
+[[ $SYNC_FUNCTION == 0 ]] || TOPICS+=("$SYNC_TOPIC_PATH")
+[[ -z $TOPIC ]] || TOPICS+=("$TOPIC")
+for topic in "${TOPICS[@]+"${TOPICS[@]}"}"; do
+  say "Pub/Sub topic $topic"
+  if exists pubsub topics describe "$topic"; then
     say "topic exists"
   else
-    run pubsub topics create "$TOPIC"
+    run pubsub topics create "$topic"
   fi
-  retry pubsub topics add-iam-policy-binding "$TOPIC" "--member=serviceAccount:$RUNTIME_SA_EMAIL" \
+  retry pubsub topics add-iam-policy-binding "$topic" "--member=serviceAccount:$RUNTIME_SA_EMAIL" \
     --role=roles/pubsub.publisher --format=none
+done
+
+# -- 6. the sync function: before the webhook publishes to its topic -------------------------------
+
+if [[ $SYNC_FUNCTION == 1 ]]; then
+  say "sync trigger service account"
+  ensure_service_account "$SYNC_TRIGGER_SA_EMAIL" "channelkit sync trigger (invokes $SYNC_NAME)"
+  say "deploying the sync function $SYNC_NAME (triggered by $SYNC_TOPIC_PATH)"
+  run functions deploy "$SYNC_NAME" --gen2 --runtime=python312 "--region=$REGION" \
+    "--source=$SYNC_SRC" --entry-point=sync "--trigger-topic=$SYNC_TOPIC" --retry \
+    "--trigger-service-account=$SYNC_TRIGGER_SA_EMAIL" --no-allow-unauthenticated \
+    "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" \
+    "--max-instances=$SYNC_MAX_INSTANCES" "--timeout=$SYNC_TIMEOUT" "--set-env-vars=$SYNC_ENV" \
+    "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
+  retry functions add-invoker-policy-binding "$SYNC_NAME" "--region=$REGION" \
+    "--member=serviceAccount:$SYNC_TRIGGER_SA_EMAIL"
 fi
 
-# -- 6, 7. the functions ------------------------------------------------------------------------
+# -- 7, 8. the webhook and renew functions --------------------------------------------------------
 
 say "deploying the webhook function $WEBHOOK_NAME"
 run functions deploy "$WEBHOOK_NAME" --gen2 --runtime=python312 "--region=$REGION" \
@@ -573,7 +659,7 @@ else
   RENEW_URL=$(function_url "$RENEW_NAME")
 fi
 
-# -- 8. the scheduler: its own identity, invoker on the renew function only -----------------------
+# -- 9. the scheduler: its own identity, invoker on the renew function only -----------------------
 
 say "scheduler service account"
 ensure_service_account "$SCHEDULER_SA_EMAIL" "channelkit scheduler (invokes $RENEW_NAME)"
@@ -591,7 +677,7 @@ else
   run scheduler jobs create http "$JOB_NAME" "${JOB_FLAGS[@]}"
 fi
 
-# -- 9. Firestore TTL -------------------------------------------------------------------------------
+# -- 10. Firestore TTL -------------------------------------------------------------------------------
 
 for group in "$COLLECTION" messages; do
   say "Firestore TTL on $group.expireAt"
@@ -611,7 +697,7 @@ for group in "$COLLECTION" messages; do
   esac
 done
 
-# -- 10. log-based metrics on the renew function's health line ------------------------------------
+# -- 11. log-based metrics on the renew function's health line ------------------------------------
 
 if [[ $METRICS == 1 ]]; then
   for spec in "${HEALTH_METRICS[@]}"; do
@@ -631,11 +717,20 @@ if [[ $METRICS == 1 ]]; then
   done
 fi
 
-# -- 11. what next ------------------------------------------------------------------------------------
+# -- 12. what next ------------------------------------------------------------------------------------
 
 if [[ $DRY_RUN == 1 ]]; then
   printf '# dry run: nothing was run\n'
   exit 0
+fi
+SYNC_SUMMARY="
+Syncs of --sync subscriptions: inside the webhook's requests (--no-sync-function).
+"
+if [[ $SYNC_FUNCTION == 1 ]]; then
+  SYNC_SUMMARY="
+Syncs of --sync subscriptions: the webhook publishes a request to $SYNC_TOPIC_PATH,
+  the function $SYNC_NAME runs it (invoked by $SYNC_TRIGGER_SA_EMAIL only).
+"
 fi
 METRICS_SUMMARY=
 if [[ $METRICS == 1 ]]; then
@@ -654,8 +749,8 @@ Webhook URL (the address of your watch channels):
 
 Renewal: Cloud Scheduler job '$JOB_NAME' calls $RENEW_URL
   on '$SCHEDULE' ($TIME_ZONE) as $SCHEDULER_SA_EMAIL; channels expiring within
-  ${RENEW_BEFORE}s are renewed. Both functions run as $RUNTIME_SA_EMAIL.
-$METRICS_SUMMARY
+  ${RENEW_BEFORE}s are renewed. The functions run as $RUNTIME_SA_EMAIL.
+$SYNC_SUMMARY$METRICS_SUMMARY
 Next: create a watch (here, on a Drive file), with credentials that can read it:
   GOOGLE_CLOUD_PROJECT=$PROJECT python -m channelkit watch drive v3 files.watch \\
       --param fileId=FILE_ID --address $WEBHOOK_URL

@@ -35,6 +35,7 @@ from channelkit.inline_sync import InlineSync
 from channelkit.receive import ChannelCache, Receiver, outcome_for, read_body, status_for
 from channelkit.signing import NO_KEY_WARNING
 from channelkit.store import ChannelStore, open_store
+from channelkit.sync_requests import load_sync_requests
 
 logs.configure()
 log = logs.get_logger("webhook")
@@ -98,12 +99,20 @@ def _get_receiver(settings: Settings) -> Receiver:
 
 
 def _inline_sync(store: ChannelStore, settings: Settings) -> InlineSync | None:
-    """Syncs for ``--sync`` subscriptions, when the app said where changes go."""
+    """Syncs for ``--sync`` subscriptions, when the app said where changes go.
+
+    With ``CHANNELKIT_SYNC_TOPIC`` they are requested from the ``sync`` function instead.
+    """
     sink = load_change_sink(settings)
     if sink is None:
         return None
     return InlineSync(
-        store=store, sink=sink, budget=settings.sync_budget, lease=settings.sync_lease, settings=settings
+        store=store,
+        sink=sink,
+        budget=settings.sync_budget,
+        lease=settings.sync_lease,
+        settings=settings,
+        requests=load_sync_requests(settings),
     )
 
 

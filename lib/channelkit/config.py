@@ -53,6 +53,7 @@ __all__ = [
     "sync_backstop",
     "sync_budget",
     "sync_lease",
+    "sync_topic",
 ]
 
 DEFAULT_COLLECTION = "channels"
@@ -166,14 +167,24 @@ def change_handler(value: str | None = None, *, environ: Environ | None = None) 
     return value or _env("CHANNELKIT_CHANGE_HANDLER", environ)
 
 
-def pubsub_topic(value: str | None = None, *, environ: Environ | None = None) -> str | None:
-    """``projects/P/topics/T`` receiving each accepted notification."""
-    topic = value or _env("CHANNELKIT_PUBSUB_TOPIC", environ)
+def _topic(name: str, value: str | None, environ: Environ | None) -> str | None:
+    """A ``projects/P/topics/T`` setting, or None when unset."""
+    topic = value or _env(name, environ)
     if topic is not None:
         parts = topic.split("/")
         if len(parts) != 4 or parts[0] != "projects" or parts[2] != "topics" or not all(parts):
-            raise ConfigError(f"CHANNELKIT_PUBSUB_TOPIC must be projects/P/topics/T, got {topic!r}")
+            raise ConfigError(f"{name} must be projects/P/topics/T, got {topic!r}")
     return topic
+
+
+def pubsub_topic(value: str | None = None, *, environ: Environ | None = None) -> str | None:
+    """``projects/P/topics/T`` receiving each accepted notification."""
+    return _topic("CHANNELKIT_PUBSUB_TOPIC", value, environ)
+
+
+def sync_topic(value: str | None = None, *, environ: Environ | None = None) -> str | None:
+    """``projects/P/topics/T``: the webhook asks the ``sync`` function for syncs there instead of syncing inline."""
+    return _topic("CHANNELKIT_SYNC_TOPIC", value, environ)
 
 
 def api_root(value: str | None = None, *, environ: Environ | None = None) -> str | None:
@@ -346,6 +357,7 @@ _RESOLVERS: dict[str, Callable[..., Any]] = {
     "sync_budget": sync_budget,
     "sync_lease": sync_lease,
     "sync_backstop": sync_backstop,
+    "sync_topic": sync_topic,
 }
 _NO_ENVIRONMENT: Environ = {}
 
@@ -385,6 +397,7 @@ class Settings:
     sync_budget: float = DEFAULT_SYNC_BUDGET
     sync_lease: float = DEFAULT_SYNC_LEASE
     sync_backstop: float = DEFAULT_SYNC_BACKSTOP
+    sync_topic: str | None = None
 
     def __post_init__(self) -> None:
         for name, value in _resolve_all(vars(self), _NO_ENVIRONMENT).items():

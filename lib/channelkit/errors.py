@@ -34,7 +34,9 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
     ├── MessageInProgressError          the same message is being processed elsewhere
     ├── FeedError                       change feeds (sync)
     │   ├── UnsupportedFeedError        the watch method has no change feed (also ValueError)
-    │   └── SyncLeaseLostError          another sync took the subscription's sync lease
+    │   ├── SyncLeaseLostError          another sync took the subscription's sync lease
+    │   ├── BadSyncRequestError         a message on CHANNELKIT_SYNC_TOPIC is not a sync request
+    │   └── SyncIncompleteError         a requested sync did not finish; a retry may (Pub/Sub redelivers)
     ├── DispatchError                   handing a notification to the app failed
     │   ├── HandlerConfigError          CHANNELKIT_HANDLER cannot be imported
     │   ├── HandlerError                the app's handler raised
@@ -55,6 +57,7 @@ import sys
 
 __all__ = [
     "AuthError",
+    "BadSyncRequestError",
     "BodyTooLargeError",
     "ChannelConflictError",
     "ChannelExistsError",
@@ -88,6 +91,7 @@ __all__ = [
     "StoreUnavailable",
     "SubscriptionExistsError",
     "SubscriptionNotFoundError",
+    "SyncIncompleteError",
     "SyncLeaseLostError",
     "TokenMismatchError",
     "TransientApiError",
@@ -258,6 +262,15 @@ class UnsupportedFeedError(FeedError, ValueError):
 
 class SyncLeaseLostError(FeedError):
     """Another sync took the subscription's sync lease (ours had lapsed): this one stops."""
+
+
+class BadSyncRequestError(FeedError):
+    """A message on ``CHANNELKIT_SYNC_TOPIC`` that is not a sync request: acknowledged, never retried."""
+
+
+class SyncIncompleteError(FeedError):
+    """A requested sync stopped where a retry may go on (store down, Google's 5xx, the budget spent,
+    the change handler raised): the ``sync`` function raises it so that Pub/Sub redelivers."""
 
 
 # --- dispatch -----------------------------------------------------------------

@@ -185,6 +185,20 @@ class GoogleApi:
 
     # --- clients --------------------------------------------------------------
 
+    @classmethod
+    def from_settings(cls, settings: config.Settings | None, *, store: Any = None) -> GoogleApi:
+        """A client with the API root, retries, subject and credentials key of ``settings``
+        (None: each read from the environment)."""
+        if settings is None:
+            return cls(store=store)
+        return cls(
+            root=settings.api_root,
+            subject=settings.delegated_subject,
+            retries=settings.api_retries,
+            store=store,
+            credentials_key=settings.credentials_key,
+        )
+
     def client(self, api: str, version: str, credentials: str | None = None) -> Any:
         """A googleapiclient Resource for the API acting as ``credentials`` (a reference; default ADC).
 

@@ -3,7 +3,10 @@
 After a notification is marked done, ``after_delivery`` runs the subscription's
 sync within ``CHANNELKIT_SYNC_BUDGET`` seconds; what is left waits for the next
 pass (the next notification, ``python -m channelkit sync``, the renewal run's
-backstop). Nothing a sync does changes the webhook's answer to Google: its
+backstop). Given ``requests`` (``CHANNELKIT_SYNC_TOPIC``: deployed), it syncs
+nothing itself: it publishes "sync subscription S" for the ``sync`` function
+(``channelkit.sync_requests``), which runs the same ``channelkit.sync.sync``.
+Nothing a sync or a request does changes the webhook's answer to Google: their
 failures are logged, never raised. Channels record ``sync``, so the check costs
 nothing for other subscriptions: no read, no write is added to their path.
 
@@ -23,6 +26,7 @@ from channelkit.change_sink import ChangeSink
 from channelkit.channel import Channel, Notification
 from channelkit.errors import ChannelkitError, SubscriptionNotFoundError
 from channelkit.feeds import BODY, batch_from_body, feed_for
+from channelkit.sync_requests import SyncRequests
 
 __all__ = ["InlineSync"]
 
@@ -42,9 +46,10 @@ class InlineSync:
         google: Any = None,
         settings: Any = None,
         clock: Any = None,
+        requests: SyncRequests | None = None,
     ):
         self.store, self.sink, self.budget, self.lease = store, sink, budget, lease
-        self.settings, self.clock = settings, clock
+        self.settings, self.clock, self.requests = settings, clock, requests
         self._google = google
         self._lock = threading.Lock()
 
@@ -54,15 +59,7 @@ class InlineSync:
             if self._google is None:
                 from channelkit.google_api import GoogleApi
 
-                options: dict[str, Any] = {}
-                if self.settings is not None:
-                    options = {
-                        "root": self.settings.api_root,
-                        "retries": self.settings.api_retries,
-                        "subject": self.settings.delegated_subject,
-                        "credentials_key": self.settings.credentials_key,
-                    }
-                self._google = GoogleApi(store=self.store, **options)
+                self._google = GoogleApi.from_settings(self.settings, store=self.store)
             return self._google
 
     @staticmethod
@@ -88,10 +85,13 @@ class InlineSync:
         self.sink.deliver(batch, subscription)
 
     def after_delivery(self, notification: Notification, channel: Channel) -> None:
-        """Sync the channel's subscription within the budget; never raises."""
+        """Sync the channel's subscription within the budget, or request its sync; never raises."""
         if not (channel.sync and channel.subscription_id) or notification.is_sync:
             return
         if self._is_body_feed(channel):
+            return
+        if self.requests is not None:
+            _request(self.requests, channel.subscription_id)
             return
         from channelkit.sync import sync
 
@@ -123,3 +123,19 @@ class InlineSync:
             f"inline sync {result.outcome}",
             **{k: v for k, v in result.to_json().items() if v is not None},
         )
+
+
+def _request(requests: SyncRequests, subscription_id: str) -> None:
+    """Publish the sync request; a failure is logged: the next request or the backstop syncs."""
+    try:
+        requests.request(subscription_id)
+    except Exception as exc:  # noqa: BLE001 - a request never changes the webhook's answer
+        logs.event(
+            log,
+            "ERROR",
+            "sync request not published (the renewal run's backstop will sync)",
+            subscriptionId=subscription_id,
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
+        return
+    logs.event(log, "INFO", "sync requested", subscriptionId=subscription_id, topic=requests.topic)

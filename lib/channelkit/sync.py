@@ -30,7 +30,7 @@ from channelkit.change_sink import ChangeSink, load_change_sink
 from channelkit.errors import ConfigError, FeedError, GoogleApiError, SyncLeaseLostError
 from channelkit.feeds import BODY, GET, LIST, Batch, Cursor, Feed, feed_for
 from channelkit.google_api import GoogleApi
-from channelkit.lifecycle import judge_failure, record_failure
+from channelkit.lifecycle import FailureKind, judge_failure, record_failure
 from channelkit.store import ChannelStore, open_store
 from channelkit.subscription import Subscription
 from channelkit.sync_lease import KEEP, Acquired, SyncLease
@@ -85,6 +85,8 @@ class SyncResult:
     error: str | None = None
     #: When the oldest change handed over (not a resync's) happened, if its API says (ms).
     oldest_change_ms: int | None = None
+    #: ``failed`` on a transient refusal (429, 5xx, a broken connection): a later pass may succeed.
+    transient: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,6 +248,7 @@ class _Run:
         if self.failure is not None:
             failure, detail = judge_failure(self.failure), str(self.failure)[:500]
             self.result.error = detail
+            self.result.transient = failure.kind is FailureKind.TRANSIENT
             now_ms = int(self.clock() * 1000)
 
             def change(current: Subscription) -> Subscription:

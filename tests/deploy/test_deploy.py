@@ -1,13 +1,14 @@
 """deploy.sh, run for real: the real gcloud sends its real requests to a local recorder.
 
 What is asserted is what gcloud *sent* (docs/deploy.md, "How deploy.sh is tested"), i.e. what a real project
-would receive: the functions' runtime, entry points, environment and triggers,
+would receive: the functions' runtime, entry points, environment and triggers
+(the sync function's Pub/Sub topic, with retries),
 who may invoke which function, the scheduler job's OIDC identity and audience,
 Firestore TTL, the topic, the Secret Manager secret that holds the credentials key
 (and that the key itself shows nowhere). Then the source zip that gcloud uploaded is unzipped,
 installed into a clean virtualenv from its own requirements.txt, and served by
 functions-framework against the Firestore emulator: the deployed artifact
-answers a real notification.
+answers a real notification, and the uploaded sync function a Pub/Sub push.
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ pytestmark = pytest.mark.slow
 LOCATION = f"projects/{PROJECT}/locations/{REGION}"
 WEBHOOK = f"{LOCATION}/functions/channelkit-webhook"
 RENEW = f"{LOCATION}/functions/channelkit-renew"
+SYNC = f"{LOCATION}/functions/channelkit-sync"
 TOPIC_PATH = f"projects/{PROJECT}/topics/{TOPIC}"
+SYNC_TOPIC_PATH = f"projects/{PROJECT}/topics/channelkit-sync"
 INVOKER = "roles/run.invoker"
+PUBLISHER = "roles/pubsub.publisher"
 METRICS = f"projects/{PROJECT}/metrics/"
 #: The renew function's health line, as Cloud Logging stores it (2nd gen functions log as Cloud Run).
 HEALTH_FILTER = (
@@ -135,6 +139,13 @@ def test_help_exits_0_and_explains_every_setting():
         "CHANNELKIT_CREDENTIALS_SECRET",
         "--no-credentials-key",
         "CHANNELKIT_CREDENTIALS_KEY",
+        "--sync-name",
+        "--sync-topic",
+        "CHANNELKIT_SYNC_TOPIC",
+        "--sync-max-instances",
+        "--sync-trigger-sa",
+        "--no-sync-function",
+        "CHANNELKIT_SYNC_FUNCTION=0",
     ):
         assert word in result.stdout
 
@@ -193,6 +204,19 @@ def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
         "secrets create channelkit-credentials-key --replication-policy=automatic --data-file=-",
         "secrets add-iam-policy-binding channelkit-credentials-key"
         f" --member=serviceAccount:channelkit-runtime@{PROJECT}.iam.gserviceaccount.com --role={ACCESSOR}",
+        "eventarc.googleapis.com",
+        f"pubsub topics create {SYNC_TOPIC_PATH}",
+        f"pubsub topics add-iam-policy-binding {SYNC_TOPIC_PATH}"
+        f" --member=serviceAccount:channelkit-runtime@{PROJECT}.iam.gserviceaccount.com --role={PUBLISHER}",
+        "iam service-accounts create channelkit-sync-trigger",
+        "functions deploy channelkit-sync",
+        "--entry-point=sync --trigger-topic=channelkit-sync --retry"
+        f" --trigger-service-account=channelkit-sync-trigger@{PROJECT}.iam.gserviceaccount.com"
+        " --no-allow-unauthenticated",
+        "--max-instances=20 --timeout=540s",
+        "functions add-invoker-policy-binding channelkit-sync --region=asia-east1"
+        f" --member=serviceAccount:channelkit-sync-trigger@{PROJECT}.iam.gserviceaccount.com",
+        f"CHANNELKIT_SYNC_TOPIC={SYNC_TOPIC_PATH}",
     ):
         assert expected in text, expected
     assert "nothing was run" in result.stdout
@@ -201,8 +225,17 @@ def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
     # Both functions mount the secret; the secret exists before they are deployed.
     mount = "--set-secrets=CHANNELKIT_CREDENTIALS_KEY=channelkit-credentials-key:latest"
     deploys = [c for c in commands if " functions deploy " in c]
-    assert len(deploys) == 2 and all(mount in c for c in deploys), deploys
+    assert len(deploys) == 3 and all(mount in c for c in deploys), deploys
     assert text.index("secrets add-iam-policy-binding") < text.index("functions deploy")
+    # The sync function is there before the webhook publishes to its topic; only the webhook
+    # publishes, and only the sync function runs the syncs with the longer budget.
+    [sync, webhook, renew] = deploys
+    assert "channelkit-sync" in sync and "channelkit-webhook" in webhook and "channelkit-renew" in renew
+    assert text.index(f"pubsub topics create {SYNC_TOPIC_PATH}") < text.index(
+        "functions deploy channelkit-sync"
+    )
+    assert "CHANNELKIT_SYNC_TOPIC=" in webhook and "CHANNELKIT_SYNC_TOPIC=" not in sync + renew
+    assert "CHANNELKIT_SYNC_BUDGET=480" in sync and "CHANNELKIT_SYNC_BUDGET" not in webhook + renew
     # A dry run generates no key, let alone shows one.
     assert not KEY_PATTERN.search(result.stdout + result.stderr)
 
@@ -239,12 +272,63 @@ def test_the_credentials_secret_flags(tmp_path):
         assert result.returncode == 0, result.stderr
         assert f"secrets create {name} --replication-policy=automatic --data-file=-" in result.stdout
         assert f"secrets add-iam-policy-binding {name} " in result.stdout
-        assert result.stdout.count(f"--set-secrets=CHANNELKIT_CREDENTIALS_KEY={name}:latest") == 2
+        assert result.stdout.count(f"--set-secrets=CHANNELKIT_CREDENTIALS_KEY={name}:latest") == 3
     assert without.returncode == 0, without.stderr
     assert "secret" not in without.stdout.lower()  # no API, no secret, no mount
     assert invalid.returncode != 0 and "invalid --credentials-secret 'a/b'" in invalid.stderr
     assert plain.returncode != 0 and "belongs in Secret Manager" in plain.stderr
     assert "c2VjcmV0LWtleQ" not in plain.stdout + plain.stderr
+
+
+def test_the_sync_function_flags(tmp_path):
+    with GcloudRecorder(PROJECT) as recorder:
+        env = gcloud_env(recorder, tmp_path / "cfg")
+        named = run_deploy(
+            env,
+            "--dry-run",
+            "--sync-name=sync-a",
+            f"--sync-topic=projects/{PROJECT}/topics/sync-a",
+            "--sync-max-instances=3",
+            "--sync-trigger-sa=trigger-a",
+            "--env",
+            "CHANNELKIT_SYNC_BUDGET=100",
+        )
+        from_env = run_deploy(
+            {**env, "CHANNELKIT_SYNC_NAME": "sync-b", "CHANNELKIT_SYNC_TOPIC": "sync-b"}, "--dry-run"
+        )
+        without = run_deploy(env, "--dry-run", "--no-sync-function")
+        without_env = run_deploy({**env, "CHANNELKIT_SYNC_FUNCTION": "0"}, "--dry-run")
+        refused = {
+            "another project's topic": run_deploy(env, "--dry-run", "--sync-topic=projects/other/topics/s"),
+            "the notification topic": run_deploy(env, "--dry-run", "--sync-topic=t-1", "--pubsub-topic=t-1"),
+            "the scheduler's account": run_deploy(env, "--dry-run", "--sync-trigger-sa=channelkit-scheduler"),
+            "the webhook's name": run_deploy(env, "--dry-run", "--sync-name=channelkit-webhook"),
+            "a sync topic by --env": run_deploy(env, "--dry-run", "--env", "CHANNELKIT_SYNC_TOPIC=x"),
+            "zero instances": run_deploy(env, "--dry-run", "--sync-max-instances=0"),
+        }
+        assert recorder.find() == [], recorder.log()
+    assert named.returncode == 0, named.stderr
+    trigger = f"trigger-a@{PROJECT}.iam.gserviceaccount.com"
+    for expected in (
+        f"pubsub topics create projects/{PROJECT}/topics/sync-a",
+        "functions deploy sync-a ",
+        f"--trigger-topic=sync-a --retry --trigger-service-account={trigger}",
+        "--max-instances=3 ",
+        f"functions add-invoker-policy-binding sync-a --region=us-central1 --member=serviceAccount:{trigger}",
+        f"CHANNELKIT_SYNC_TOPIC=projects/{PROJECT}/topics/sync-a",
+    ):
+        assert expected in named.stdout, expected
+    # The --env budget wins over deploy.sh's own (no variable twice).
+    assert "CHANNELKIT_SYNC_BUDGET=100" in named.stdout and "CHANNELKIT_SYNC_BUDGET=480" not in named.stdout
+    assert from_env.returncode == 0, from_env.stderr
+    assert "functions deploy sync-b " in from_env.stdout and "--trigger-topic=sync-b " in from_env.stdout
+    for result in (without, without_env):
+        assert result.returncode == 0, result.stderr
+        for absent in ("channelkit-sync", "CHANNELKIT_SYNC", "--trigger-topic", "pubsub", "eventarc"):
+            assert absent not in result.stdout, absent  # no function, topic, account or variable
+    for why, result in refused.items():
+        assert result.returncode != 0, why
+        assert result.stderr.strip().startswith("deploy.sh: error:"), (why, result.stderr)
 
 
 def test_an_existing_secret_without_an_enabled_version_stops_the_deployment(tmp_path):
@@ -299,6 +383,7 @@ def test_the_webhook_is_a_public_python312_http_function_with_the_channelkit_set
         "CHANNELKIT_HANDLER": HANDLER,
         "CHANNELKIT_PUBSUB_TOPIC": TOPIC_PATH,
         "DEPLOYED_HANDLER_LOG": str(deployment.handler_log),
+        "CHANNELKIT_SYNC_TOPIC": SYNC_TOPIC_PATH,  # syncs are requested, not run, in the webhook
     }
     assert service["availableMemory"] == MEMORY
     assert service["maxInstanceCount"] == int(MAX_INSTANCES)
@@ -325,6 +410,39 @@ def test_the_renew_function_is_private_and_only_the_scheduler_may_invoke_it(depl
             assert deployment.scheduler_sa not in json.dumps(request.json), request
 
 
+def test_the_sync_function_is_triggered_by_the_sync_topic_with_retries_and_is_private(deployment):
+    body = created(deployment, SYNC)
+    build, service, trigger = body["buildConfig"], body["serviceConfig"], body["eventTrigger"]
+    assert build["runtime"] == "python312" and build["entryPoint"] == "sync"
+    assert trigger["eventType"] == "google.cloud.pubsub.topic.v1.messagePublished"
+    assert trigger["pubsubTopic"] == SYNC_TOPIC_PATH
+    assert trigger["retryPolicy"] == "RETRY_POLICY_RETRY"  # a raised SyncIncompleteError is redelivered
+    assert trigger["serviceAccountEmail"] == deployment.sync_trigger_sa
+    assert service["serviceAccountEmail"] == deployment.runtime_sa  # the same runtime account
+    assert service["timeoutSeconds"] == 540 and service["maxInstanceCount"] == 20
+    assert service["environmentVariables"] == {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "CHANNELKIT_COLLECTION": "channels",
+        "CHANNELKIT_HANDLER": HANDLER,
+        "CHANNELKIT_PUBSUB_TOPIC": TOPIC_PATH,
+        "DEPLOYED_HANDLER_LOG": str(deployment.handler_log),
+        "CHANNELKIT_SYNC_BUDGET": "480",
+    }
+    # Not public: the trigger's account, and it alone, may invoke it...
+    policy = deployment.recorder.policy(run_service(SYNC))
+    assert policy["bindings"] == [
+        {"role": INVOKER, "members": [f"serviceAccount:{deployment.sync_trigger_sa}"]}
+    ]
+    # ...and nothing else.
+    for request in deployment.requests(verb="setIamPolicy"):
+        if run_service(SYNC) not in request.path:
+            assert deployment.sync_trigger_sa not in json.dumps(request.json), request
+    # Deployed before the webhook publishes to its topic (a message nobody subscribes to is lost).
+    order = [r.query.get("functionId") for r in deployment.requests(0, method="POST", api="cloudfunctions")]
+    order = [name for name in order if name]
+    assert order == ["channelkit-sync", "channelkit-webhook", "channelkit-renew"]
+
+
 def test_the_scheduler_job_calls_the_renew_url_hourly_with_an_oidc_token(deployment):
     renew_url = deployment.recorder.resource(RENEW)["serviceConfig"]["uri"]
     [create] = deployment.requests(0, method="POST", api="cloudscheduler")
@@ -336,7 +454,7 @@ def test_the_scheduler_job_calls_the_renew_url_hourly_with_an_oidc_token(deploym
     assert target["oidcToken"] == {"serviceAccountEmail": deployment.scheduler_sa, "audience": renew_url}
     # The scheduler account was created by the first run (and only then).
     accounts = [r.json["accountId"] for r in deployment.requests(method="POST", api="iam")]
-    assert sorted(accounts) == ["channelkit-runtime", "channelkit-scheduler"]
+    assert sorted(accounts) == ["channelkit-runtime", "channelkit-scheduler", "channelkit-sync-trigger"]
 
 
 def test_firestore_ttl_is_enabled_on_expire_at_for_channels_and_messages(deployment):
@@ -351,13 +469,12 @@ def test_firestore_ttl_is_enabled_on_expire_at_for_channels_and_messages(deploym
         assert request.json["ttlConfig"] == {}  # present (and empty) = enable TTL
 
 
-def test_the_topic_is_created_and_the_functions_may_publish_to_it(deployment):
-    assert deployment.requests(0, method="PUT", api="pubsub", path=f"{TOPIC_PATH}$")
-    policy = deployment.recorder.policy(TOPIC_PATH)
-    assert {
-        "role": "roles/pubsub.publisher",
-        "members": [f"serviceAccount:{deployment.runtime_sa}"],
-    } in policy["bindings"]
+@pytest.mark.parametrize("topic", [TOPIC_PATH, SYNC_TOPIC_PATH])
+def test_the_topics_are_created_and_the_functions_may_publish_to_them(deployment, topic):
+    assert deployment.requests(0, method="PUT", api="pubsub", path=f"{topic}$")
+    assert deployment.recorder.policy(topic)["bindings"] == [
+        {"role": PUBLISHER, "members": [f"serviceAccount:{deployment.runtime_sa}"]}
+    ]
 
 
 def test_the_health_metrics_are_created_on_the_renew_functions_health_line(deployment):
@@ -392,7 +509,7 @@ def test_the_second_run_updates_instead_of_creating(deployment):
     assert second, "the second run sent nothing"
     assert not [r for r in second if r.method == "POST" and r.query.get("functionId")]
     patched = {r.path.rsplit("/", 1)[-1] for r in second if r.method == "PATCH" and r.api == "cloudfunctions"}
-    assert patched == {"channelkit-webhook", "channelkit-renew"}
+    assert patched == {"channelkit-webhook", "channelkit-renew", "channelkit-sync"}
     for request in second:
         if request.method == "PATCH" and request.api == "cloudfunctions":
             assert request.json["buildConfig"]["runtime"] == "python312"
@@ -442,8 +559,8 @@ def test_only_the_runtime_account_may_read_the_secret_and_only_that_secret(deplo
             assert ACCESSOR not in json.dumps(request.json), request  # not project-wide
 
 
-def test_both_functions_mount_the_secret_as_the_credentials_key(deployment):
-    for function in (WEBHOOK, RENEW):
+def test_every_function_mounts_the_secret_as_the_credentials_key(deployment):
+    for function in (WEBHOOK, RENEW, SYNC):
         assert created(deployment, function)["serviceConfig"]["secretEnvironmentVariables"] == SECRET_ENV
         [update] = deployment.requests(1, method="PATCH", api="cloudfunctions", path=f"{function}$")
         assert update.json["serviceConfig"]["secretEnvironmentVariables"] == SECRET_ENV
@@ -488,10 +605,13 @@ def test_the_key_shows_nowhere(deployment):
 # -- the uploaded artifact ---------------------------------------------------------------------------
 
 
-def test_the_uploaded_zips_hold_main_py_the_package_and_the_pinned_requirements(webhook_zip, renew_zip):
-    for archive, entry in ((webhook_zip, "webhook.py"), (renew_zip, "renew.py")):
+def test_the_uploaded_zips_hold_main_py_the_package_and_the_pinned_requirements(
+    webhook_zip, renew_zip, sync_zip
+):
+    for archive, entry in ((webhook_zip, "webhook.py"), (renew_zip, "renew.py"), (sync_zip, "sync.py")):
         names = set(archive.namelist())
         assert archive.read("main.py") == (ROOT / "functions" / entry).read_bytes()
+        assert not {"webhook.py", "renew.py", "sync.py"} & names  # entry points are not helpers
         assert archive.read("requirements.txt") == (ROOT / "requirements.txt").read_bytes()
         assert "channelkit/__init__.py" in names and "channelkit/store/firestore.py" in names
         assert "deployed_handler.py" in names
@@ -558,3 +678,19 @@ def test_the_uploaded_renew_function_runs(deployment, renew_zip, serve_artifact,
     status, body = post(server.url, {"Content-Type": "application/json"}, b"{}")
     assert status == 200, server.output()[-4000:]
     assert isinstance(json.loads(body), dict)
+
+
+def test_the_uploaded_sync_function_runs_a_pubsub_push(deployment, sync_zip, serve_artifact, firestore_env):
+    """The sync function's artifact, as a CloudEvent function: a push for a subscription that does
+    not exist is acknowledged (200), one that is not a sync request too."""
+    function_env = created(deployment, SYNC)["serviceConfig"]["environmentVariables"]
+    server = serve_artifact(sync_zip, "sync", artifact_env(function_env, firestore_env), "cloudevent")
+
+    def push(data: bytes) -> int:
+        message = {"data": base64.b64encode(data).decode(), "attributes": {"type": "sync"}, "messageId": "1"}
+        body = json.dumps({"message": message, "subscription": f"projects/{PROJECT}/subscriptions/s"})
+        return post(server.url, {"Content-Type": "application/json"}, body.encode())[0]
+
+    assert push(b'{"subscriptionId": "no-such-subscription"}') == 200, server.output()[-4000:]
+    assert push(b"not a sync request") == 200
+    wait_until(lambda: server.output().count("sync request dropped") == 2, 30, 0.1, "the two lines")

@@ -5,51 +5,13 @@ webhook under functions-framework fetches the changes and hands them to the chan
 from __future__ import annotations
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
 from channelkit.testing.harness import wait_until
-from channelkit.testing.simulator import RETRY, Simulator
+from channelkit.testing.simulator import RETRY
 from support import recording_changes
-
-CHANGES = "support.recording_changes:handle"
-TESTS = pathlib.Path(__file__).parents[1]  # makes support.* importable by the CLI
-
-
-@pytest.fixture
-def sim():
-    with Simulator(sync_before_response=True, seed=3, retry_base=0.01, delivery_timeout=30) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def changes_file(tmp_path):
-    return tmp_path / "changes.jsonl"
-
-
-@pytest.fixture
-def cli(firestore_env, sim, changes_file):
-    env = dict(
-        os.environ,
-        CHANNELKIT_API_ROOT=sim.url,
-        CHANNELKIT_API_RETRIES="0",
-        CHANNELKIT_CHANGE_HANDLER=CHANGES,
-        RECORDING_CHANGES_FILE=str(changes_file),
-        PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    )
-
-    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "channelkit", *args], env=env, capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == expect, result.stderr
-        return result
-
-    return run
+from support.sync_testing import CHANGES, changes_file, cli, delivered, sim  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -64,10 +26,6 @@ def server(webhook_server, sim, changes_file):
         )
 
     return start
-
-
-def delivered(changes_file) -> list[dict]:
-    return [item for batch in recording_changes.read(changes_file) for item in batch["items"]]
 
 
 def test_the_webhook_fetches_drive_changes_and_hands_each_over_once(sim, cli, server, changes_file, store):

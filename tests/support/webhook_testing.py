@@ -3,7 +3,8 @@
 * ``new_channel``: a channel to store (its headers: ``channelkit.testing.harness.notification_headers``);
 * ``Recording``: what ``support.recording_handler`` recorded;
 * ``WebhookProcess``: ``functions/webhook.py`` under functions-framework with the recording
-  handler, ready once it reaches Firestore.
+  handler, ready once it reaches Firestore;
+* ``SyncFunctionProcess``: ``functions/sync.py`` under functions-framework, a CloudEvent function.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from support.recording_handler import read_calls
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "functions" / "webhook.py"
+SYNC_SOURCE = ROOT / "functions" / "sync.py"
 TESTS = ROOT / "tests"
 HANDLER = "support.recording_handler:handle"
 UTC = datetime.UTC
@@ -72,17 +74,22 @@ def new_channel(
 # --- a real functions-framework server ----------------------------------------------------
 
 
+def server_env(env: dict[str, str], workers: int = 1) -> dict[str, str]:
+    """Ours, with ``env`` over it, ``tests`` importable (the recording handlers), no proxy on loopback."""
+    full_env = dict(os.environ)
+    full_env.update(env)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), full_env.get("PYTHONPATH", "")) if p)
+    full_env["WORKERS"] = str(workers)
+    full_env.setdefault("THREADS", "16")
+    full_env["NO_PROXY"] = full_env["no_proxy"] = "127.0.0.1,localhost"
+    return full_env
+
+
 class WebhookProcess(FunctionsFrameworkProcess):
     """``functions-framework --target=webhook`` with ``tests`` importable (the recording handler)."""
 
     def __init__(self, env: dict[str, str], log_path: pathlib.Path, workers: int = 1):
-        full_env = dict(os.environ)
-        full_env.update(env)
-        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), full_env.get("PYTHONPATH", "")) if p)
-        full_env["WORKERS"] = str(workers)
-        full_env.setdefault("THREADS", "16")
-        full_env["NO_PROXY"] = full_env["no_proxy"] = "127.0.0.1,localhost"
-        super().__init__("webhook", SOURCE, env=full_env, log_path=log_path, cwd=ROOT)
+        super().__init__("webhook", SOURCE, env=server_env(env, workers), log_path=log_path, cwd=ROOT)
 
     def wait_ready(self, timeout: float = 30.0) -> WebhookProcess:
         """Serving, and past its first Firestore read (slow on a cold emulator)."""
@@ -96,3 +103,17 @@ class WebhookProcess(FunctionsFrameworkProcess):
             "the webhook server to reach Firestore",
         )
         return self
+
+
+class SyncFunctionProcess(FunctionsFrameworkProcess):
+    """``functions-framework --target=sync --signature-type=cloudevent``: Pub/Sub pushes to ``url``."""
+
+    def __init__(self, env: dict[str, str], log_path: pathlib.Path):
+        super().__init__(
+            "sync",
+            SYNC_SOURCE,
+            env=server_env(env),
+            log_path=log_path,
+            cwd=ROOT,
+            signature_type="cloudevent",
+        )

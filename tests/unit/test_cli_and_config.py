@@ -165,6 +165,12 @@ EVERY_SETTING = {
     "sync_budget": ("CHANNELKIT_SYNC_BUDGET", "5", 5.0, 9.0),
     "sync_lease": ("CHANNELKIT_SYNC_LEASE", "30", 30.0, 9.0),
     "sync_backstop": ("CHANNELKIT_SYNC_BACKSTOP", "600", 600.0, 9.0),
+    "sync_topic": (
+        "CHANNELKIT_SYNC_TOPIC",
+        "projects/p/topics/sync",
+        "projects/p/topics/sync",
+        "projects/a/topics/s",
+    ),
 }
 
 #: A value each variable refuses, and a word of what it wants.
@@ -192,6 +198,7 @@ BAD_SETTINGS = {
     "CHANNELKIT_SYNC_BUDGET": ("-1", "seconds >= 0"),
     "CHANNELKIT_SYNC_LEASE": ("0", "seconds >= 1"),
     "CHANNELKIT_SYNC_BACKSTOP": ("hourly", "seconds >= 1"),
+    "CHANNELKIT_SYNC_TOPIC": ("channelkit-sync", "projects/P/topics/T"),
 }
 
 

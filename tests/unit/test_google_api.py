@@ -184,3 +184,12 @@ def test_a_delegated_identity_is_built_once_per_user_and_reused():
     assert identities.credentials("subject:ann@example.com", ["s"]) is first
     assert identities.credentials("subject:bob@example.com", ["s"]) == ("delegated", "bob@example.com")
     assert made == ["ann@example.com", "bob@example.com"]
+
+
+def test_a_client_from_settings_takes_their_root_retries_and_subject():
+    from channelkit.config import Settings
+
+    google = google_api.GoogleApi.from_settings(
+        Settings(api_root="http://127.0.0.1:9", api_retries=2, delegated_subject="admin@example.com")
+    )
+    assert (google.root, google.retries, google.subject) == ("http://127.0.0.1:9/", 2, "admin@example.com")

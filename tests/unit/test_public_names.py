@@ -95,6 +95,7 @@ PUBLIC: dict[str, list[str]] = {
         "sync_backstop",
         "sync_budget",
         "sync_lease",
+        "sync_topic",
     ],
     "channelkit.credentials_admin": [
         "CredentialUse",
@@ -122,6 +123,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "channelkit.errors": [
         "AuthError",
+        "BadSyncRequestError",
         "BodyTooLargeError",
         "ChannelConflictError",
         "ChannelExistsError",
@@ -155,6 +157,7 @@ PUBLIC: dict[str, list[str]] = {
         "StoreUnavailable",
         "SubscriptionExistsError",
         "SubscriptionNotFoundError",
+        "SyncIncompleteError",
         "SyncLeaseLostError",
         "TokenMismatchError",
         "TransientApiError",
@@ -377,6 +380,17 @@ PUBLIC: dict[str, list[str]] = {
         "sync",
     ],
     "channelkit.sync_lease": ["KEEP", "Acquired", "SyncLease", "finish", "release", "save", "take"],
+    "channelkit.sync_requests": [
+        "MAX_SUBSCRIPTION_ID",
+        "SYNC_TYPE",
+        "SyncRequests",
+        "load_sync_requests",
+        "request_attributes",
+        "request_payload",
+        "retried",
+        "run_requested",
+        "subscription_of",
+    ],
     "channelkit.testing": [],
     "channelkit.testing.emulators": [
         "Emulator",

@@ -48,6 +48,8 @@ class FunctionsFrameworkProcess:
 
     As deployed (gunicorn; ``WORKERS`` and ``THREADS`` from ``env``), its output in
     ``log_path``. ``env`` is the whole environment of the process (default: ours).
+    ``signature_type``: ``http`` (functions-framework's default) or ``cloudevent``
+    (a Pub/Sub-triggered function, e.g. ``sync``).
     ``echo`` is called with each line of output as it is written (a terminal's view).
     Stopped by ``stop()`` or on leaving ``with``, and at the latest when our interpreter
     exits: in a session of its own it would otherwise outlive us.
@@ -64,8 +66,10 @@ class FunctionsFrameworkProcess:
         executable: str | os.PathLike[str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         echo: Callable[[str], None] | None = None,
+        signature_type: str | None = None,
     ):
         self.target = target
+        self.signature_type = signature_type
         self.source = pathlib.Path(source)
         self.log_path = pathlib.Path(log_path)
         self.env = dict(os.environ if env is None else env)
@@ -87,6 +91,7 @@ class FunctionsFrameworkProcess:
                     f"--source={self.source}",
                     "--host=127.0.0.1",
                     f"--port={self.port}",
+                    *([f"--signature-type={self.signature_type}"] if self.signature_type else []),
                 ],
                 cwd=self.cwd,
                 env=self.env,
