@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 
 import pytest
@@ -60,24 +61,29 @@ def test_plan_with_inline_zero_sends_everything_it_can():
 
 def test_split_shards_covers_every_id_once_in_order():
     ids = [f"s{i}" for i in range(7)] + ["s3"]
-    shards = split_shards(ids, 3, run="renew-1")
+    shards = split_shards(ids, 3, listed_ms=77, run="renew-1")
     assert [s.subscriptions for s in shards] == [("s0", "s1", "s2"), ("s3", "s4", "s5"), ("s6",)]
-    assert {s.run for s in shards} == {"renew-1"}
-    assert split_shards([], 3) == []
+    assert {(s.run, s.listed_ms) for s in shards} == {("renew-1", 77)}
+    assert split_shards([], 3, listed_ms=0) == []
     with pytest.raises(ValueError):
-        split_shards(ids, 0)
+        split_shards(ids, 0, listed_ms=0)
 
 
 def test_a_shard_message_parses_back_to_the_same_shard():
-    shard = Shard(("a", "b-1", "c_2"), "renew-abc")
+    shard = Shard(("a", "b-1", "c_2"), 1_700_000_000_000, "renew-abc")
     data = shard_message(shard)
-    assert json.loads(data) == {"v": 1, "subscriptions": ["a", "b-1", "c_2"], "run": "renew-abc"}
+    assert json.loads(data) == {
+        "v": 1,
+        "subscriptions": ["a", "b-1", "c_2"],
+        "listedAt": 1_700_000_000_000,
+        "run": "renew-abc",
+    }
     assert parse_shard(data) == shard
     assert parse_shard(data.decode()) == shard
 
 
 def test_a_shard_from_a_pubsub_cloud_event():
-    shard = Shard(("a", "b"), "r")
+    shard = Shard(("a", "b"), 5, "r")
     event = {"message": {"data": base64.b64encode(shard_message(shard)).decode(), "messageId": "1"}}
     assert shard_from_event(event) == shard
 
@@ -88,17 +94,23 @@ def test_a_shard_from_a_pubsub_cloud_event():
         b"not json",
         b"\xff\xfe",
         b"[1, 2]",
-        b'{"subscriptions": ["a"]}',
-        b'{"v": 2, "subscriptions": ["a"]}',
-        b'{"v": 1}',
-        b'{"v": 1, "subscriptions": []}',
-        b'{"v": 1, "subscriptions": "a"}',
-        b'{"v": 1, "subscriptions": [1]}',
-        b'{"v": 1, "subscriptions": [""]}',
-        b'{"v": 1, "subscriptions": ["a/b"]}',
-        b'{"v": 1, "subscriptions": ["a"], "run": 5}',
-        json.dumps({"v": 1, "subscriptions": ["x" * 1501]}).encode(),
-        json.dumps({"v": 1, "subscriptions": [f"s{i}" for i in range(MAX_SHARD_SIZE + 1)]}).encode(),
+        b'{"subscriptions": ["a"], "listedAt": 1}',
+        b'{"v": 2, "subscriptions": ["a"], "listedAt": 1}',
+        b'{"v": 1, "listedAt": 1}',
+        b'{"v": 1, "subscriptions": [], "listedAt": 1}',
+        b'{"v": 1, "subscriptions": "a", "listedAt": 1}',
+        b'{"v": 1, "subscriptions": [1], "listedAt": 1}',
+        b'{"v": 1, "subscriptions": [""], "listedAt": 1}',
+        b'{"v": 1, "subscriptions": ["a/b"], "listedAt": 1}',
+        b'{"v": 1, "subscriptions": ["a"]}',
+        b'{"v": 1, "subscriptions": ["a"], "listedAt": -1}',
+        b'{"v": 1, "subscriptions": ["a"], "listedAt": "1"}',
+        b'{"v": 1, "subscriptions": ["a"], "listedAt": true}',
+        b'{"v": 1, "subscriptions": ["a"], "listedAt": 1, "run": 5}',
+        json.dumps({"v": 1, "subscriptions": ["x" * 1501], "listedAt": 1}).encode(),
+        json.dumps(
+            {"v": 1, "subscriptions": [f"s{i}" for i in range(MAX_SHARD_SIZE + 1)], "listedAt": 1}
+        ).encode(),
     ],
 )
 def test_anything_else_is_a_malformed_shard(data):
@@ -121,6 +133,10 @@ def test_malformed_shard_is_a_value_error():
 
 def test_is_due_is_what_the_due_query_finds():
     assert is_due(channel(1, expiration=500), 500)
+    made_at_10s = channel(1, expiration=500, created_at=datetime.datetime.fromtimestamp(10, datetime.UTC))
+    assert is_due(made_at_10s, 500, listed_ms=10_000)
+    assert not is_due(made_at_10s, 500, listed_ms=9_999)  # made after the run listed: a renewal
+    assert is_due(channel(1, expiration=500), 500, listed_ms=0)  # no creation time: as old as can be
     assert not is_due(channel(1, expiration=501), 500)
     assert not is_due(channel(1, expiration=None), 500)
     assert not is_due(channel(1, expiration=100, status=STOPPED), 500)

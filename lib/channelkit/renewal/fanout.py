@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from channelkit import config, logs
-from channelkit.channel import Channel
+from channelkit.channel import Channel, to_millis
 from channelkit.errors import ChannelkitError, MalformedShardError, ShardPublishError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
@@ -66,9 +66,14 @@ DEFAULT_PUBLISH_TIMEOUT = 30.0  # seconds to wait for Pub/Sub to take the run's 
 
 @dataclasses.dataclass(frozen=True)
 class Shard:
-    """Subscription ids for one worker, and the run that published them (for the logs)."""
+    """Subscription ids for one worker; when the run listed them as due; the run (for the logs).
+
+    A channel created after ``listed_ms`` is a renewal made meanwhile: the worker leaves it,
+    even when its own lifetime is shorter than ``CHANNELKIT_RENEW_BEFORE``.
+    """
 
     subscriptions: tuple[str, ...]
+    listed_ms: int
     run: str = ""
 
 
@@ -94,17 +99,22 @@ def plan_fanout(due: Sequence[Channel], inline: int | None) -> tuple[list[Channe
     return kept, sent
 
 
-def split_shards(subscription_ids: Iterable[str], size: int, *, run: str = "") -> list[Shard]:
+def split_shards(subscription_ids: Iterable[str], size: int, *, listed_ms: int, run: str = "") -> list[Shard]:
     """The ids in order, each once, in shards of at most ``size`` (``size`` >= 1)."""
     if size < 1:
         raise ValueError("a shard holds at least one subscription")
     unique = list(dict.fromkeys(subscription_ids))
-    return [Shard(tuple(unique[i : i + size]), run) for i in range(0, len(unique), size)]
+    return [Shard(tuple(unique[i : i + size]), listed_ms, run) for i in range(0, len(unique), size)]
 
 
 def shard_message(shard: Shard) -> bytes:
-    """The Pub/Sub message data of a shard: ``{"v": 1, "subscriptions": [...], "run": "..."}``."""
-    body = {"v": SHARD_VERSION, "subscriptions": list(shard.subscriptions), "run": shard.run}
+    """A shard's Pub/Sub message data: ``{"v": 1, "subscriptions": [...], "listedAt": ms, "run": "..."}``."""
+    body = {
+        "v": SHARD_VERSION,
+        "subscriptions": list(shard.subscriptions),
+        "listedAt": shard.listed_ms,
+        "run": shard.run,
+    }
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -126,10 +136,13 @@ def parse_shard(data: bytes | str) -> Shard:
     for value in ids:
         if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH or "/" in value:
             raise MalformedShardError(f"not a subscription id: {str(value)[:80]!r}")
+    listed = body.get("listedAt")
+    if not isinstance(listed, int) or isinstance(listed, bool) or listed < 0:
+        raise MalformedShardError("shard has no listedAt time (ms)")
     run = body.get("run", "")
     if not isinstance(run, str):
         raise MalformedShardError("shard's run is not a string")
-    return Shard(tuple(dict.fromkeys(ids)), run[:100])
+    return Shard(tuple(dict.fromkeys(ids)), listed, run[:100])
 
 
 def shard_from_event(data: Any) -> Shard:
@@ -145,13 +158,16 @@ def shard_from_event(data: Any) -> Shard:
     return parse_shard(raw)
 
 
-def is_due(channel: Channel, horizon_ms: int) -> bool:
-    """What the run's due query finds: active, renewal not held, expiring by ``horizon_ms``."""
+def is_due(channel: Channel, horizon_ms: int, listed_ms: int | None = None) -> bool:
+    """What the run's due query finds: active, renewal not held, expiring by ``horizon_ms``;
+    with ``listed_ms``, also made by then (a later channel is a renewal made meanwhile)."""
+    created = to_millis(channel.created_at)
     return (
         channel.status == ACTIVE
         and not channel.held
         and channel.expiration is not None
         and channel.expiration <= horizon_ms
+        and (listed_ms is None or created is None or created <= listed_ms)
     )
 
 
@@ -254,7 +270,8 @@ def renew_shard(
         try:
             now_ms = renewer.now_ms()
             horizon = now_ms + int(renewer.renew_before * 1000)
-            due = [c for c in store.list(status=ACTIVE, subscription_id=subscription_id) if is_due(c, horizon)]
+            listed = store.list(status=ACTIVE, subscription_id=subscription_id)
+            due = [c for c in listed if is_due(c, horizon, shard.listed_ms)]
             if not due:
                 reason = "not due: renewed meanwhile, or no longer active"
                 summary.add(RenewalOutcome.SKIPPED, {"subscriptionId": subscription_id, "reason": reason})
@@ -263,7 +280,9 @@ def renew_shard(
                 renewer.renew_channel(channel, summary)
         except ChannelkitError as exc:  # the store or Google failed for this one: redelivery retries it
             errors.append(exc)
-            summary.add(RenewalOutcome.SKIPPED, {"subscriptionId": subscription_id, "reason": error_text(exc)})
+            summary.add(
+                RenewalOutcome.SKIPPED, {"subscriptionId": subscription_id, "reason": error_text(exc)}
+            )
 
     # Read just now: a lease still set on a channel read here is the trace of a crashed run or worker.
     renewer.listed_ms = renewer.now_ms()
@@ -274,7 +293,12 @@ def renew_shard(
     counts = {k: v for k, v in summary.to_json().items() if k != "details"}
     severity = "WARNING" if errors else "INFO"
     logs.event(
-        log, severity, "renewal shard finished", run=shard.run, subscriptions=len(shard.subscriptions), **counts
+        log,
+        severity,
+        "renewal shard finished",
+        run=shard.run,
+        subscriptions=len(shard.subscriptions),
+        **counts,
     )
     if errors:
         raise errors[0]

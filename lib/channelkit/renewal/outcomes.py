@@ -26,7 +26,9 @@ class RenewalOutcome(enum.Enum):
     STOPPED = "stopped"  # stopped at Google: its id
     DEFERRED = "deferred"  # not started, the run's time budget was spent: its id
     SUSPENDED = "suspended"  # Google refused it for good: {"id", "subscriptionId", "reason"}
-    PUBLISHED = "published"  # handed to a renew worker in a shard (CHANNELKIT_RENEW_TOPIC): its subscription id
+    PUBLISHED = (
+        "published"  # handed to a renew worker in a shard (CHANNELKIT_RENEW_TOPIC): its subscription id
+    )
 
 
 @dataclasses.dataclass

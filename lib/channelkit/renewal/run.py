@@ -98,10 +98,11 @@ def renew_due(
     inline, fanned = plan_fanout(
         renewer.due(), config.renew_inline(renew_inline) if publisher is not None else None
     )
+    listed_ms = renewer.listed_ms or renewer.now_ms()  # set by due(): a later channel is a renewal
     size = config.renew_shard_size(shard_size)
     if fanned:
         assert publisher is not None  # plan_fanout sends nothing without one
-        _fan_out(publisher, fanned, size, renewer.owner, summary)
+        _fan_out(publisher, fanned, size, summary, listed_ms=listed_ms, run=renewer.owner)
     tasks: list[tuple[Unit, Channel]] = [(renewer.renew_channel, c) for c in inline]
     renewals = len(tasks)
     late: list[Channel] = []  # renewals the budget left unstarted, for the workers
@@ -137,7 +138,7 @@ def renew_due(
         list(pool.map(work, range(len(tasks))))
     if late:
         assert publisher is not None
-        _fan_out(publisher, late, size, renewer.owner, summary)
+        _fan_out(publisher, late, size, summary, listed_ms=listed_ms, run=renewer.owner)
     _backstop(store, google, dispatcher, clock, settings, budget - (time.monotonic() - started))
     if time.monotonic() - started <= budget:
         # Events a crash or a failed delivery left behind; younger ones belong to a live actor.
@@ -154,10 +155,16 @@ def renew_due(
 
 
 def _fan_out(
-    publisher: ShardPublisher, channels: list[Channel], size: int, run: str, summary: RenewalSummary
+    publisher: ShardPublisher,
+    channels: list[Channel],
+    size: int,
+    summary: RenewalSummary,
+    *,
+    listed_ms: int,
+    run: str,
 ) -> None:
     """Publish the channels' subscriptions in shards; what Pub/Sub did not take is deferred."""
-    shards = split_shards((c.subscription_id or "" for c in channels), size, run=run)
+    shards = split_shards((c.subscription_id or "" for c in channels), size, listed_ms=listed_ms, run=run)
     sent, failed, error = publisher.publish(shards)
     for shard in sent:
         for subscription_id in shard.subscriptions:
