@@ -395,6 +395,7 @@ PUBLIC: dict[str, list[str]] = {
         "FAR_EXPIRATION",
         "FunctionsFrameworkProcess",
         "LoopbackReceiver",
+        "PushRelay",
         "free_port",
         "judged_by",
         "notification_headers",
@@ -411,6 +412,7 @@ PUBLIC: dict[str, list[str]] = {
         "stop_process_group",
     ],
     "channelkit.testing.harness.receiver": ["LoopbackReceiver", "judged_by"],
+    "channelkit.testing.harness.relay": ["PushRelay"],
     "channelkit.testing.harness.waiting": ["wait_until"],
     "channelkit.testing.simulator": [
         "ApiCall",
