@@ -58,7 +58,7 @@ def workers(firestore_env, pubsub_env, simulator, recording, tmp_path):
             no_proxy="127.0.0.1,localhost",
             **extra,
         )
-        for i in range(n):
+        for _ in range(n):
             worker = FunctionsFrameworkProcess(
                 "renew_worker",
                 SOURCE,
