@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploy channelkit to Google Cloud: the webhook and renew Cloud Functions (2nd gen),
-# the Cloud Scheduler job that runs renewals, Firestore TTL, log-based metrics for alerting,
+# the renew-worker function and its Pub/Sub topic (renewal fan-out), the Cloud Scheduler
+# job that runs renewals, Firestore TTL, log-based metrics for alerting,
 # the Secret Manager secret holding the key of stored user credentials, and an optional
 # Pub/Sub topic.
 # Run ./deploy.sh --help for every setting. Safe to run again: it updates what exists.
@@ -31,6 +32,13 @@ Deploys channelkit to a Google Cloud project with gcloud:
      stored channel instead);
   7. deploys the renew function: 2nd gen, python312, HTTP, NOT public;
      both functions get the secret's latest version as CHANNELKIT_CREDENTIALS_KEY;
+  7b. renewal fan-out (unless --no-fanout): creates the Pub/Sub topic channelkit-renew
+     (the runtime service account may publish to it; the renew function gets it as
+     CHANNELKIT_RENEW_TOPIC), a trigger service account (channelkit-renew-trigger), and
+     deploys the renew-worker function: 2nd gen, python312, triggered by that topic with
+     --retry (a shard whose worker failed is redelivered), NOT public: only the trigger's
+     account may invoke it. A run renews CHANNELKIT_RENEW_INLINE due channels itself and
+     publishes the rest, a few hundred subscriptions to a message, to the workers;
   8. creates a scheduler service account, lets it invoke the renew function
      (and nothing else), and creates or updates a Cloud Scheduler job that
      calls the renew function with an OIDC token for that account;
@@ -57,6 +65,16 @@ Options (each can also be set by the environment variable shown; a flag wins):
   --max-instances N          CHANNELKIT_MAX_INSTANCES default: 100 (webhook)
   --renew-max-instances N    CHANNELKIT_RENEW_MAX_INSTANCES default: 2
   --renew-timeout DURATION   CHANNELKIT_RENEW_TIMEOUT default: 540s (one renewal run)
+  --renew-topic TOPIC        CHANNELKIT_RENEW_TOPIC  default: channelkit-renew (a topic of the
+                                                     project, by name or projects/P/topics/T:
+                                                     renewal shards for the renew-worker
+                                                     function; created if missing)
+  --worker-name NAME         CHANNELKIT_WORKER_NAME  default: channelkit-renew-worker
+  --worker-max-instances N   CHANNELKIT_WORKER_MAX_INSTANCES default: 10 (renew-worker)
+  --trigger-sa NAME|EMAIL    CHANNELKIT_TRIGGER_SA   default: channelkit-renew-trigger (created if
+                                                     missing; may invoke the renew-worker only)
+  --no-fanout                CHANNELKIT_FANOUT=0     no topic, no renew-worker: every run renews
+                                                     all it can within its budget itself
   --schedule CRON            CHANNELKIT_SCHEDULE     default: "0 * * * *" (hourly)
   --time-zone TZ             CHANNELKIT_TIME_ZONE    default: Etc/UTC
   --renew-before SECONDS     CHANNELKIT_RENEW_BEFORE default: 10800 (renew channels that expire
@@ -113,6 +131,11 @@ MEMORY=${CHANNELKIT_MEMORY:-256Mi}
 MAX_INSTANCES=${CHANNELKIT_MAX_INSTANCES:-100}
 RENEW_MAX_INSTANCES=${CHANNELKIT_RENEW_MAX_INSTANCES:-2}
 RENEW_TIMEOUT=${CHANNELKIT_RENEW_TIMEOUT:-540s}
+RENEW_TOPIC=${CHANNELKIT_RENEW_TOPIC:-channelkit-renew}
+WORKER_NAME=${CHANNELKIT_WORKER_NAME:-channelkit-renew-worker}
+WORKER_MAX_INSTANCES=${CHANNELKIT_WORKER_MAX_INSTANCES:-10}
+TRIGGER_SA=${CHANNELKIT_TRIGGER_SA:-channelkit-renew-trigger}
+FANOUT=${CHANNELKIT_FANOUT:-1}
 SCHEDULE=${CHANNELKIT_SCHEDULE:-0 * * * *}
 TIME_ZONE=${CHANNELKIT_TIME_ZONE:-Etc/UTC}
 RENEW_BEFORE=${CHANNELKIT_RENEW_BEFORE:-10800}
@@ -147,10 +170,12 @@ while [[ $# -gt 0 ]]; do
     --dry-run) DRY_RUN=1; shift; continue ;;
     --no-metrics) METRICS=0; shift; continue ;;
     --no-credentials-key) CREDENTIALS_KEY_SECRET=0; shift; continue ;;
+    --no-fanout) FANOUT=0; shift; continue ;;
     --project|--region|--webhook-name|--renew-name|--job-name|--memory|--max-instances|\
     --renew-max-instances|--renew-timeout|--schedule|--time-zone|--renew-before|--handler|\
     --handler-source|--requirements|--pubsub-topic|--collection|--firestore-location|\
-    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret)
+    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret|\
+    --renew-topic|--worker-name|--worker-max-instances|--trigger-sa)
       need_value "$@" ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -179,6 +204,10 @@ while [[ $# -gt 0 ]]; do
     --build-dir) BUILD_DIR=$2 ;;
     --metric-prefix) METRIC_PREFIX=$2 ;;
     --credentials-secret) CREDENTIALS_SECRET=$2 ;;
+    --renew-topic) RENEW_TOPIC=$2 ;;
+    --worker-name) WORKER_NAME=$2 ;;
+    --worker-max-instances) WORKER_MAX_INSTANCES=$2 ;;
+    --trigger-sa) TRIGGER_SA=$2 ;;
   esac
   shift 2
 done
@@ -204,6 +233,22 @@ for name in "$WEBHOOK_NAME" "$RENEW_NAME"; do
     || die "invalid function name '$name': lowercase letters, digits and '-', up to 63"
 done
 [[ $WEBHOOK_NAME != "$RENEW_NAME" ]] || die "the webhook and renew functions need different names"
+[[ $FANOUT == 0 || $FANOUT == 1 ]] || die "CHANNELKIT_FANOUT must be 0 or 1, got '$FANOUT'"
+if [[ $FANOUT == 1 ]]; then
+  [[ $WORKER_NAME =~ ^[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] \
+    || die "invalid function name '$WORKER_NAME': lowercase letters, digits and '-', up to 63"
+  [[ $WORKER_NAME != "$WEBHOOK_NAME" && $WORKER_NAME != "$RENEW_NAME" ]] \
+    || die "the renew-worker function needs a name of its own (--worker-name)"
+  [[ $WORKER_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--worker-max-instances must be a positive integer"
+  if [[ $RENEW_TOPIC != projects/* ]]; then
+    RENEW_TOPIC="projects/$PROJECT/topics/$RENEW_TOPIC"
+  fi
+  [[ $RENEW_TOPIC =~ ^projects/[^/]+/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ ]] \
+    || die "invalid --renew-topic: $RENEW_TOPIC"
+  # A function's --trigger-topic names a topic of its own project.
+  [[ $RENEW_TOPIC == "projects/$PROJECT/topics/"* ]] \
+    || die "--renew-topic must be a topic of project $PROJECT (the worker's trigger), got $RENEW_TOPIC"
+fi
 [[ $JOB_NAME =~ ^[A-Za-z0-9_-]{1,500}$ ]] || die "invalid scheduler job name: $JOB_NAME"
 [[ $MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--max-instances must be a positive integer"
 [[ $RENEW_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--renew-max-instances must be a positive integer"
@@ -251,6 +296,11 @@ RUNTIME_SA_EMAIL=$(sa_email "$RUNTIME_SA")
 SCHEDULER_SA_EMAIL=$(sa_email "$SCHEDULER_SA")
 [[ $RUNTIME_SA_EMAIL != "$SCHEDULER_SA_EMAIL" ]] \
   || die "the scheduler needs its own service account (it may invoke the renew function only)"
+TRIGGER_SA_EMAIL=$(sa_email "$TRIGGER_SA")
+if [[ $FANOUT == 1 ]]; then
+  [[ $TRIGGER_SA_EMAIL != "$RUNTIME_SA_EMAIL" && $TRIGGER_SA_EMAIL != "$SCHEDULER_SA_EMAIL" ]] \
+    || die "the renew-worker's trigger needs its own service account (it may invoke the worker only)"
+fi
 
 # -- running gcloud ---------------------------------------------------------------------------
 
@@ -356,7 +406,7 @@ stage() {  # stage ENTRY-FILE DIR: main.py + channelkit + requirements.txt
   cp -- "$ROOT/functions/$entry" "$dir/main.py"
   # Helper modules beside the entry points (if any) travel with them.
   for helper in "$ROOT"/functions/*.py; do
-    case ${helper##*/} in webhook.py|renew.py) ;; *) cp -- "$helper" "$dir/" ;; esac
+    case ${helper##*/} in webhook.py|renew.py|renew_worker.py) ;; *) cp -- "$helper" "$dir/" ;; esac
   done
   local excludes=(--exclude=__pycache__ --exclude='*.pyc')
   if ! needs_testing; then
@@ -378,6 +428,8 @@ RENEW_SRC=$BUILD_DIR/renew
 say "staging the functions in $BUILD_DIR"
 stage webhook.py "$WEBHOOK_SRC"
 stage renew.py "$RENEW_SRC"
+WORKER_SRC=$BUILD_DIR/renew-worker
+[[ $FANOUT == 0 ]] || stage renew_worker.py "$WORKER_SRC"
 if [[ -n $HANDLER ]]; then
   top=${HANDLER%%[.:]*}
   if [[ $top != channelkit && ! -e $WEBHOOK_SRC/$top.py && ! -d $WEBHOOK_SRC/$top ]]; then
@@ -438,7 +490,11 @@ COMMON_ENV=("GOOGLE_CLOUD_PROJECT=$PROJECT" "CHANNELKIT_COLLECTION=$COLLECTION")
 [[ -z $TOPIC ]] || COMMON_ENV+=("CHANNELKIT_PUBSUB_TOPIC=$TOPIC")
 COMMON_ENV+=("${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}")
 WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}")
-RENEW_ENV=$(join_env "${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
+RENEW_ENV_LIST=("${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
+# The worker judges "due" as the run does: the same CHANNELKIT_RENEW_BEFORE.
+WORKER_ENV=$(join_env "${RENEW_ENV_LIST[@]}")
+[[ $FANOUT == 0 ]] || RENEW_ENV_LIST+=("CHANNELKIT_RENEW_TOPIC=$RENEW_TOPIC")
+RENEW_ENV=$(join_env "${RENEW_ENV_LIST[@]}")
 
 if [[ $DRY_RUN == 1 ]]; then
   printf '# dry run: project %s, region %s; sources staged in %s%s\n' "$PROJECT" "$REGION" "$BUILD_DIR" \
@@ -450,7 +506,8 @@ fi
 SERVICES=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
   artifactregistry.googleapis.com cloudscheduler.googleapis.com firestore.googleapis.com
   iam.googleapis.com)
-[[ -z $TOPIC ]] || SERVICES+=(pubsub.googleapis.com)
+[[ -z $TOPIC && $FANOUT == 0 ]] || SERVICES+=(pubsub.googleapis.com)
+[[ $FANOUT == 0 ]] || SERVICES+=(eventarc.googleapis.com)  # 2nd gen event triggers
 [[ $METRICS == 0 ]] || SERVICES+=(logging.googleapis.com)
 [[ $CREDENTIALS_KEY_SECRET == 0 ]] || SERVICES+=(secretmanager.googleapis.com)
 say "enabling APIs"
@@ -541,6 +598,19 @@ if [[ -n $TOPIC ]]; then
     --role=roles/pubsub.publisher --format=none
 fi
 
+# -- 5b. the renew topic: shards of due subscriptions, published by the renew function ---------
+
+if [[ $FANOUT == 1 ]]; then
+  say "Pub/Sub topic $RENEW_TOPIC (renewal fan-out)"
+  if exists pubsub topics describe "$RENEW_TOPIC"; then
+    say "topic exists"
+  else
+    run pubsub topics create "$RENEW_TOPIC"
+  fi
+  retry pubsub topics add-iam-policy-binding "$RENEW_TOPIC" "--member=serviceAccount:$RUNTIME_SA_EMAIL" \
+    --role=roles/pubsub.publisher --format=none
+fi
+
 # -- 6, 7. the functions ------------------------------------------------------------------------
 
 say "deploying the webhook function $WEBHOOK_NAME"
@@ -555,6 +625,22 @@ run functions deploy "$RENEW_NAME" --gen2 --runtime=python312 "--region=$REGION"
   "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" \
   "--max-instances=$RENEW_MAX_INSTANCES" "--timeout=$RENEW_TIMEOUT" "--set-env-vars=$RENEW_ENV" \
   "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
+
+# -- 7b. the renew-worker: one shard per message, its trigger's own identity, invoker on it only ----
+
+if [[ $FANOUT == 1 ]]; then
+  say "renew-worker trigger service account"
+  ensure_service_account "$TRIGGER_SA_EMAIL" "channelkit renew-worker trigger (invokes $WORKER_NAME)"
+  say "deploying the renew-worker function $WORKER_NAME (trigger: $RENEW_TOPIC)"
+  run functions deploy "$WORKER_NAME" --gen2 --runtime=python312 "--region=$REGION" \
+    "--source=$WORKER_SRC" --entry-point=renew_worker "--trigger-topic=${RENEW_TOPIC##*/}" --retry \
+    "--trigger-service-account=$TRIGGER_SA_EMAIL" --no-allow-unauthenticated \
+    "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" \
+    "--max-instances=$WORKER_MAX_INSTANCES" --timeout=540s "--set-env-vars=$WORKER_ENV" \
+    "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
+  retry functions add-invoker-policy-binding "$WORKER_NAME" "--region=$REGION" \
+    "--member=serviceAccount:$TRIGGER_SA_EMAIL"
+fi
 
 function_url() {  # function_url NAME: the function's HTTPS URL (its Cloud Run service URL)
   local url
@@ -637,6 +723,12 @@ if [[ $DRY_RUN == 1 ]]; then
   printf '# dry run: nothing was run\n'
   exit 0
 fi
+FANOUT_SUMMARY=
+if [[ $FANOUT == 1 ]]; then
+  FANOUT_SUMMARY="
+  Past CHANNELKIT_RENEW_INLINE due channels a run publishes the rest to $RENEW_TOPIC;
+  $WORKER_NAME renews them (at most $WORKER_MAX_INSTANCES instances)."
+fi
 METRICS_SUMMARY=
 if [[ $METRICS == 1 ]]; then
   METRICS_SUMMARY="
@@ -654,7 +746,7 @@ Webhook URL (the address of your watch channels):
 
 Renewal: Cloud Scheduler job '$JOB_NAME' calls $RENEW_URL
   on '$SCHEDULE' ($TIME_ZONE) as $SCHEDULER_SA_EMAIL; channels expiring within
-  ${RENEW_BEFORE}s are renewed. Both functions run as $RUNTIME_SA_EMAIL.
+  ${RENEW_BEFORE}s are renewed. The functions run as $RUNTIME_SA_EMAIL.$FANOUT_SUMMARY
 $METRICS_SUMMARY
 Next: create a watch (here, on a Drive file), with credentials that can read it:
   GOOGLE_CLOUD_PROJECT=$PROJECT python -m channelkit watch drive v3 files.watch \\

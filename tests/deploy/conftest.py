@@ -85,6 +85,11 @@ def renew_zip(deployment) -> zipfile.ZipFile:
 
 
 @pytest.fixture(scope="module")
+def worker_zip(deployment) -> zipfile.ZipFile:
+    return last_zip(deployment, "channelkit-renew-worker")
+
+
+@pytest.fixture(scope="module")
 def clean_venv(tmp_path_factory, webhook_zip) -> pathlib.Path:
     """A fresh virtualenv with only the uploaded zip's requirements.txt installed."""
     directory = tmp_path_factory.mktemp("artifact-venv") / "venv"
@@ -109,12 +114,16 @@ def serve_artifact(tmp_path, clean_venv):
     """``serve_artifact(zip, target, env)``: unzip and serve it; stopped after the test."""
     servers: list[FunctionsFrameworkProcess] = []
 
-    def serve(archive: zipfile.ZipFile, target: str, env: dict[str, str]) -> FunctionsFrameworkProcess:
+    def serve(
+        archive: zipfile.ZipFile, target: str, env: dict[str, str], signature_type: str = "http"
+    ) -> FunctionsFrameworkProcess:
         source = tmp_path / f"{target}-source"
         if source.exists():
             shutil.rmtree(source)
         archive.extractall(source)
-        server = artifact_server(clean_venv, source, target, env, tmp_path / f"{target}.log")
+        server = artifact_server(
+            clean_venv, source, target, env, tmp_path / f"{target}.log", signature_type=signature_type
+        )
         servers.append(server)
         return server.start().wait_ready()
 

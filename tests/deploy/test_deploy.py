@@ -46,6 +46,8 @@ pytestmark = pytest.mark.slow
 LOCATION = f"projects/{PROJECT}/locations/{REGION}"
 WEBHOOK = f"{LOCATION}/functions/channelkit-webhook"
 RENEW = f"{LOCATION}/functions/channelkit-renew"
+WORKER = f"{LOCATION}/functions/channelkit-renew-worker"
+RENEW_TOPIC_PATH = f"projects/{PROJECT}/topics/channelkit-renew"
 TOPIC_PATH = f"projects/{PROJECT}/topics/{TOPIC}"
 INVOKER = "roles/run.invoker"
 METRICS = f"projects/{PROJECT}/metrics/"
@@ -135,6 +137,13 @@ def test_help_exits_0_and_explains_every_setting():
         "CHANNELKIT_CREDENTIALS_SECRET",
         "--no-credentials-key",
         "CHANNELKIT_CREDENTIALS_KEY",
+        "--renew-topic",
+        "CHANNELKIT_RENEW_TOPIC",
+        "--worker-name",
+        "--worker-max-instances",
+        "--trigger-sa",
+        "--no-fanout",
+        "CHANNELKIT_FANOUT=0",
     ):
         assert word in result.stdout
 
@@ -193,6 +202,18 @@ def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
         "secrets create channelkit-credentials-key --replication-policy=automatic --data-file=-",
         "secrets add-iam-policy-binding channelkit-credentials-key"
         f" --member=serviceAccount:channelkit-runtime@{PROJECT}.iam.gserviceaccount.com --role={ACCESSOR}",
+        "eventarc.googleapis.com",
+        f"pubsub topics create {RENEW_TOPIC_PATH}",
+        f"pubsub topics add-iam-policy-binding {RENEW_TOPIC_PATH}"
+        f" --member=serviceAccount:channelkit-runtime@{PROJECT}.iam.gserviceaccount.com"
+        " --role=roles/pubsub.publisher",
+        f"CHANNELKIT_RENEW_TOPIC={RENEW_TOPIC_PATH}",
+        "iam service-accounts create channelkit-renew-trigger",
+        "functions deploy channelkit-renew-worker",
+        "--entry-point=renew_worker --trigger-topic=channelkit-renew --retry"
+        f" --trigger-service-account=channelkit-renew-trigger@{PROJECT}.iam.gserviceaccount.com",
+        "functions add-invoker-policy-binding channelkit-renew-worker --region=asia-east1"
+        f" --member=serviceAccount:channelkit-renew-trigger@{PROJECT}.iam.gserviceaccount.com",
     ):
         assert expected in text, expected
     assert "nothing was run" in result.stdout
@@ -201,10 +222,58 @@ def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
     # Both functions mount the secret; the secret exists before they are deployed.
     mount = "--set-secrets=CHANNELKIT_CREDENTIALS_KEY=channelkit-credentials-key:latest"
     deploys = [c for c in commands if " functions deploy " in c]
-    assert len(deploys) == 2 and all(mount in c for c in deploys), deploys
+    assert len(deploys) == 3 and all(mount in c for c in deploys), deploys
     assert text.index("secrets add-iam-policy-binding") < text.index("functions deploy")
     # A dry run generates no key, let alone shows one.
     assert not KEY_PATTERN.search(result.stdout + result.stderr)
+
+
+def test_the_fanout_flags_and_no_fanout(tmp_path):
+    with GcloudRecorder(PROJECT) as recorder:
+        env = gcloud_env(recorder, tmp_path / "cfg")
+        without = run_deploy(env, "--dry-run", "--no-fanout")
+        from_env = run_deploy({**env, "CHANNELKIT_FANOUT": "0"}, "--dry-run")
+        named = run_deploy(
+            env,
+            "--dry-run",
+            "--renew-topic=shards",
+            "--worker-name=worker-a",
+            "--worker-max-instances=3",
+            "--trigger-sa=trig-a",
+        )
+        bad_name = run_deploy(env, "--dry-run", "--worker-name=channelkit-renew")
+        bad_count = run_deploy(env, "--dry-run", "--worker-max-instances=0")
+        bad_topic = run_deploy(env, "--dry-run", "--renew-topic=projects/p/subscriptions/x")
+        other_project = run_deploy(env, "--dry-run", "--renew-topic=projects/other/topics/shards")
+        same_sa = run_deploy(env, "--dry-run", "--trigger-sa=channelkit-runtime")
+        assert recorder.find() == [], recorder.log()
+    for result in (without, from_env):
+        assert result.returncode == 0, result.stderr
+        for absent in (
+            "renew-worker",
+            "channelkit-renew-trigger",
+            "CHANNELKIT_RENEW_TOPIC",
+            "eventarc",
+            "pubsub",
+        ):
+            assert absent not in result.stdout, absent
+        assert result.stdout.count(" functions deploy ") == 2
+    assert named.returncode == 0, named.stderr
+    assert f"pubsub topics create projects/{PROJECT}/topics/shards" in named.stdout
+    assert f"CHANNELKIT_RENEW_TOPIC=projects/{PROJECT}/topics/shards" in named.stdout
+    assert "functions deploy worker-a " in named.stdout and "--max-instances=3 " in named.stdout
+    assert "--trigger-topic=shards --retry" in named.stdout
+    assert f"--trigger-service-account=trig-a@{PROJECT}.iam.gserviceaccount.com" in named.stdout
+    assert "add-invoker-policy-binding worker-a --region=us-central1 --member=serviceAccount:trig-a@" in (
+        named.stdout
+    )
+    assert bad_name.returncode != 0 and "needs a name of its own" in bad_name.stderr
+    assert (
+        bad_count.returncode != 0 and "--worker-max-instances must be a positive integer" in bad_count.stderr
+    )
+    assert bad_topic.returncode != 0 and "invalid --renew-topic" in bad_topic.stderr
+    assert other_project.returncode != 0 and f"must be a topic of project {PROJECT}" in other_project.stderr
+    assert same_sa.returncode != 0 and "trigger needs its own service account" in same_sa.stderr
 
 
 def test_no_metrics_and_the_metric_prefix_change_the_metric_commands(tmp_path):
@@ -239,7 +308,7 @@ def test_the_credentials_secret_flags(tmp_path):
         assert result.returncode == 0, result.stderr
         assert f"secrets create {name} --replication-policy=automatic --data-file=-" in result.stdout
         assert f"secrets add-iam-policy-binding {name} " in result.stdout
-        assert result.stdout.count(f"--set-secrets=CHANNELKIT_CREDENTIALS_KEY={name}:latest") == 2
+        assert result.stdout.count(f"--set-secrets=CHANNELKIT_CREDENTIALS_KEY={name}:latest") == 3
     assert without.returncode == 0, without.stderr
     assert "secret" not in without.stdout.lower()  # no API, no secret, no mount
     assert invalid.returncode != 0 and "invalid --credentials-secret 'a/b'" in invalid.stderr
@@ -336,7 +405,7 @@ def test_the_scheduler_job_calls_the_renew_url_hourly_with_an_oidc_token(deploym
     assert target["oidcToken"] == {"serviceAccountEmail": deployment.scheduler_sa, "audience": renew_url}
     # The scheduler account was created by the first run (and only then).
     accounts = [r.json["accountId"] for r in deployment.requests(method="POST", api="iam")]
-    assert sorted(accounts) == ["channelkit-runtime", "channelkit-scheduler"]
+    assert sorted(accounts) == ["channelkit-renew-trigger", "channelkit-runtime", "channelkit-scheduler"]
 
 
 def test_firestore_ttl_is_enabled_on_expire_at_for_channels_and_messages(deployment):
@@ -358,6 +427,51 @@ def test_the_topic_is_created_and_the_functions_may_publish_to_it(deployment):
         "role": "roles/pubsub.publisher",
         "members": [f"serviceAccount:{deployment.runtime_sa}"],
     } in policy["bindings"]
+
+
+def test_the_renew_topic_is_created_the_runtime_may_publish_and_the_renew_function_names_it(deployment):
+    enabled = [r.json for r in deployment.requests(0, api="serviceusage", verb="batchEnable")]
+    assert any("eventarc.googleapis.com" in body["serviceIds"] for body in enabled), enabled
+    assert deployment.requests(0, method="PUT", api="pubsub", path=f"{RENEW_TOPIC_PATH}$")
+    assert deployment.recorder.policy(RENEW_TOPIC_PATH)["bindings"] == [
+        {"role": "roles/pubsub.publisher", "members": [f"serviceAccount:{deployment.runtime_sa}"]}
+    ]
+    renew_env = created(deployment, RENEW)["serviceConfig"]["environmentVariables"]
+    assert renew_env["CHANNELKIT_RENEW_TOPIC"] == RENEW_TOPIC_PATH
+    assert (
+        "CHANNELKIT_RENEW_TOPIC" not in created(deployment, WEBHOOK)["serviceConfig"]["environmentVariables"]
+    )
+
+
+def test_the_renew_worker_is_private_triggered_by_the_renew_topic_with_retry(deployment):
+    body = created(deployment, WORKER)
+    build, service = body["buildConfig"], body["serviceConfig"]
+    assert build["runtime"] == "python312" and build["entryPoint"] == "renew_worker"
+    assert body["eventTrigger"] == {
+        "eventType": "google.cloud.pubsub.topic.v1.messagePublished",
+        "pubsubTopic": RENEW_TOPIC_PATH,
+        "retryPolicy": "RETRY_POLICY_RETRY",
+        "serviceAccountEmail": deployment.trigger_sa,
+    }
+    assert service["serviceAccountEmail"] == deployment.runtime_sa
+    assert service["maxInstanceCount"] == 10 and service["timeoutSeconds"] == 540
+    assert service["availableMemory"] == MEMORY
+    # The worker judges "due" as the run does; it publishes nothing itself.
+    renew_env = created(deployment, RENEW)["serviceConfig"]["environmentVariables"]
+    assert service["environmentVariables"] == {
+        k: v for k, v in renew_env.items() if k != "CHANNELKIT_RENEW_TOPIC"
+    }
+    # Only the trigger's account may invoke it (no allUsers), and that account nothing else.
+    policy = deployment.recorder.policy(run_service(WORKER))
+    assert {m for b in policy["bindings"] for m in b["members"]} == {
+        f"serviceAccount:{deployment.trigger_sa}"
+    }
+    assert invokers(policy) == {f"serviceAccount:{deployment.trigger_sa}"}
+    for request in deployment.requests(verb="setIamPolicy"):
+        if run_service(WORKER) not in request.path:
+            assert deployment.trigger_sa not in json.dumps(request.json), request
+    [update] = deployment.requests(1, method="PATCH", api="cloudfunctions", path=f"{WORKER}$")
+    assert update.json["eventTrigger"]["retryPolicy"] == "RETRY_POLICY_RETRY"
 
 
 def test_the_health_metrics_are_created_on_the_renew_functions_health_line(deployment):
@@ -392,7 +506,7 @@ def test_the_second_run_updates_instead_of_creating(deployment):
     assert second, "the second run sent nothing"
     assert not [r for r in second if r.method == "POST" and r.query.get("functionId")]
     patched = {r.path.rsplit("/", 1)[-1] for r in second if r.method == "PATCH" and r.api == "cloudfunctions"}
-    assert patched == {"channelkit-webhook", "channelkit-renew"}
+    assert patched == {"channelkit-webhook", "channelkit-renew", "channelkit-renew-worker"}
     for request in second:
         if request.method == "PATCH" and request.api == "cloudfunctions":
             assert request.json["buildConfig"]["runtime"] == "python312"
@@ -442,8 +556,8 @@ def test_only_the_runtime_account_may_read_the_secret_and_only_that_secret(deplo
             assert ACCESSOR not in json.dumps(request.json), request  # not project-wide
 
 
-def test_both_functions_mount_the_secret_as_the_credentials_key(deployment):
-    for function in (WEBHOOK, RENEW):
+def test_every_function_mounts_the_secret_as_the_credentials_key(deployment):
+    for function in (WEBHOOK, RENEW, WORKER):
         assert created(deployment, function)["serviceConfig"]["secretEnvironmentVariables"] == SECRET_ENV
         [update] = deployment.requests(1, method="PATCH", api="cloudfunctions", path=f"{function}$")
         assert update.json["serviceConfig"]["secretEnvironmentVariables"] == SECRET_ENV
@@ -488,9 +602,16 @@ def test_the_key_shows_nowhere(deployment):
 # -- the uploaded artifact ---------------------------------------------------------------------------
 
 
-def test_the_uploaded_zips_hold_main_py_the_package_and_the_pinned_requirements(webhook_zip, renew_zip):
-    for archive, entry in ((webhook_zip, "webhook.py"), (renew_zip, "renew.py")):
+def test_the_uploaded_zips_hold_main_py_the_package_and_the_pinned_requirements(
+    webhook_zip, renew_zip, worker_zip
+):
+    for archive, entry in (
+        (webhook_zip, "webhook.py"),
+        (renew_zip, "renew.py"),
+        (worker_zip, "renew_worker.py"),
+    ):
         names = set(archive.namelist())
+        assert not {"webhook.py", "renew.py", "renew_worker.py"} & names  # entry points only as main.py
         assert archive.read("main.py") == (ROOT / "functions" / entry).read_bytes()
         assert archive.read("requirements.txt") == (ROOT / "requirements.txt").read_bytes()
         assert "channelkit/__init__.py" in names and "channelkit/store/firestore.py" in names
@@ -558,3 +679,26 @@ def test_the_uploaded_renew_function_runs(deployment, renew_zip, serve_artifact,
     status, body = post(server.url, {"Content-Type": "application/json"}, b"{}")
     assert status == 200, server.output()[-4000:]
     assert isinstance(json.loads(body), dict)
+
+
+def test_the_uploaded_renew_worker_takes_a_pubsub_push(deployment, worker_zip, serve_artifact, firestore_env):
+    """The worker as uploaded, given what Pub/Sub pushes: a shard (nothing due: acknowledged) and a
+    malformed message (logged and acknowledged, never redelivered)."""
+    function_env = created(deployment, WORKER)["serviceConfig"]["environmentVariables"]
+    server = serve_artifact(
+        worker_zip, "renew_worker", artifact_env(function_env, firestore_env), signature_type="cloudevent"
+    )
+
+    def push(data: bytes) -> int:
+        body = {
+            "message": {"data": base64.b64encode(data).decode(), "messageId": uuid.uuid4().hex},
+            "subscription": f"projects/{PROJECT}/subscriptions/eventarc-renew",
+        }
+        status, _ = post(server.url, {"Content-Type": "application/json"}, json.dumps(body).encode())
+        return status
+
+    shard = {"v": 1, "subscriptions": ["sub-none"], "listedAt": 0, "run": "renew-test"}
+    assert push(json.dumps(shard).encode()) == 200, server.output()[-4000:]
+    assert push(b"not a shard") == 200, server.output()[-4000:]
+    assert "renewal shard finished" in server.output()
+    assert "renewal shard dropped: malformed" in server.output()

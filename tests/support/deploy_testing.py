@@ -49,6 +49,7 @@ class Deployment:
     gcloud_config: pathlib.Path  # gcloud's configuration directory: its logs are under logs/
     runtime_sa: str = f"channelkit-runtime@{PROJECT}.iam.gserviceaccount.com"
     scheduler_sa: str = f"channelkit-scheduler@{PROJECT}.iam.gserviceaccount.com"
+    trigger_sa: str = f"channelkit-renew-trigger@{PROJECT}.iam.gserviceaccount.com"
 
     def requests(self, run: int | None = None, **filters):
         found = self.recorder.find(**filters)
@@ -93,6 +94,7 @@ def artifact_server(
     target: str,
     env: dict[str, str],
     log_path: pathlib.Path,
+    signature_type: str = "http",
 ) -> FunctionsFrameworkProcess:
     """functions-framework of the clean venv, serving an unzipped source directory (not started)."""
     return FunctionsFrameworkProcess(
@@ -102,6 +104,7 @@ def artifact_server(
         log_path=log_path,
         executable=venv_dir / "bin" / "functions-framework",
         cwd=source,
+        signature_type=signature_type,
     )
 
 
