@@ -290,7 +290,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             f"{fo['speedup']:.2f}x",
             "(context: Firestore emulator at "
             + ("n/a" if share is None else f"{share:.0%}")
-            + f" of {fo['cores']} cores)",
+            + f" of {fo['cores']} cores, machine {fo['machine_cpu_busy_two']:.0%} busy)",
             None,
         )
         add(

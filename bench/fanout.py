@@ -67,6 +67,14 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / ticks
 
 
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 @contextlib.contextmanager
 def emulators(progress: Progress) -> Iterator[tuple[str, str, int | None]]:
     """(firestore host, pubsub host, the Firestore emulator's process group or None when external)."""
@@ -197,6 +205,7 @@ def measure(
         delivered_before = sum(side.relay.delivered.values())
         shards = -(-n // shard_size)
         cpu_before = group_cpu_seconds(fs_pgid) if fs_pgid else None
+        busy_before, total_before = machine_cpu()
         started = time.perf_counter()
         summary = renew_due(
             store=store,
@@ -212,6 +221,7 @@ def measure(
             f"{shards} shards acknowledged",
         )
         seconds = time.perf_counter() - started
+        busy_after, total_after = machine_cpu()
         cpu = (group_cpu_seconds(fs_pgid) - cpu_before) if fs_pgid and cpu_before is not None else None
         sim.set_latency(0)
         counts = count_renewals(store, originals)
@@ -225,6 +235,8 @@ def measure(
         "seconds": round(seconds, 3),
         "renewals_per_second": round(n / seconds, 1),
         "firestore_emulator_cpu_share": None if cpu is None else round(cpu / (seconds * cores), 3),
+        # Everything on the machine (other jobs too): near 1.0, a second worker has no core left.
+        "machine_cpu_busy": round((busy_after - busy_before) / max(1, total_after - total_before), 3),
         "failed_deliveries": sum(side.relay.failed.values()),
         **counts,
     }
@@ -287,6 +299,8 @@ def run(
         )
         if shares[0] is not None
         else None,
+        "machine_cpu_busy_one": statistics.median(r["machine_cpu_busy"] for r in results[1]),
+        "machine_cpu_busy_two": statistics.median(r["machine_cpu_busy"] for r in results[2]),
         "renewed_once": total("once", 1) + total("once", 2),
         "renewed_twice": total("twice", 1) + total("twice", 2),
         "missed": total("missed", 1) + total("missed", 2),
@@ -313,6 +327,10 @@ def table(result: dict) -> str:
             "n/a (external emulator)"
             if share is None
             else f"{share:.0%} / {result['firestore_emulator_cpu_share_two']:.0%} of {result['cores']} cores",
+        ),
+        (
+            "machine CPU busy (1 / 2 workers)",
+            f"{result['machine_cpu_busy_one']:.0%} / {result['machine_cpu_busy_two']:.0%}",
         ),
         (
             "renewed once / twice / missed",
