@@ -222,3 +222,13 @@ def test_the_renewer_entry_is_the_runs(monkeypatch):
     """The worker walks each channel through the run's own renewer (the same steps and leases)."""
     assert renew_shard.__module__ == "channelkit.renewal.fanout"
     assert renewal.fanout.Renewer is renewal.Renewer
+
+
+def test_renewals_the_budget_leaves_unstarted_go_to_the_workers(store, simulator, watch, run, pubsub, topic):
+    _, subscriber = pubsub
+    topic_path, sub_path = topic
+    channels = subscriptions(watch, simulator, 3)
+    summary = run(renew_before=3 * HOUR, publisher=ShardPublisher(topic_path), budget_seconds=0).to_json()
+    assert (summary["renewed"], summary["published"], summary["deferred"]) == (0, 3, 0)
+    [message] = pull_all(subscriber, sub_path, expected=1)
+    assert sorted(parse_shard(message.data).subscriptions) == sorted(c.subscription_id for c in channels)
