@@ -14,7 +14,6 @@ import uuid
 
 import pytest
 
-from channelkit import renewal
 from channelkit.errors import StoreUnavailable
 from channelkit.renewal.fanout import Shard, ShardPublisher, parse_shard, renew_shard
 from support.pubsub_testing import PROJECT, pubsub, pull_all, topic  # noqa: F401 - fixtures
@@ -216,12 +215,6 @@ def test_a_store_failure_for_one_subscription_fails_the_shard_after_the_others(
     assert [store.get(c.id).status for c in channels] == ["stopped", "active", "stopped"]
     redelivered = shard_renewal(shard).to_json()
     assert (redelivered["renewed"], redelivered["skipped"]) == (1, 2)
-
-
-def test_the_renewer_entry_is_the_runs(monkeypatch):
-    """The worker walks each channel through the run's own renewer (the same steps and leases)."""
-    assert renew_shard.__module__ == "channelkit.renewal.fanout"
-    assert renewal.fanout.Renewer is renewal.Renewer
 
 
 def test_renewals_the_budget_leaves_unstarted_go_to_the_workers(store, simulator, watch, run, pubsub, topic):
