@@ -9,7 +9,9 @@ the Pub/Sub emulator; a push subscription delivers the shards through
 processes: ``functions/renew_worker.py`` under functions-framework
 (CloudEvent, gunicorn as deployed). A side's time runs from the publish to the
 last shard acknowledged. Both sides use the same emulators and simulator, in
-alternating order per round; the ratio is the median of per-round ratios.
+alternating order per round, after a warm-up shard per process (imports and
+clients are built on the first event); the ratio is the median of per-round
+ratios.
 
 On a 2-core machine the emulators, the simulator and the workers share the
 cores, so the speed-up of a second worker is bounded by what is left: the
@@ -260,6 +262,9 @@ def run(
         reset_firestore(fs_host, PROJECT)
         tag = uuid.uuid4().hex[:6]
         with Side(1, sim.url, log_dir, tag) as one, Side(2, sim.url, log_dir, tag) as two:
+            for side in (one, two):  # warm every process (imports, clients) outside the measurement
+                progress(f"fanout: warming {side.workers} worker(s)")
+                measure(side, 2 * side.workers, 1, latency_ms / 1000, sim, fs_pgid, progress)
             for r in range(rounds):
                 order = (one, two) if r % 2 == 0 else (two, one)
                 for side in order:
