@@ -172,7 +172,8 @@ def test_renew_function_publishes_past_the_inline_limit_to_the_renew_topic(env, 
     topic_path, sub_path = topic
     monkeypatch.setenv("CHANNELKIT_RENEW_TOPIC", topic_path)
     monkeypatch.setenv("CHANNELKIT_RENEW_INLINE", "0")
-    monkeypatch.setenv("FUNCTION_NAME", "renew")  # create_app sets it: restored after the test
+    monkeypatch.setenv("FUNCTION_NAME", "renew")  # create_app sets these two: restored after the test
+    monkeypatch.setenv("FUNCTION_SIGNATURE_TYPE", "http")
     near, _ = make_channels(env)
     sys.modules.pop("main", None)
     app = create_app(target="renew", source=str(ROOT / "functions" / "renew.py"))

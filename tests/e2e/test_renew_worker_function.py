@@ -35,7 +35,10 @@ def worker(firestore_env, simulator, monkeypatch):
     monkeypatch.setenv("CHANNELKIT_API_RETRIES", "0")
     monkeypatch.delenv("CHANNELKIT_HANDLER", raising=False)
     monkeypatch.delenv("CHANNELKIT_PUBSUB_TOPIC", raising=False)
-    monkeypatch.setenv("FUNCTION_NAME", "renew_worker")  # create_app sets it: restored after the test
+    # create_app sets these two in os.environ: set here, they are restored after the test (a
+    # signature type left at "cloudevent" would turn every later create_app into an event function).
+    monkeypatch.setenv("FUNCTION_NAME", "renew_worker")
+    monkeypatch.setenv("FUNCTION_SIGNATURE_TYPE", "cloudevent")
 
     def make():
         sys.modules.pop("main", None)
