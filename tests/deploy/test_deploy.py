@@ -1,7 +1,8 @@
 """deploy.sh, run for real: the real gcloud sends its real requests to a local recorder.
 
 What is asserted is what gcloud *sent* (docs/deploy.md, "How deploy.sh is tested"), i.e. what a real project
-would receive: the functions' runtime, entry points, environment and triggers,
+would receive: the functions' runtime, entry points, environment and triggers
+(the renew-worker's Pub/Sub trigger with retry and its own service account),
 who may invoke which function, the scheduler job's OIDC identity and audience,
 Firestore TTL, the topic, the Secret Manager secret that holds the credentials key
 (and that the key itself shows nowhere). Then the source zip that gcloud uploaded is unzipped,
