@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Deploy channelkit to Google Cloud: the webhook, renew and sync Cloud Functions (2nd gen),
-# the Cloud Scheduler job that runs renewals, the Pub/Sub topic that feeds the sync function,
-# Firestore TTL, log-based metrics for alerting, the Secret Manager secret holding the key of
-# stored user credentials, and an optional Pub/Sub topic for notifications.
+# Deploy channelkit to Google Cloud: the webhook, renew, sync and renew-worker Cloud Functions
+# (2nd gen), the Cloud Scheduler job that runs renewals, the Pub/Sub topics that feed the sync
+# and renew-worker functions, Firestore TTL, log-based metrics for alerting, the Secret Manager
+# secret holding the key of stored user credentials, and an optional Pub/Sub topic for
+# notifications.
 # Run ./deploy.sh --help for every setting. Safe to run again: it updates what exists.
 set -euo pipefail
 
@@ -15,8 +16,8 @@ Usage: $PROG [options]
 
 Deploys channelkit to a Google Cloud project with gcloud:
   1. enables the APIs it needs (Cloud Functions, Cloud Run, Cloud Build, Artifact
-     Registry, Cloud Scheduler, Firestore, IAM; Pub/Sub and Eventarc unless
-     --no-sync-function; Secret Manager unless --no-credentials-key; Cloud Logging
+     Registry, Cloud Scheduler, Firestore, IAM; Pub/Sub and Eventarc unless both
+     --no-sync-function and --no-fanout; Secret Manager unless --no-credentials-key; Cloud Logging
      unless --no-metrics; Pub/Sub when a topic is set);
   2. creates the Firestore database (Native mode) if the project has none;
   3. creates a runtime service account for the functions (read/write Firestore,
@@ -25,12 +26,18 @@ Deploys channelkit to a Google Cloud project with gcloud:
      that encrypts stored user OAuth credentials), with a freshly generated key, if it
      does not exist (an existing secret is never replaced or given a new version), and
      lets the runtime service account read that secret (and no other);
-  5. creates the Pub/Sub topics: the sync topic (unless --no-sync-function) and the
-     notification topic when one is configured; the runtime account may publish to them;
+  5. creates the Pub/Sub topics: the sync topic (unless --no-sync-function), the renew
+     topic (unless --no-fanout) and the notification topic when one is configured; the
+     runtime account may publish to them;
   6. deploys the sync function (unless --no-sync-function): 2nd gen, python312,
      triggered by each message on the sync topic (a CloudEvent), retried while it
      fails (--retry), NOT public: a trigger service account of its own may invoke it
      (and nothing else). It runs the syncs of --sync subscriptions;
+     and the renew-worker function (unless --no-fanout), the same way on the renew
+     topic with its own trigger account (channelkit-renew-trigger): a renewal run
+     renews CHANNELKIT_RENEW_INLINE due channels itself and publishes the rest there,
+     a few hundred subscriptions to a message (the renew function gets the topic as
+     CHANNELKIT_RENEW_TOPIC); a shard whose worker failed is redelivered;
   7. deploys the webhook function: 2nd gen, python312, HTTP, public (Google's
      push delivery cannot authenticate; every request is checked against its
      stored channel instead), with CHANNELKIT_SYNC_TOPIC set: it publishes "sync
@@ -77,6 +84,16 @@ Options (each can also be set by the environment variable shown; a flag wins):
   --no-sync-function         CHANNELKIT_SYNC_FUNCTION=0  neither the sync function nor its topic:
                                                      the webhook syncs inside its requests
                                                      (within CHANNELKIT_SYNC_BUDGET)
+  --renew-topic TOPIC        CHANNELKIT_RENEW_TOPIC  default: channelkit-renew (a topic of the
+                                                     project, by name or projects/P/topics/T:
+                                                     renewal shards for the renew-worker
+                                                     function; created if missing)
+  --worker-name NAME         CHANNELKIT_WORKER_NAME  default: channelkit-renew-worker
+  --worker-max-instances N   CHANNELKIT_WORKER_MAX_INSTANCES default: 10 (renew-worker)
+  --trigger-sa NAME|EMAIL    CHANNELKIT_TRIGGER_SA   default: channelkit-renew-trigger (created if
+                                                     missing; may invoke the renew-worker only)
+  --no-fanout                CHANNELKIT_FANOUT=0     no topic, no renew-worker: every run renews
+                                                     all it can within its budget itself
   --schedule CRON            CHANNELKIT_SCHEDULE     default: "0 * * * *" (hourly)
   --time-zone TZ             CHANNELKIT_TIME_ZONE    default: Etc/UTC
   --renew-before SECONDS     CHANNELKIT_RENEW_BEFORE default: 10800 (renew channels that expire
@@ -140,6 +157,11 @@ SYNC_NAME=${CHANNELKIT_SYNC_NAME:-channelkit-sync}
 SYNC_TOPIC=${CHANNELKIT_SYNC_TOPIC:-channelkit-sync}
 SYNC_MAX_INSTANCES=${CHANNELKIT_SYNC_MAX_INSTANCES:-20}
 SYNC_TRIGGER_SA=${CHANNELKIT_SYNC_TRIGGER_SA:-channelkit-sync-trigger}
+RENEW_TOPIC=${CHANNELKIT_RENEW_TOPIC:-channelkit-renew}
+WORKER_NAME=${CHANNELKIT_WORKER_NAME:-channelkit-renew-worker}
+WORKER_MAX_INSTANCES=${CHANNELKIT_WORKER_MAX_INSTANCES:-10}
+TRIGGER_SA=${CHANNELKIT_TRIGGER_SA:-channelkit-renew-trigger}
+FANOUT=${CHANNELKIT_FANOUT:-1}
 SCHEDULE=${CHANNELKIT_SCHEDULE:-0 * * * *}
 TIME_ZONE=${CHANNELKIT_TIME_ZONE:-Etc/UTC}
 RENEW_BEFORE=${CHANNELKIT_RENEW_BEFORE:-10800}
@@ -175,11 +197,13 @@ while [[ $# -gt 0 ]]; do
     --no-metrics) METRICS=0; shift; continue ;;
     --no-credentials-key) CREDENTIALS_KEY_SECRET=0; shift; continue ;;
     --no-sync-function) SYNC_FUNCTION=0; shift; continue ;;
+    --no-fanout) FANOUT=0; shift; continue ;;
     --project|--region|--webhook-name|--renew-name|--job-name|--memory|--max-instances|\
     --renew-max-instances|--renew-timeout|--schedule|--time-zone|--renew-before|--handler|\
     --handler-source|--requirements|--pubsub-topic|--collection|--firestore-location|\
     --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret|\
-    --sync-name|--sync-topic|--sync-max-instances|--sync-trigger-sa)
+    --sync-name|--sync-topic|--sync-max-instances|--sync-trigger-sa|\
+    --renew-topic|--worker-name|--worker-max-instances|--trigger-sa)
       need_value "$@" ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -212,6 +236,10 @@ while [[ $# -gt 0 ]]; do
     --sync-topic) SYNC_TOPIC=$2 ;;
     --sync-max-instances) SYNC_MAX_INSTANCES=$2 ;;
     --sync-trigger-sa) SYNC_TRIGGER_SA=$2 ;;
+    --renew-topic) RENEW_TOPIC=$2 ;;
+    --worker-name) WORKER_NAME=$2 ;;
+    --worker-max-instances) WORKER_MAX_INSTANCES=$2 ;;
+    --trigger-sa) TRIGGER_SA=$2 ;;
   esac
   shift 2
 done
@@ -242,6 +270,23 @@ done
 [[ $SYNC_FUNCTION == 0 || $SYNC_FUNCTION == 1 ]] \
   || die "CHANNELKIT_SYNC_FUNCTION must be 0 or 1, got '$SYNC_FUNCTION'"
 [[ $SYNC_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--sync-max-instances must be a positive integer"
+[[ $FANOUT == 0 || $FANOUT == 1 ]] || die "CHANNELKIT_FANOUT must be 0 or 1, got '$FANOUT'"
+if [[ $FANOUT == 1 ]]; then
+  [[ $WORKER_NAME =~ ^[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] \
+    || die "invalid function name '$WORKER_NAME': lowercase letters, digits and '-', up to 63"
+  [[ $WORKER_NAME != "$WEBHOOK_NAME" && $WORKER_NAME != "$RENEW_NAME" \
+    && ($SYNC_FUNCTION == 0 || $WORKER_NAME != "$SYNC_NAME") ]] \
+    || die "the renew-worker function needs a name of its own (--worker-name)"
+  [[ $WORKER_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--worker-max-instances must be a positive integer"
+  if [[ $RENEW_TOPIC != projects/* ]]; then
+    RENEW_TOPIC="projects/$PROJECT/topics/$RENEW_TOPIC"
+  fi
+  [[ $RENEW_TOPIC =~ ^projects/[^/]+/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ ]] \
+    || die "invalid --renew-topic: $RENEW_TOPIC"
+  # A function's --trigger-topic names a topic of its own project.
+  [[ $RENEW_TOPIC == "projects/$PROJECT/topics/"* ]] \
+    || die "--renew-topic must be a topic of project $PROJECT (the worker's trigger), got $RENEW_TOPIC"
+fi
 [[ $JOB_NAME =~ ^[A-Za-z0-9_-]{1,500}$ ]] || die "invalid scheduler job name: $JOB_NAME"
 [[ $MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--max-instances must be a positive integer"
 [[ $RENEW_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--renew-max-instances must be a positive integer"
@@ -280,6 +325,8 @@ fi
 SYNC_TOPIC_PATH=projects/$PROJECT/topics/$SYNC_TOPIC
 [[ $SYNC_FUNCTION == 0 || $SYNC_TOPIC_PATH != "$TOPIC" ]] \
   || die "the sync topic and the notification topic (--pubsub-topic) must differ"
+[[ $FANOUT == 0 || ($RENEW_TOPIC != "$TOPIC" && ($SYNC_FUNCTION == 0 || $RENEW_TOPIC != "$SYNC_TOPIC_PATH")) ]] \
+  || die "the renew topic (--renew-topic) must differ from the sync topic and the notification topic"
 [[ $CREDENTIALS_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] \
   || die "invalid --credentials-secret '$CREDENTIALS_SECRET': letters, digits, '_' and '-', up to 255"
 for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
@@ -305,6 +352,12 @@ SYNC_TRIGGER_SA_EMAIL=$(sa_email "$SYNC_TRIGGER_SA")
 [[ $SYNC_FUNCTION == 0 || ($SYNC_TRIGGER_SA_EMAIL != "$RUNTIME_SA_EMAIL" \
   && $SYNC_TRIGGER_SA_EMAIL != "$SCHEDULER_SA_EMAIL") ]] \
   || die "the sync trigger needs its own service account (it may invoke the sync function only)"
+TRIGGER_SA_EMAIL=$(sa_email "$TRIGGER_SA")
+if [[ $FANOUT == 1 ]]; then
+  [[ $TRIGGER_SA_EMAIL != "$RUNTIME_SA_EMAIL" && $TRIGGER_SA_EMAIL != "$SCHEDULER_SA_EMAIL" \
+    && ($SYNC_FUNCTION == 0 || $TRIGGER_SA_EMAIL != "$SYNC_TRIGGER_SA_EMAIL") ]] \
+    || die "the renew-worker's trigger needs its own service account (it may invoke the worker only)"
+fi
 
 # -- running gcloud ---------------------------------------------------------------------------
 
@@ -410,7 +463,7 @@ stage() {  # stage ENTRY-FILE DIR: main.py + channelkit + requirements.txt
   cp -- "$ROOT/functions/$entry" "$dir/main.py"
   # Helper modules beside the entry points (if any) travel with them.
   for helper in "$ROOT"/functions/*.py; do
-    case ${helper##*/} in webhook.py|renew.py|sync.py) ;; *) cp -- "$helper" "$dir/" ;; esac
+    case ${helper##*/} in webhook.py|renew.py|sync.py|renew_worker.py) ;; *) cp -- "$helper" "$dir/" ;; esac
   done
   local excludes=(--exclude=__pycache__ --exclude='*.pyc')
   if ! needs_testing; then
@@ -434,6 +487,8 @@ say "staging the functions in $BUILD_DIR"
 stage webhook.py "$WEBHOOK_SRC"
 stage renew.py "$RENEW_SRC"
 [[ $SYNC_FUNCTION == 0 ]] || stage sync.py "$SYNC_SRC"
+WORKER_SRC=$BUILD_DIR/renew-worker
+[[ $FANOUT == 0 ]] || stage renew_worker.py "$WORKER_SRC"
 if [[ -n $HANDLER ]]; then
   top=${HANDLER%%[.:]*}
   if [[ $top != channelkit && ! -e $WEBHOOK_SRC/$top.py && ! -d $WEBHOOK_SRC/$top ]]; then
@@ -496,7 +551,11 @@ COMMON_ENV+=("${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}")
 WEBHOOK_EXTRA=()
 [[ $SYNC_FUNCTION == 0 ]] || WEBHOOK_EXTRA=("CHANNELKIT_SYNC_TOPIC=$SYNC_TOPIC_PATH")
 WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}" "${WEBHOOK_EXTRA[@]+"${WEBHOOK_EXTRA[@]}"}")
-RENEW_ENV=$(join_env "${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
+RENEW_ENV_LIST=("${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
+# The worker judges "due" as the run does: the same CHANNELKIT_RENEW_BEFORE.
+WORKER_ENV=$(join_env "${RENEW_ENV_LIST[@]}")
+[[ $FANOUT == 0 ]] || RENEW_ENV_LIST+=("CHANNELKIT_RENEW_TOPIC=$RENEW_TOPIC")
+RENEW_ENV=$(join_env "${RENEW_ENV_LIST[@]}")
 # One sync may list for most of the sync function's timeout (the webhook's budget is 20 s);
 # what is left is retried. An --env CHANNELKIT_SYNC_BUDGET wins.
 SYNC_TIMEOUT=540s
@@ -516,8 +575,8 @@ fi
 SERVICES=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
   artifactregistry.googleapis.com cloudscheduler.googleapis.com firestore.googleapis.com
   iam.googleapis.com)
-[[ -z $TOPIC && $SYNC_FUNCTION == 0 ]] || SERVICES+=(pubsub.googleapis.com)
-[[ $SYNC_FUNCTION == 0 ]] || SERVICES+=(eventarc.googleapis.com)
+[[ -z $TOPIC && $SYNC_FUNCTION == 0 && $FANOUT == 0 ]] || SERVICES+=(pubsub.googleapis.com)
+[[ $SYNC_FUNCTION == 0 && $FANOUT == 0 ]] || SERVICES+=(eventarc.googleapis.com)  # 2nd gen event triggers
 [[ $METRICS == 0 ]] || SERVICES+=(logging.googleapis.com)
 [[ $CREDENTIALS_KEY_SECRET == 0 ]] || SERVICES+=(secretmanager.googleapis.com)
 say "enabling APIs"
@@ -595,10 +654,11 @@ if [[ $CREDENTIALS_KEY_SECRET == 1 ]]; then
   SECRET_FLAGS=("--set-secrets=CHANNELKIT_CREDENTIALS_KEY=$CREDENTIALS_SECRET:latest")
 fi
 
-# -- 5. Pub/Sub topics: the sync topic, the notification topic ----------------------------------
+# -- 5. Pub/Sub topics: the sync topic, the renew topic, the notification topic -----------------
 
 TOPICS=()
 [[ $SYNC_FUNCTION == 0 ]] || TOPICS+=("$SYNC_TOPIC_PATH")
+[[ $FANOUT == 0 ]] || TOPICS+=("$RENEW_TOPIC")
 [[ -z $TOPIC ]] || TOPICS+=("$TOPIC")
 for topic in "${TOPICS[@]+"${TOPICS[@]}"}"; do
   say "Pub/Sub topic $topic"
@@ -611,20 +671,36 @@ for topic in "${TOPICS[@]+"${TOPICS[@]}"}"; do
     --role=roles/pubsub.publisher --format=none
 done
 
-# -- 6. the sync function: before the webhook publishes to its topic -------------------------------
+# -- 6. the functions Pub/Sub triggers: before anything publishes to their topics ---------------
+
+# deploy_pubsub_function NAME SOURCE ENTRY-POINT TOPIC-ID TRIGGER-SA MAX-INSTANCES TIMEOUT ENV:
+# private, 2nd gen, one message per invocation, redelivered while it fails (--retry); the
+# trigger's own service account pushes the messages and is the only one that may invoke it.
+deploy_pubsub_function() {
+  run functions deploy "$1" --gen2 --runtime=python312 "--region=$REGION" \
+    "--source=$2" "--entry-point=$3" "--trigger-topic=$4" --retry \
+    "--trigger-service-account=$5" --no-allow-unauthenticated \
+    "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" \
+    "--max-instances=$6" "--timeout=$7" "--set-env-vars=$8" \
+    "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
+  retry functions add-invoker-policy-binding "$1" "--region=$REGION" "--member=serviceAccount:$5"
+}
 
 if [[ $SYNC_FUNCTION == 1 ]]; then
   say "sync trigger service account"
   ensure_service_account "$SYNC_TRIGGER_SA_EMAIL" "channelkit sync trigger (invokes $SYNC_NAME)"
   say "deploying the sync function $SYNC_NAME (triggered by $SYNC_TOPIC_PATH)"
-  run functions deploy "$SYNC_NAME" --gen2 --runtime=python312 "--region=$REGION" \
-    "--source=$SYNC_SRC" --entry-point=sync "--trigger-topic=$SYNC_TOPIC" --retry \
-    "--trigger-service-account=$SYNC_TRIGGER_SA_EMAIL" --no-allow-unauthenticated \
-    "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" \
-    "--max-instances=$SYNC_MAX_INSTANCES" "--timeout=$SYNC_TIMEOUT" "--set-env-vars=$SYNC_ENV" \
-    "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
-  retry functions add-invoker-policy-binding "$SYNC_NAME" "--region=$REGION" \
-    "--member=serviceAccount:$SYNC_TRIGGER_SA_EMAIL"
+  deploy_pubsub_function "$SYNC_NAME" "$SYNC_SRC" sync "$SYNC_TOPIC" "$SYNC_TRIGGER_SA_EMAIL" \
+    "$SYNC_MAX_INSTANCES" "$SYNC_TIMEOUT" "$SYNC_ENV"
+fi
+
+# The renew-worker: one shard of due subscriptions per message (published by the renew function).
+if [[ $FANOUT == 1 ]]; then
+  say "renew-worker trigger service account"
+  ensure_service_account "$TRIGGER_SA_EMAIL" "channelkit renew-worker trigger (invokes $WORKER_NAME)"
+  say "deploying the renew-worker function $WORKER_NAME (triggered by $RENEW_TOPIC)"
+  deploy_pubsub_function "$WORKER_NAME" "$WORKER_SRC" renew_worker "${RENEW_TOPIC##*/}" \
+    "$TRIGGER_SA_EMAIL" "$WORKER_MAX_INSTANCES" 540s "$WORKER_ENV"
 fi
 
 # -- 7, 8. the webhook and renew functions --------------------------------------------------------
@@ -732,6 +808,12 @@ Syncs of --sync subscriptions: the webhook publishes a request to $SYNC_TOPIC_PA
   the function $SYNC_NAME runs it (invoked by $SYNC_TRIGGER_SA_EMAIL only).
 "
 fi
+FANOUT_SUMMARY=
+if [[ $FANOUT == 1 ]]; then
+  FANOUT_SUMMARY="
+  Past CHANNELKIT_RENEW_INLINE due channels a run publishes the rest to $RENEW_TOPIC;
+  $WORKER_NAME renews them (at most $WORKER_MAX_INSTANCES instances)."
+fi
 METRICS_SUMMARY=
 if [[ $METRICS == 1 ]]; then
   METRICS_SUMMARY="
@@ -749,7 +831,7 @@ Webhook URL (the address of your watch channels):
 
 Renewal: Cloud Scheduler job '$JOB_NAME' calls $RENEW_URL
   on '$SCHEDULE' ($TIME_ZONE) as $SCHEDULER_SA_EMAIL; channels expiring within
-  ${RENEW_BEFORE}s are renewed. The functions run as $RUNTIME_SA_EMAIL.
+  ${RENEW_BEFORE}s are renewed. The functions run as $RUNTIME_SA_EMAIL.$FANOUT_SUMMARY
 $SYNC_SUMMARY$METRICS_SUMMARY
 Next: create a watch (here, on a Drive file), with credentials that can read it:
   GOOGLE_CLOUD_PROJECT=$PROJECT python -m channelkit watch drive v3 files.watch \\

@@ -29,12 +29,13 @@ from pathlib import Path
 
 from bench._support import BENCH, progress, progress_done
 
-PARTS = ("parsing", "webhook", "refusals", "renewal", "coldstart", "feeds")
+PARTS = ("parsing", "webhook", "refusals", "renewal", "fanout", "coldstart", "feeds")
 SIZES = {
     "quick": {
         "webhook": {"seconds": 3, "rounds": 2, "warmup": 1},
         "refusals": {"seconds": 2, "rounds": 2, "warmup": 1},
         "renewal": {"n": 200, "serial_sample": 40},
+        "fanout": {"n": 60, "rounds": 1, "shard_size": 20},
         "coldstart": {"samples": 2},
         "parsing": {"rounds": 5},
         "feeds": {"changes": 300, "rounds": 2, "burst": 200, "single": 10},
@@ -43,6 +44,7 @@ SIZES = {
         "webhook": {"seconds": 8, "rounds": 5},
         "refusals": {"seconds": 5, "rounds": 5},
         "renewal": {"n": 1000},
+        "fanout": {"n": 400, "rounds": 2, "shard_size": 50},
         "coldstart": {"samples": 5},
         "parsing": {"rounds": 21},
         "feeds": {"changes": 2000, "rounds": 3, "burst": 1000, "single": 50},
@@ -51,6 +53,7 @@ SIZES = {
         "webhook": {"seconds": 10, "rounds": 7},
         "refusals": {"seconds": 8, "rounds": 7},
         "renewal": {"n": 10_000},
+        "fanout": {"n": 2000, "rounds": 3, "shard_size": 200},
         "coldstart": {"samples": 9},
         "parsing": {"rounds": 41},
         "feeds": {"changes": 5000, "rounds": 5, "burst": 1000, "single": 100},
@@ -99,6 +102,10 @@ def run_parts(parts, size: str, before: str | None = None) -> dict:
         results["renewal"] = bench_renewal.run(
             progress=lambda m: progress(f"renewal: {m}"), before=before, **settings["renewal"]
         )
+    if "fanout" in parts:
+        from bench import fanout
+
+        results["fanout"] = fanout.run(progress=lambda m: progress(f"fanout: {m}"), **settings["fanout"])
     if "coldstart" in parts:
         from bench import coldstart
 
@@ -308,6 +315,27 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             "< 60 s",
             (rn["seconds"] if measured else rn["projected_seconds_10000"]) < 60,
         )
+    fo = results.get("fanout")
+    if fo:
+        share = fo["firestore_emulator_cpu_share_two"]
+        add(
+            f"fan-out: 2 renew-workers vs 1 ({fo['n']:,} subscriptions, +{fo['latency_ms']:g} ms per call)",
+            f"{fo['two_workers_rate']:.1f}/s",
+            f"1 worker {fo['one_worker_rate']:.1f}/s",
+            f"{fo['speedup']:.2f}x",
+            "(context: Firestore emulator at "
+            + ("n/a" if share is None else f"{share:.0%}")
+            + f" of {fo['cores']} cores, machine {fo['machine_cpu_busy_two']:.0%} busy)",
+            None,
+        )
+        add(
+            "fan-out: subscriptions renewed once / twice / missed",
+            f"{fo['renewed_once']} / {fo['renewed_twice']} / {fo['missed']}",
+            "",
+            "",
+            "all once",
+            fo["all_renewed_once"],
+        )
     c = results.get("coldstart")
     if c:
         ck, base, floor = (
@@ -425,6 +453,11 @@ def problems(results: dict) -> list[str]:
     feeds = results.get("feeds")
     if feeds:
         found += [f"feeds: {p}" for p in feeds["problems"]]
+    fanout = results.get("fanout")
+    if fanout and not fanout["all_renewed_once"]:
+        found.append(
+            f"fanout: {fanout['renewed_twice']} subscriptions renewed more than once, {fanout['missed']} missed"
+        )
     return found
 
 

@@ -26,6 +26,7 @@ from channelkit.config import Settings
 from channelkit.errors import ChannelkitError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal import renew_due, renewal_dispatcher
+from channelkit.renewal.fanout import ShardPublisher
 from channelkit.signing import NO_KEY_WARNING
 from channelkit.store import open_store
 
@@ -47,7 +48,7 @@ def _resolve_settings() -> Settings:
 
 
 def _collaborators() -> dict[str, Any]:
-    """``renew_due``'s arguments: settings, store, Google client and dispatcher, built once."""
+    """``renew_due``'s arguments: settings, store, Google client, dispatcher and shard publisher, built once."""
     with _lock:
         if not _parts:
             settings = _resolve_settings()
@@ -65,6 +66,8 @@ def _collaborators() -> dict[str, Any]:
                 ),
                 dispatcher=renewal_dispatcher(),
                 settings=settings,
+                # Due channels past CHANNELKIT_RENEW_INLINE go to the renew-worker function.
+                publisher=ShardPublisher(settings.renew_topic) if settings.renew_topic else None,
             )
         return dict(_parts)
 

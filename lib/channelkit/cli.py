@@ -452,6 +452,10 @@ def format_renewal(summary: RenewalSummary) -> str:
     lines += [f"suspended {item['id']}: {item['reason']}" for item in summary.suspended]
     lines += [f"skipped  {item['id']}: {item['reason']}" for item in summary.skipped]
     lines += [f"deferred {channel_id} (time budget reached; next run)" for channel_id in summary.deferred]
+    if summary.published:
+        lines.append(
+            f"published {len(summary.published)} subscriptions to the renew workers (CHANNELKIT_RENEW_TOPIC)"
+        )
     counts = summary.to_json()
     lines.append(
         f"{counts['renewed']} renewed, {counts['failed']} failed, {counts['skipped']} skipped, "

@@ -46,7 +46,10 @@ __all__ = [
     "renew_before",
     "renew_budget",
     "renew_concurrency",
+    "renew_inline",
     "renew_lease",
+    "renew_shard_size",
+    "renew_topic",
     "store_timeout",
     "store_url",
     "suspend_after",
@@ -71,6 +74,12 @@ DEFAULT_SUSPEND_AFTER = 3  # consecutive failed renewal runs before a lasting re
 DEFAULT_EXPIRING_WARN = 3600.0  # seconds before a failing channel's end that "expiring" is sent
 DEFAULT_QUIET_AFTER = 86_400.0  # seconds without a notification after which status lists a subscription
 DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
+#: Due channels a run renews itself before fanning the rest out (CHANNELKIT_RENEW_TOPIC): what one
+#: run finishes well within DEFAULT_RENEW_BUDGET at the rate measured in docs/benchmarks.md
+#: ("Renewal fan-out": 16.7 renewals/s at parallelism 32 on the emulator, so 240 s hold about
+#: 4,000; half of that leaves room for a slower Firestore, Google's latency and the run's own work).
+DEFAULT_RENEW_INLINE = 2000
+DEFAULT_RENEW_SHARD_SIZE = 200  # subscription ids per published shard: one worker request each
 DEFAULT_SYNC_BUDGET = 20.0  # seconds a sync inside the webhook request may run
 DEFAULT_SYNC_LEASE = 120.0  # seconds a sync lease lasts; renewed by every page saved
 DEFAULT_SYNC_BACKSTOP = 3600.0  # seconds after which a renewal run syncs what no notification announced
@@ -296,6 +305,23 @@ def renew_lease(value: float | None = None, *, environ: Environ | None = None) -
     return _number("CHANNELKIT_RENEW_LEASE", value, environ, DEFAULT_RENEW_LEASE, float, 1, "seconds")
 
 
+def renew_topic(value: str | None = None, *, environ: Environ | None = None) -> str | None:
+    """``projects/P/topics/T`` receiving the renewal shards a run fans out; None: no fan-out."""
+    return _topic("CHANNELKIT_RENEW_TOPIC", value, environ)
+
+
+def renew_inline(value: int | None = None, *, environ: Environ | None = None) -> int:
+    """How many due channels a run renews itself before it publishes the rest as shards."""
+    return _number("CHANNELKIT_RENEW_INLINE", value, environ, DEFAULT_RENEW_INLINE, int, 0, "channels")
+
+
+def renew_shard_size(value: int | None = None, *, environ: Environ | None = None) -> int:
+    """How many subscription ids one published renewal shard carries."""
+    return _number(
+        "CHANNELKIT_RENEW_SHARD_SIZE", value, environ, DEFAULT_RENEW_SHARD_SIZE, int, 1, "subscriptions"
+    )
+
+
 def suspend_after(value: int | None = None, *, environ: Environ | None = None) -> int:
     """Consecutive failed renewal runs (403, other lasting refusals) before a subscription is suspended."""
     return _number("CHANNELKIT_SUSPEND_AFTER", value, environ, DEFAULT_SUSPEND_AFTER, int, 1, "runs")
@@ -351,6 +377,9 @@ _RESOLVERS: dict[str, Callable[..., Any]] = {
     "renew_concurrency": renew_concurrency,
     "renew_budget": renew_budget,
     "renew_lease": renew_lease,
+    "renew_topic": renew_topic,
+    "renew_inline": renew_inline,
+    "renew_shard_size": renew_shard_size,
     "suspend_after": suspend_after,
     "expiring_warn": expiring_warn,
     "quiet_after": quiet_after,
@@ -391,6 +420,9 @@ class Settings:
     renew_concurrency: int = DEFAULT_RENEW_CONCURRENCY
     renew_budget: float = DEFAULT_RENEW_BUDGET
     renew_lease: float = DEFAULT_RENEW_LEASE
+    renew_topic: str | None = None
+    renew_inline: int = DEFAULT_RENEW_INLINE
+    renew_shard_size: int = DEFAULT_RENEW_SHARD_SIZE
     suspend_after: int = DEFAULT_SUSPEND_AFTER
     expiring_warn: float = DEFAULT_EXPIRING_WARN
     quiet_after: float = DEFAULT_QUIET_AFTER

@@ -32,6 +32,10 @@ one boundary each, with ``raise ... from exc``, so nothing raw leaks out.
     │   ├── CredentialDecryptError      altered, or sealed under a key no longer held
     │   └── CredentialInUseError        removal refused: subscriptions still use them
     ├── MessageInProgressError          the same message is being processed elsewhere
+    ├── FanoutError                     renewal fan-out over Pub/Sub (renew-worker)
+    │   ├── MalformedShardError         a shard message that is not a list of subscription ids
+    │   │                               (also ValueError)
+    │   └── ShardPublishError           publishing a shard to CHANNELKIT_RENEW_TOPIC failed
     ├── FeedError                       change feeds (sync)
     │   ├── UnsupportedFeedError        the watch method has no change feed (also ValueError)
     │   ├── SyncLeaseLostError          another sync took the subscription's sync lease
@@ -72,6 +76,7 @@ __all__ = [
     "CredentialNotFoundError",
     "CredentialsError",
     "DispatchError",
+    "FanoutError",
     "FeedError",
     "GoogleApiError",
     "HandlerConfigError",
@@ -80,6 +85,7 @@ __all__ = [
     "InvalidNotificationError",
     "InvalidRequestError",
     "InvalidTransitionError",
+    "MalformedShardError",
     "MessageInProgressError",
     "MethodNotAllowedError",
     "MissingHeaderError",
@@ -87,6 +93,7 @@ __all__ = [
     "RequestError",
     "ResourceGoneError",
     "ResourceMismatchError",
+    "ShardPublishError",
     "StoreError",
     "StoreUnavailable",
     "SubscriptionExistsError",
@@ -247,6 +254,21 @@ class CredentialInUseError(CredentialsError):
 
 class MessageInProgressError(ChannelkitError):
     """Another delivery of the same message is being processed right now."""
+
+
+# --- renewal fan-out ----------------------------------------------------------
+
+
+class FanoutError(ChannelkitError):
+    """Renewal fan-out (``channelkit.renewal.fanout``): a shard cannot be sent or read."""
+
+
+class MalformedShardError(FanoutError, ValueError):
+    """A shard message is not what ``ShardPublisher`` sends (JSON with a list of subscription ids)."""
+
+
+class ShardPublishError(FanoutError):
+    """Publishing a renewal shard to ``CHANNELKIT_RENEW_TOPIC`` failed (retry later)."""
 
 
 # --- change feeds -------------------------------------------------------------

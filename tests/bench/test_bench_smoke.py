@@ -50,6 +50,8 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
         "Firestore per renewal",
         "cold start: import the webhook module",
         "404 for a forged id vs 400",
+        "fan-out: 2 renew-workers vs 1",
+        "fan-out: subscriptions renewed once / twice / missed",
     ):
         assert measure in table
     results = json.loads((tmp_path / "latest-quick.json").read_text())["results"]
@@ -63,6 +65,8 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
     assert set(by_collection) <= {"messages", "subscriptions"}
     assert ck["reads_per_notification"] <= 0.01  # channels cached after priming
     assert results["renewal"]["all_renewed"] is True
+    fanout = results["fanout"]  # every subscription published went to a worker and was renewed once
+    assert (fanout["renewed_twice"], fanout["missed"]) == (0, 0) and fanout["renewed_once"] == 2 * fanout["n"]
     per_renewal = results["renewal"]["operations"]["per_channel"]
     assert per_renewal["writes"] >= 1 and per_renewal["commits"] >= 1  # counted in the bench process
     assert results["coldstart"]["targets"]["channelkit"]["googleapiclient_imported"] is False

@@ -90,6 +90,11 @@ def sync_zip(deployment) -> zipfile.ZipFile:
 
 
 @pytest.fixture(scope="module")
+def worker_zip(deployment) -> zipfile.ZipFile:
+    return last_zip(deployment, "channelkit-renew-worker")
+
+
+@pytest.fixture(scope="module")
 def clean_venv(tmp_path_factory, webhook_zip) -> pathlib.Path:
     """A fresh virtualenv with only the uploaded zip's requirements.txt installed."""
     directory = tmp_path_factory.mktemp("artifact-venv") / "venv"
@@ -111,11 +116,11 @@ def clean_venv(tmp_path_factory, webhook_zip) -> pathlib.Path:
 
 @pytest.fixture
 def serve_artifact(tmp_path, clean_venv):
-    """``serve_artifact(zip, target, env, signature_type=None)``: unzip and serve it; stopped after the test."""
+    """``serve_artifact(zip, target, env, signature_type="http")``: unzip and serve it; stopped after the test."""
     servers: list[FunctionsFrameworkProcess] = []
 
     def serve(
-        archive: zipfile.ZipFile, target: str, env: dict[str, str], signature_type: str | None = None
+        archive: zipfile.ZipFile, target: str, env: dict[str, str], signature_type: str = "http"
     ) -> FunctionsFrameworkProcess:
         source = tmp_path / f"{target}-source"
         if source.exists():

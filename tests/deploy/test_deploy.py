@@ -2,7 +2,7 @@
 
 What is asserted is what gcloud *sent* (docs/deploy.md, "How deploy.sh is tested"), i.e. what a real project
 would receive: the functions' runtime, entry points, environment and triggers
-(the sync function's Pub/Sub topic, with retries),
+(the sync function's and the renew-worker's Pub/Sub triggers, with retries and a service account each),
 who may invoke which function, the scheduler job's OIDC identity and audience,
 Firestore TTL, the topic, the Secret Manager secret that holds the credentials key
 (and that the key itself shows nowhere). Then the source zip that gcloud uploaded is unzipped,
@@ -48,6 +48,8 @@ LOCATION = f"projects/{PROJECT}/locations/{REGION}"
 WEBHOOK = f"{LOCATION}/functions/channelkit-webhook"
 RENEW = f"{LOCATION}/functions/channelkit-renew"
 SYNC = f"{LOCATION}/functions/channelkit-sync"
+WORKER = f"{LOCATION}/functions/channelkit-renew-worker"
+RENEW_TOPIC_PATH = f"projects/{PROJECT}/topics/channelkit-renew"
 TOPIC_PATH = f"projects/{PROJECT}/topics/{TOPIC}"
 SYNC_TOPIC_PATH = f"projects/{PROJECT}/topics/channelkit-sync"
 INVOKER = "roles/run.invoker"
@@ -146,6 +148,13 @@ def test_help_exits_0_and_explains_every_setting():
         "--sync-trigger-sa",
         "--no-sync-function",
         "CHANNELKIT_SYNC_FUNCTION=0",
+        "--renew-topic",
+        "CHANNELKIT_RENEW_TOPIC",
+        "--worker-name",
+        "--worker-max-instances",
+        "--trigger-sa",
+        "--no-fanout",
+        "CHANNELKIT_FANOUT=0",
     ):
         assert word in result.stdout
 
@@ -217,20 +226,37 @@ def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
         "functions add-invoker-policy-binding channelkit-sync --region=asia-east1"
         f" --member=serviceAccount:channelkit-sync-trigger@{PROJECT}.iam.gserviceaccount.com",
         f"CHANNELKIT_SYNC_TOPIC={SYNC_TOPIC_PATH}",
+        f"pubsub topics create {RENEW_TOPIC_PATH}",
+        f"pubsub topics add-iam-policy-binding {RENEW_TOPIC_PATH}"
+        f" --member=serviceAccount:channelkit-runtime@{PROJECT}.iam.gserviceaccount.com"
+        " --role=roles/pubsub.publisher",
+        f"CHANNELKIT_RENEW_TOPIC={RENEW_TOPIC_PATH}",
+        "iam service-accounts create channelkit-renew-trigger",
+        "functions deploy channelkit-renew-worker",
+        "--entry-point=renew_worker --trigger-topic=channelkit-renew --retry"
+        f" --trigger-service-account=channelkit-renew-trigger@{PROJECT}.iam.gserviceaccount.com",
+        "functions add-invoker-policy-binding channelkit-renew-worker --region=asia-east1"
+        f" --member=serviceAccount:channelkit-renew-trigger@{PROJECT}.iam.gserviceaccount.com",
     ):
         assert expected in text, expected
     assert "nothing was run" in result.stdout
     # The metric configs are shown too (the build directory is gone after a dry run).
     assert "EXTRACT(jsonPayload.renewalFailures)" in result.stdout
-    # Both functions mount the secret; the secret exists before they are deployed.
+    # Every function mounts the secret; the secret exists before they are deployed.
     mount = "--set-secrets=CHANNELKIT_CREDENTIALS_KEY=channelkit-credentials-key:latest"
     deploys = [c for c in commands if " functions deploy " in c]
-    assert len(deploys) == 3 and all(mount in c for c in deploys), deploys
+    assert len(deploys) == 4 and all(mount in c for c in deploys), deploys
     assert text.index("secrets add-iam-policy-binding") < text.index("functions deploy")
-    # The sync function is there before the webhook publishes to its topic; only the webhook
-    # publishes, and only the sync function runs the syncs with the longer budget.
-    [sync, webhook, renew] = deploys
-    assert "channelkit-sync" in sync and "channelkit-webhook" in webhook and "channelkit-renew" in renew
+    # The Pub/Sub-triggered functions are there before anything publishes to their topics; only
+    # the webhook publishes sync requests, and only the sync function runs the syncs with the
+    # longer budget; only the renew function publishes shards.
+    [sync, worker, webhook, renew] = deploys
+    assert " channelkit-sync " in sync and " channelkit-renew-worker " in worker
+    assert " channelkit-webhook " in webhook and " channelkit-renew " in renew
+    assert text.index(f"pubsub topics create {RENEW_TOPIC_PATH}") < text.index(
+        "functions deploy channelkit-renew-worker"
+    )
+    assert "CHANNELKIT_RENEW_TOPIC=" in renew and "CHANNELKIT_RENEW_TOPIC=" not in sync + worker + webhook
     assert text.index(f"pubsub topics create {SYNC_TOPIC_PATH}") < text.index(
         "functions deploy channelkit-sync"
     )
@@ -238,6 +264,59 @@ def test_dry_run_prints_every_command_and_sends_nothing(tmp_path):
     assert "CHANNELKIT_SYNC_BUDGET=480" in sync and "CHANNELKIT_SYNC_BUDGET" not in webhook + renew
     # A dry run generates no key, let alone shows one.
     assert not KEY_PATTERN.search(result.stdout + result.stderr)
+
+
+def test_the_fanout_flags_and_no_fanout(tmp_path):
+    with GcloudRecorder(PROJECT) as recorder:
+        env = gcloud_env(recorder, tmp_path / "cfg")
+        without = run_deploy(env, "--dry-run", "--no-fanout")
+        from_env = run_deploy({**env, "CHANNELKIT_FANOUT": "0"}, "--dry-run")
+        neither = run_deploy(env, "--dry-run", "--no-fanout", "--no-sync-function")
+        named = run_deploy(
+            env,
+            "--dry-run",
+            "--renew-topic=shards",
+            "--worker-name=worker-a",
+            "--worker-max-instances=3",
+            "--trigger-sa=trig-a",
+        )
+        bad_name = run_deploy(env, "--dry-run", "--worker-name=channelkit-renew")
+        bad_count = run_deploy(env, "--dry-run", "--worker-max-instances=0")
+        bad_topic = run_deploy(env, "--dry-run", "--renew-topic=projects/p/subscriptions/x")
+        other_project = run_deploy(env, "--dry-run", "--renew-topic=projects/other/topics/shards")
+        same_sa = run_deploy(env, "--dry-run", "--trigger-sa=channelkit-runtime")
+        assert recorder.find() == [], recorder.log()
+    for result in (without, from_env):
+        assert result.returncode == 0, result.stderr
+        for absent in (
+            "renew-worker",
+            "channelkit-renew-trigger",
+            "CHANNELKIT_RENEW_TOPIC",
+            "topics/channelkit-renew",
+        ):
+            assert absent not in result.stdout, absent
+        assert result.stdout.count(" functions deploy ") == 3  # webhook, renew, sync
+    # With neither Pub/Sub-triggered function (and no notification topic), no Pub/Sub at all.
+    assert neither.returncode == 0, neither.stderr
+    for absent in ("eventarc", "pubsub", "--trigger-topic"):
+        assert absent not in neither.stdout, absent
+    assert neither.stdout.count(" functions deploy ") == 2
+    assert named.returncode == 0, named.stderr
+    assert f"pubsub topics create projects/{PROJECT}/topics/shards" in named.stdout
+    assert f"CHANNELKIT_RENEW_TOPIC=projects/{PROJECT}/topics/shards" in named.stdout
+    assert "functions deploy worker-a " in named.stdout and "--max-instances=3 " in named.stdout
+    assert "--trigger-topic=shards --retry" in named.stdout
+    assert f"--trigger-service-account=trig-a@{PROJECT}.iam.gserviceaccount.com" in named.stdout
+    assert "add-invoker-policy-binding worker-a --region=us-central1 --member=serviceAccount:trig-a@" in (
+        named.stdout
+    )
+    assert bad_name.returncode != 0 and "needs a name of its own" in bad_name.stderr
+    assert (
+        bad_count.returncode != 0 and "--worker-max-instances must be a positive integer" in bad_count.stderr
+    )
+    assert bad_topic.returncode != 0 and "invalid --renew-topic" in bad_topic.stderr
+    assert other_project.returncode != 0 and f"must be a topic of project {PROJECT}" in other_project.stderr
+    assert same_sa.returncode != 0 and "trigger needs its own service account" in same_sa.stderr
 
 
 def test_no_metrics_and_the_metric_prefix_change_the_metric_commands(tmp_path):
@@ -272,7 +351,9 @@ def test_the_credentials_secret_flags(tmp_path):
         assert result.returncode == 0, result.stderr
         assert f"secrets create {name} --replication-policy=automatic --data-file=-" in result.stdout
         assert f"secrets add-iam-policy-binding {name} " in result.stdout
-        assert result.stdout.count(f"--set-secrets=CHANNELKIT_CREDENTIALS_KEY={name}:latest") == 3
+        assert (
+            result.stdout.count(f"--set-secrets=CHANNELKIT_CREDENTIALS_KEY={name}:latest") == 4
+        )  # every function
     assert without.returncode == 0, without.stderr
     assert "secret" not in without.stdout.lower()  # no API, no secret, no mount
     assert invalid.returncode != 0 and "invalid --credentials-secret 'a/b'" in invalid.stderr
@@ -324,8 +405,9 @@ def test_the_sync_function_flags(tmp_path):
     assert "functions deploy sync-b " in from_env.stdout and "--trigger-topic=sync-b " in from_env.stdout
     for result in (without, without_env):
         assert result.returncode == 0, result.stderr
-        for absent in ("channelkit-sync", "CHANNELKIT_SYNC", "--trigger-topic", "pubsub", "eventarc"):
+        for absent in ("channelkit-sync", "CHANNELKIT_SYNC", "--entry-point=sync "):
             assert absent not in result.stdout, absent  # no function, topic, account or variable
+        assert result.stdout.count("--trigger-topic=") == 1  # the renew-worker's alone
     for why, result in refused.items():
         assert result.returncode != 0, why
         assert result.stderr.strip().startswith("deploy.sh: error:"), (why, result.stderr)
@@ -440,7 +522,7 @@ def test_the_sync_function_is_triggered_by_the_sync_topic_with_retries_and_is_pr
     # Deployed before the webhook publishes to its topic (a message nobody subscribes to is lost).
     order = [r.query.get("functionId") for r in deployment.requests(0, method="POST", api="cloudfunctions")]
     order = [name for name in order if name]
-    assert order == ["channelkit-sync", "channelkit-webhook", "channelkit-renew"]
+    assert order == ["channelkit-sync", "channelkit-renew-worker", "channelkit-webhook", "channelkit-renew"]
 
 
 def test_the_scheduler_job_calls_the_renew_url_hourly_with_an_oidc_token(deployment):
@@ -454,7 +536,12 @@ def test_the_scheduler_job_calls_the_renew_url_hourly_with_an_oidc_token(deploym
     assert target["oidcToken"] == {"serviceAccountEmail": deployment.scheduler_sa, "audience": renew_url}
     # The scheduler account was created by the first run (and only then).
     accounts = [r.json["accountId"] for r in deployment.requests(method="POST", api="iam")]
-    assert sorted(accounts) == ["channelkit-runtime", "channelkit-scheduler", "channelkit-sync-trigger"]
+    assert sorted(accounts) == [
+        "channelkit-renew-trigger",
+        "channelkit-runtime",
+        "channelkit-scheduler",
+        "channelkit-sync-trigger",
+    ]
 
 
 def test_firestore_ttl_is_enabled_on_expire_at_for_channels_and_messages(deployment):
@@ -475,6 +562,51 @@ def test_the_topics_are_created_and_the_functions_may_publish_to_them(deployment
     assert deployment.recorder.policy(topic)["bindings"] == [
         {"role": PUBLISHER, "members": [f"serviceAccount:{deployment.runtime_sa}"]}
     ]
+
+
+def test_the_renew_topic_is_created_the_runtime_may_publish_and_the_renew_function_names_it(deployment):
+    enabled = [r.json for r in deployment.requests(0, api="serviceusage", verb="batchEnable")]
+    assert any("eventarc.googleapis.com" in body["serviceIds"] for body in enabled), enabled
+    assert deployment.requests(0, method="PUT", api="pubsub", path=f"{RENEW_TOPIC_PATH}$")
+    assert deployment.recorder.policy(RENEW_TOPIC_PATH)["bindings"] == [
+        {"role": "roles/pubsub.publisher", "members": [f"serviceAccount:{deployment.runtime_sa}"]}
+    ]
+    renew_env = created(deployment, RENEW)["serviceConfig"]["environmentVariables"]
+    assert renew_env["CHANNELKIT_RENEW_TOPIC"] == RENEW_TOPIC_PATH
+    assert (
+        "CHANNELKIT_RENEW_TOPIC" not in created(deployment, WEBHOOK)["serviceConfig"]["environmentVariables"]
+    )
+
+
+def test_the_renew_worker_is_private_triggered_by_the_renew_topic_with_retry(deployment):
+    body = created(deployment, WORKER)
+    build, service = body["buildConfig"], body["serviceConfig"]
+    assert build["runtime"] == "python312" and build["entryPoint"] == "renew_worker"
+    assert body["eventTrigger"] == {
+        "eventType": "google.cloud.pubsub.topic.v1.messagePublished",
+        "pubsubTopic": RENEW_TOPIC_PATH,
+        "retryPolicy": "RETRY_POLICY_RETRY",
+        "serviceAccountEmail": deployment.trigger_sa,
+    }
+    assert service["serviceAccountEmail"] == deployment.runtime_sa
+    assert service["maxInstanceCount"] == 10 and service["timeoutSeconds"] == 540
+    assert service["availableMemory"] == MEMORY
+    # The worker judges "due" as the run does; it publishes nothing itself.
+    renew_env = created(deployment, RENEW)["serviceConfig"]["environmentVariables"]
+    assert service["environmentVariables"] == {
+        k: v for k, v in renew_env.items() if k != "CHANNELKIT_RENEW_TOPIC"
+    }
+    # Only the trigger's account may invoke it (no allUsers), and that account nothing else.
+    policy = deployment.recorder.policy(run_service(WORKER))
+    assert {m for b in policy["bindings"] for m in b["members"]} == {
+        f"serviceAccount:{deployment.trigger_sa}"
+    }
+    assert invokers(policy) == {f"serviceAccount:{deployment.trigger_sa}"}
+    for request in deployment.requests(verb="setIamPolicy"):
+        if run_service(WORKER) not in request.path:
+            assert deployment.trigger_sa not in json.dumps(request.json), request
+    [update] = deployment.requests(1, method="PATCH", api="cloudfunctions", path=f"{WORKER}$")
+    assert update.json["eventTrigger"]["retryPolicy"] == "RETRY_POLICY_RETRY"
 
 
 def test_the_health_metrics_are_created_on_the_renew_functions_health_line(deployment):
@@ -509,7 +641,7 @@ def test_the_second_run_updates_instead_of_creating(deployment):
     assert second, "the second run sent nothing"
     assert not [r for r in second if r.method == "POST" and r.query.get("functionId")]
     patched = {r.path.rsplit("/", 1)[-1] for r in second if r.method == "PATCH" and r.api == "cloudfunctions"}
-    assert patched == {"channelkit-webhook", "channelkit-renew", "channelkit-sync"}
+    assert patched == {"channelkit-webhook", "channelkit-renew", "channelkit-sync", "channelkit-renew-worker"}
     for request in second:
         if request.method == "PATCH" and request.api == "cloudfunctions":
             assert request.json["buildConfig"]["runtime"] == "python312"
@@ -560,7 +692,7 @@ def test_only_the_runtime_account_may_read_the_secret_and_only_that_secret(deplo
 
 
 def test_every_function_mounts_the_secret_as_the_credentials_key(deployment):
-    for function in (WEBHOOK, RENEW, SYNC):
+    for function in (WEBHOOK, RENEW, SYNC, WORKER):
         assert created(deployment, function)["serviceConfig"]["secretEnvironmentVariables"] == SECRET_ENV
         [update] = deployment.requests(1, method="PATCH", api="cloudfunctions", path=f"{function}$")
         assert update.json["serviceConfig"]["secretEnvironmentVariables"] == SECRET_ENV
@@ -606,12 +738,19 @@ def test_the_key_shows_nowhere(deployment):
 
 
 def test_the_uploaded_zips_hold_main_py_the_package_and_the_pinned_requirements(
-    webhook_zip, renew_zip, sync_zip
+    webhook_zip, renew_zip, sync_zip, worker_zip
 ):
-    for archive, entry in ((webhook_zip, "webhook.py"), (renew_zip, "renew.py"), (sync_zip, "sync.py")):
+    for archive, entry in (
+        (webhook_zip, "webhook.py"),
+        (renew_zip, "renew.py"),
+        (sync_zip, "sync.py"),
+        (worker_zip, "renew_worker.py"),
+    ):
         names = set(archive.namelist())
         assert archive.read("main.py") == (ROOT / "functions" / entry).read_bytes()
-        assert not {"webhook.py", "renew.py", "sync.py"} & names  # entry points are not helpers
+        assert (
+            not {"webhook.py", "renew.py", "sync.py", "renew_worker.py"} & names
+        )  # entry points only as main.py
         assert archive.read("requirements.txt") == (ROOT / "requirements.txt").read_bytes()
         assert "channelkit/__init__.py" in names and "channelkit/store/firestore.py" in names
         assert "deployed_handler.py" in names
@@ -694,3 +833,26 @@ def test_the_uploaded_sync_function_runs_a_pubsub_push(deployment, sync_zip, ser
     assert push(b'{"subscriptionId": "no-such-subscription"}') == 200, server.output()[-4000:]
     assert push(b"not a sync request") == 200
     wait_until(lambda: server.output().count("sync request dropped") == 2, 30, 0.1, "the two lines")
+
+
+def test_the_uploaded_renew_worker_takes_a_pubsub_push(deployment, worker_zip, serve_artifact, firestore_env):
+    """The worker as uploaded, given what Pub/Sub pushes: a shard (nothing due: acknowledged) and a
+    malformed message (logged and acknowledged, never redelivered)."""
+    function_env = created(deployment, WORKER)["serviceConfig"]["environmentVariables"]
+    server = serve_artifact(
+        worker_zip, "renew_worker", artifact_env(function_env, firestore_env), signature_type="cloudevent"
+    )
+
+    def push(data: bytes) -> int:
+        body = {
+            "message": {"data": base64.b64encode(data).decode(), "messageId": uuid.uuid4().hex},
+            "subscription": f"projects/{PROJECT}/subscriptions/eventarc-renew",
+        }
+        status, _ = post(server.url, {"Content-Type": "application/json"}, json.dumps(body).encode())
+        return status
+
+    shard = {"v": 1, "subscriptions": ["sub-none"], "listedAt": 0, "run": "renew-test"}
+    assert push(json.dumps(shard).encode()) == 200, server.output()[-4000:]
+    assert push(b"not a shard") == 200, server.output()[-4000:]
+    assert "renewal shard finished" in server.output()
+    assert "renewal shard dropped: malformed" in server.output()

@@ -14,6 +14,7 @@ from functions_framework import create_app
 from channelkit.google_api import GoogleApi
 from channelkit.store import open_store
 from channelkit.subscribe import subscribe
+from support.pubsub_testing import pubsub, pull_all, topic  # noqa: F401 - fixtures
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOUR = 3600
@@ -163,3 +164,22 @@ def test_the_renew_function_warns_once_when_it_has_no_key(env, monkeypatch, caps
     assert len(warnings) == (1 if key is None else 0)
     if warnings:
         assert json.loads(warnings[0])["severity"] == "WARNING"
+
+
+def test_renew_function_publishes_past_the_inline_limit_to_the_renew_topic(env, monkeypatch, pubsub, topic):
+    from channelkit.renewal.fanout import parse_shard
+
+    topic_path, sub_path = topic
+    monkeypatch.setenv("CHANNELKIT_RENEW_TOPIC", topic_path)
+    monkeypatch.setenv("CHANNELKIT_RENEW_INLINE", "0")
+    monkeypatch.setenv("FUNCTION_NAME", "renew")  # create_app sets these two: restored after the test
+    monkeypatch.setenv("FUNCTION_SIGNATURE_TYPE", "http")
+    near, _ = make_channels(env)
+    sys.modules.pop("main", None)
+    app = create_app(target="renew", source=str(ROOT / "functions" / "renew.py"))
+    body = app.test_client().post("/").get_json()
+    assert (body["renewed"], body["published"]) == (0, 1)
+    assert body["details"]["published"] == [near.subscription_id]
+    [message] = pull_all(pubsub[1], sub_path, expected=1)
+    assert parse_shard(message.data).subscriptions == (near.subscription_id,)
+    sys.modules.pop("main", None)

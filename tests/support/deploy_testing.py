@@ -50,6 +50,7 @@ class Deployment:
     runtime_sa: str = f"channelkit-runtime@{PROJECT}.iam.gserviceaccount.com"
     scheduler_sa: str = f"channelkit-scheduler@{PROJECT}.iam.gserviceaccount.com"
     sync_trigger_sa: str = f"channelkit-sync-trigger@{PROJECT}.iam.gserviceaccount.com"
+    trigger_sa: str = f"channelkit-renew-trigger@{PROJECT}.iam.gserviceaccount.com"
 
     def requests(self, run: int | None = None, **filters):
         found = self.recorder.find(**filters)
@@ -94,7 +95,7 @@ def artifact_server(
     target: str,
     env: dict[str, str],
     log_path: pathlib.Path,
-    signature_type: str | None = None,
+    signature_type: str = "http",
 ) -> FunctionsFrameworkProcess:
     """functions-framework of the clean venv, serving an unzipped source directory (not started)."""
     return FunctionsFrameworkProcess(

@@ -70,6 +70,7 @@ def test_the_summary_json_keeps_its_public_keys_in_order():
             "stopped": 1,
             "deferred": 1,
             "suspended": 1,
+            "published": 0,
             "details": {
                 "renewed": [{"old": "a", "new": "b"}],
                 "failed": [{"id": "c", "reason": "watched resource is gone: 404"}],
@@ -77,6 +78,7 @@ def test_the_summary_json_keeps_its_public_keys_in_order():
                 "stopped": ["a"],
                 "deferred": ["e"],
                 "suspended": [{"id": "f", "subscriptionId": "s", "reason": "PERMISSION_DENIED"}],
+                "published": [],
             },
             "durationMs": 1234,
         }
@@ -93,3 +95,12 @@ def test_the_readable_summary_has_a_line_per_channel_then_the_counts():
         "deferred e (time budget reached; next run)",
         "1 renewed, 1 failed, 1 skipped, 1 stopped, 1 deferred, 1 suspended",
     ]
+
+
+def test_the_readable_summary_counts_what_went_to_the_workers():
+    s = summary()
+    s.add(RenewalOutcome.PUBLISHED, "s1")
+    s.add(RenewalOutcome.PUBLISHED, "s2")
+    lines = format_renewal(s).splitlines()
+    assert lines[-2] == "published 2 subscriptions to the renew workers (CHANNELKIT_RENEW_TOPIC)"
+    assert s.to_json()["published"] == 2 and s.to_json()["details"]["published"] == ["s1", "s2"]

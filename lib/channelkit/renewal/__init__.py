@@ -28,7 +28,10 @@ a run that nears its time budget claims no more work.
 The modules: ``steps`` (the steps of renewing one channel and which follows
 which), ``renewer`` (each step done), ``lifecycle`` (what a renewal records on
 the subscription), ``cleanup`` (the sweep and the retried stops), ``outcomes``
-(what a run counts), ``run`` (the run: pool, budget, events left, health).
+(what a run counts), ``run`` (the run: pool, budget, events left, health),
+``fanout`` (past ``CHANNELKIT_RENEW_INLINE`` due channels, shards published to
+``CHANNELKIT_RENEW_TOPIC`` and renewed by the renew-worker function under the
+same leases).
 """
 
 from __future__ import annotations

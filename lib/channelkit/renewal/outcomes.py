@@ -26,6 +26,9 @@ class RenewalOutcome(enum.Enum):
     STOPPED = "stopped"  # stopped at Google: its id
     DEFERRED = "deferred"  # not started, the run's time budget was spent: its id
     SUSPENDED = "suspended"  # Google refused it for good: {"id", "subscriptionId", "reason"}
+    PUBLISHED = (
+        "published"  # handed to a renew worker in a shard (CHANNELKIT_RENEW_TOPIC): its subscription id
+    )
 
 
 @dataclasses.dataclass
@@ -38,6 +41,7 @@ class RenewalSummary:
     skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
     stopped: list[str] = dataclasses.field(default_factory=list)
     deferred: list[str] = dataclasses.field(default_factory=list)
+    published: list[str] = dataclasses.field(default_factory=list)
     duration_ms: int = 0
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 

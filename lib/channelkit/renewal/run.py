@@ -3,7 +3,9 @@
 Renewals go first, then the retried stops, then the sweep: a slow Google stop
 must never cost a subscription its channel. Work not started when the budget
 is spent is deferred to the next run; one channel's failure is counted, never
-raised.
+raised. With a renew topic, due channels past ``CHANNELKIT_RENEW_INLINE`` are
+published to workers before the run starts on its own (``fanout``), and so are
+renewals the budget left unstarted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from channelkit.events import deliver_pending
 from channelkit.google_api import GoogleApi
 from channelkit.health import check_health
 from channelkit.renewal.cleanup import finish_stop, stale_pending, sweep_channel
+from channelkit.renewal.fanout import ShardPublisher, plan_fanout, split_shards
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.renewer import Renewer
 from channelkit.store import ChannelStore, open_store
@@ -53,12 +56,17 @@ def renew_due(
     suspend_after: int | None = None,
     expiring_warn: float | None = None,
     settings: config.Settings | None = None,
+    publisher: ShardPublisher | None = None,
+    renew_inline: int | None = None,
+    shard_size: int | None = None,
 ) -> RenewalSummary:
     """One renewal run: renew what is due, finish pending stops, sweep, deliver events left over.
 
     Never raises for one channel. ``progress(done, total)`` is called after each
     due channel's renewal. ``settings`` (resolved once, as the renew function
     does) supplies what the arguments leave out; without it the environment is read.
+    ``publisher`` (else one for ``CHANNELKIT_RENEW_TOPIC``, when set) receives the
+    shards of due channels past ``renew_inline``, and of renewals the budget left.
     """
     if settings is not None:
         renew_before = settings.renew_before if renew_before is None else renew_before
@@ -67,6 +75,11 @@ def renew_due(
         lease_seconds = settings.renew_lease if lease_seconds is None else lease_seconds
         suspend_after = settings.suspend_after if suspend_after is None else suspend_after
         expiring_warn = settings.expiring_warn if expiring_warn is None else expiring_warn
+        renew_inline = settings.renew_inline if renew_inline is None else renew_inline
+        shard_size = settings.renew_shard_size if shard_size is None else shard_size
+    if publisher is None:
+        topic = settings.renew_topic if settings is not None else config.renew_topic()
+        publisher = ShardPublisher(topic) if topic else None
     started = time.monotonic()
     store = store or open_store()
     google = google or GoogleApi(store=store)
@@ -82,8 +95,17 @@ def renew_due(
     )
     budget = config.renew_budget(budget_seconds)
     summary = RenewalSummary()
-    tasks: list[tuple[Unit, Channel]] = [(renewer.renew_channel, c) for c in renewer.due()]
+    inline, fanned = plan_fanout(
+        renewer.due(), config.renew_inline(renew_inline) if publisher is not None else None
+    )
+    listed_ms = renewer.listed_ms or renewer.now_ms()  # set by due(): a later channel is a renewal
+    size = config.renew_shard_size(shard_size)
+    if fanned:
+        assert publisher is not None  # plan_fanout sends nothing without one
+        _fan_out(publisher, fanned, size, summary, listed_ms=listed_ms, run=renewer.owner)
+    tasks: list[tuple[Unit, Channel]] = [(renewer.renew_channel, c) for c in inline]
     renewals = len(tasks)
+    late: list[Channel] = []  # renewals the budget left unstarted, for the workers
     tasks += [(functools.partial(finish_stop, store=store, google=google), c) for c in store.pending_stops()]
     stale = stale_pending(store, now_ms=renewer.now_ms(), lease_seconds=renewer.lease_seconds)
     tasks += [(functools.partial(sweep_channel, store=store, google=google), c) for c in stale]
@@ -95,7 +117,11 @@ def renew_due(
         unit, channel = tasks[index]
         try:
             if time.monotonic() - started > budget:
-                summary.add(RenewalOutcome.DEFERRED, channel.id)
+                if publisher is not None and index < renewals and channel.subscription_id:
+                    with count_lock:
+                        late.append(channel)
+                else:
+                    summary.add(RenewalOutcome.DEFERRED, channel.id)
                 return
             unit(channel, summary)
         except ChannelkitError as exc:  # the store or Google failed for this one: next run
@@ -110,6 +136,9 @@ def renew_due(
     workers = config.renew_concurrency(concurrency)
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="renew") as pool:
         list(pool.map(work, range(len(tasks))))
+    if late:
+        assert publisher is not None
+        _fan_out(publisher, late, size, summary, listed_ms=listed_ms, run=renewer.owner)
     _backstop(store, google, dispatcher, clock, settings, budget - (time.monotonic() - started))
     if time.monotonic() - started <= budget:
         # Events a crash or a failed delivery left behind; younger ones belong to a live actor.
@@ -123,6 +152,31 @@ def renew_due(
     logs.event(log, "INFO", "renewal run finished", outcome="done", **counts)
     _report(store, renewer, counts, settings)
     return summary
+
+
+def _fan_out(
+    publisher: ShardPublisher,
+    channels: list[Channel],
+    size: int,
+    summary: RenewalSummary,
+    *,
+    listed_ms: int,
+    run: str,
+) -> None:
+    """Publish the channels' subscriptions in shards; what Pub/Sub did not take is deferred."""
+    shards = split_shards((c.subscription_id or "" for c in channels), size, listed_ms=listed_ms, run=run)
+    sent, failed, error = publisher.publish(shards)
+    for shard in sent:
+        for subscription_id in shard.subscriptions:
+            summary.add(RenewalOutcome.PUBLISHED, subscription_id)
+    if failed:
+        left = {s for shard in failed for s in shard.subscriptions}
+        for channel in channels:
+            if channel.subscription_id in left:
+                summary.add(RenewalOutcome.DEFERRED, channel.id)
+        logs.event(log, "WARNING", "renewal shards left for the next run", shards=len(failed), error=error)
+    if sent:
+        logs.event(log, "INFO", "renewal shards published", shards=len(sent), topic=publisher.topic)
 
 
 def _backstop(

@@ -8,19 +8,23 @@
   as told (``judged_by``: as channelkit's ``Receiver`` decides);
 * ``FunctionsFrameworkProcess`` — a function under functions-framework, started on a
   free port, ready without a line in its log, stopped with its whole process group;
-  ``stop_process_group`` for any other child started in a session of its own.
+  ``stop_process_group`` for any other child started in a session of its own;
+* ``PushRelay`` — one Pub/Sub push endpoint spreading deliveries over several function
+  processes, as Cloud Run spreads them over instances.
 """
 
 from channelkit.testing.harness.headers import FAR_EXPIRATION, notification_headers
 from channelkit.testing.harness.loopback import free_port, port_open, post
 from channelkit.testing.harness.processes import FunctionsFrameworkProcess, stop_process_group
 from channelkit.testing.harness.receiver import LoopbackReceiver, judged_by
+from channelkit.testing.harness.relay import PushRelay
 from channelkit.testing.harness.waiting import wait_until
 
 __all__ = [
     "FAR_EXPIRATION",
     "FunctionsFrameworkProcess",
     "LoopbackReceiver",
+    "PushRelay",
     "free_port",
     "judged_by",
     "notification_headers",

@@ -47,9 +47,8 @@ class FunctionsFrameworkProcess:
     """``functions-framework --target=... --source=...`` on a loopback port, in its own process group.
 
     As deployed (gunicorn; ``WORKERS`` and ``THREADS`` from ``env``), its output in
-    ``log_path``. ``env`` is the whole environment of the process (default: ours).
-    ``signature_type``: ``http`` (functions-framework's default) or ``cloudevent``
-    (a Pub/Sub-triggered function, e.g. ``sync``).
+    ``log_path``. ``signature_type`` is ``http`` (the default) or ``cloudevent`` (an
+    event function, e.g. Pub/Sub-triggered: it takes a CloudEvent, or a Pub/Sub push body). ``env`` is the whole environment of the process (default: ours).
     ``echo`` is called with each line of output as it is written (a terminal's view).
     Stopped by ``stop()`` or on leaving ``with``, and at the latest when our interpreter
     exits: in a session of its own it would otherwise outlive us.
@@ -66,10 +65,12 @@ class FunctionsFrameworkProcess:
         executable: str | os.PathLike[str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         echo: Callable[[str], None] | None = None,
-        signature_type: str | None = None,
+        signature_type: str = "http",
     ):
-        self.target = target
+        if signature_type not in ("http", "cloudevent"):
+            raise ValueError(f"signature_type: http or cloudevent, not {signature_type!r}")
         self.signature_type = signature_type
+        self.target = target
         self.source = pathlib.Path(source)
         self.log_path = pathlib.Path(log_path)
         self.env = dict(os.environ if env is None else env)
@@ -91,7 +92,7 @@ class FunctionsFrameworkProcess:
                     f"--source={self.source}",
                     "--host=127.0.0.1",
                     f"--port={self.port}",
-                    *([f"--signature-type={self.signature_type}"] if self.signature_type else []),
+                    f"--signature-type={self.signature_type}",
                 ],
                 cwd=self.cwd,
                 env=self.env,
