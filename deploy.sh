@@ -55,6 +55,12 @@ Options (each can also be set by the environment variable shown; a flag wins):
   --job-name NAME            CHANNELKIT_JOB_NAME     default: channelkit-renew (Cloud Scheduler job)
   --memory SIZE              CHANNELKIT_MEMORY       default: 256Mi (both functions)
   --max-instances N          CHANNELKIT_MAX_INSTANCES default: 100 (webhook)
+  --concurrency N            CHANNELKIT_CONCURRENCY  default: 80 (webhook: notifications one instance
+                                                     serves at once, 1 to 1000; its gunicorn gets as
+                                                     many threads, THREADS=N)
+  --cpu N                    CHANNELKIT_CPU          default: 1 (webhook vCPUs: a fraction like 0.5 below 1,
+                                                     or 1, 2, 4, 6, 8; at least 1 when --concurrency
+                                                     is above 1)
   --renew-max-instances N    CHANNELKIT_RENEW_MAX_INSTANCES default: 2
   --renew-timeout DURATION   CHANNELKIT_RENEW_TIMEOUT default: 540s (one renewal run)
   --schedule CRON            CHANNELKIT_SCHEDULE     default: "0 * * * *" (hourly)
@@ -111,6 +117,8 @@ RENEW_NAME=${CHANNELKIT_RENEW_NAME:-channelkit-renew}
 JOB_NAME=${CHANNELKIT_JOB_NAME:-channelkit-renew}
 MEMORY=${CHANNELKIT_MEMORY:-256Mi}
 MAX_INSTANCES=${CHANNELKIT_MAX_INSTANCES:-100}
+CONCURRENCY=${CHANNELKIT_CONCURRENCY:-80}
+CPU=${CHANNELKIT_CPU:-1}
 RENEW_MAX_INSTANCES=${CHANNELKIT_RENEW_MAX_INSTANCES:-2}
 RENEW_TIMEOUT=${CHANNELKIT_RENEW_TIMEOUT:-540s}
 SCHEDULE=${CHANNELKIT_SCHEDULE:-0 * * * *}
@@ -150,7 +158,8 @@ while [[ $# -gt 0 ]]; do
     --project|--region|--webhook-name|--renew-name|--job-name|--memory|--max-instances|\
     --renew-max-instances|--renew-timeout|--schedule|--time-zone|--renew-before|--handler|\
     --handler-source|--requirements|--pubsub-topic|--collection|--firestore-location|\
-    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret)
+    --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret|\
+    --concurrency|--cpu)
       need_value "$@" ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -162,6 +171,8 @@ while [[ $# -gt 0 ]]; do
     --job-name) JOB_NAME=$2 ;;
     --memory) MEMORY=$2 ;;
     --max-instances) MAX_INSTANCES=$2 ;;
+    --concurrency) CONCURRENCY=$2 ;;
+    --cpu) CPU=$2 ;;
     --renew-max-instances) RENEW_MAX_INSTANCES=$2 ;;
     --renew-timeout) RENEW_TIMEOUT=$2 ;;
     --schedule) SCHEDULE=$2 ;;
@@ -207,6 +218,13 @@ done
 [[ $JOB_NAME =~ ^[A-Za-z0-9_-]{1,500}$ ]] || die "invalid scheduler job name: $JOB_NAME"
 [[ $MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--max-instances must be a positive integer"
 [[ $RENEW_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--renew-max-instances must be a positive integer"
+[[ $CONCURRENCY =~ ^[1-9][0-9]{0,3}$ && $CONCURRENCY -le 1000 ]] \
+  || die "--concurrency must be a whole number from 1 to 1000, got '$CONCURRENCY'"
+# vCPUs: a fraction below 1 (0.5, .25), or a whole number 1, 2, 4, 6 or 8 (what Cloud Run offers).
+[[ $CPU =~ ^(0?\.[0-9]*[1-9][0-9]*|[12468])$ ]] \
+  || die "--cpu must be a fraction below 1 (like 0.5) or 1, 2, 4, 6 or 8, got '$CPU'"
+[[ $CONCURRENCY == 1 || $CPU != *.* ]] \
+  || die "--cpu $CPU is below 1: Cloud Run serves more than one request at a time (--concurrency $CONCURRENCY) only with at least 1 vCPU"
 [[ $RENEW_BEFORE =~ ^[0-9]+$ ]] || die "--renew-before must be a number of seconds"
 [[ $RENEW_TIMEOUT =~ ^[0-9]+s$ ]] || die "--renew-timeout must be seconds, like 540s"
 [[ $(wc -w <<<"$SCHEDULE") -eq 5 ]] || die "--schedule must be a cron expression of 5 fields"
@@ -241,6 +259,7 @@ for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
     "the key belongs in Secret Manager (--credentials-secret), not in a plain variable;" \
     "see docs/deploy.md, \"The credentials key\""
   [[ $pair =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || die "--env wants KEY=VALUE, got '$pair'"
+  [[ $pair != THREADS=* ]] || die "--env THREADS=...: the webhook's threads follow --concurrency; set that"
 done
 
 # A name alone becomes an account of this project.
@@ -437,7 +456,9 @@ COMMON_ENV=("GOOGLE_CLOUD_PROJECT=$PROJECT" "CHANNELKIT_COLLECTION=$COLLECTION")
 [[ -z $HANDLER ]] || COMMON_ENV+=("CHANNELKIT_HANDLER=$HANDLER")
 [[ -z $TOPIC ]] || COMMON_ENV+=("CHANNELKIT_PUBSUB_TOPIC=$TOPIC")
 COMMON_ENV+=("${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}")
-WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}")
+# functions-framework's gunicorn serves THREADS requests at once (its default: 4 per core):
+# as many threads as Cloud Run sends the instance requests.
+WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}" "THREADS=$CONCURRENCY")
 RENEW_ENV=$(join_env "${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
 
 if [[ $DRY_RUN == 1 ]]; then
@@ -546,8 +567,9 @@ fi
 say "deploying the webhook function $WEBHOOK_NAME"
 run functions deploy "$WEBHOOK_NAME" --gen2 --runtime=python312 "--region=$REGION" \
   "--source=$WEBHOOK_SRC" --entry-point=webhook --trigger-http --allow-unauthenticated \
-  "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" "--max-instances=$MAX_INSTANCES" \
-  --timeout=60s "--set-env-vars=$WEBHOOK_ENV" "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
+  "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" "--cpu=$CPU" \
+  "--concurrency=$CONCURRENCY" "--max-instances=$MAX_INSTANCES" --timeout=60s \
+  "--set-env-vars=$WEBHOOK_ENV" "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
 
 say "deploying the renew function $RENEW_NAME"
 run functions deploy "$RENEW_NAME" --gen2 --runtime=python312 "--region=$REGION" \
