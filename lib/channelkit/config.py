@@ -53,6 +53,7 @@ __all__ = [
     "sync_backstop",
     "sync_budget",
     "sync_lease",
+    "webhook_concurrency",
 ]
 
 DEFAULT_COLLECTION = "channels"
@@ -73,6 +74,9 @@ DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
 DEFAULT_SYNC_BUDGET = 20.0  # seconds a sync inside the webhook request may run
 DEFAULT_SYNC_LEASE = 120.0  # seconds a sync lease lasts; renewed by every page saved
 DEFAULT_SYNC_BACKSTOP = 3600.0  # seconds after which a renewal run syncs what no notification announced
+DEFAULT_WEBHOOK_CONCURRENCY = (
+    80  # notifications one webhook instance serves at once (deploy.sh --concurrency)
+)
 
 Environ = Mapping[str, str]
 N = TypeVar("N", bound=float)
@@ -313,6 +317,12 @@ def sync_lease(value: float | None = None, *, environ: Environ | None = None) ->
 def sync_backstop(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds since its last sync after which a renewal run syncs a ``--sync`` subscription anyway."""
     return _number("CHANNELKIT_SYNC_BACKSTOP", value, environ, DEFAULT_SYNC_BACKSTOP, float, 1, "seconds")
+
+
+def webhook_concurrency(value: int | None = None, *, environ: Environ | None = None) -> int:
+    """Notifications one webhook instance serves at once: Cloud Run's concurrency, and as many
+    gunicorn threads (``THREADS``) in the instance; deploy.sh and scripts/run-local read it."""
+    return _number("CHANNELKIT_CONCURRENCY", value, environ, DEFAULT_WEBHOOK_CONCURRENCY, int, 1, "requests")
 
 
 # --- every setting, resolved once ----------------------------------------------------

@@ -95,6 +95,7 @@ PUBLIC: dict[str, list[str]] = {
         "sync_backstop",
         "sync_budget",
         "sync_lease",
+        "webhook_concurrency",
     ],
     "channelkit.credentials_admin": [
         "CredentialUse",
