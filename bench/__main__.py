@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench._support import BENCH, progress, progress_done
 
-PARTS = ("parsing", "webhook", "refusals", "renewal", "coldstart")
+PARTS = ("parsing", "webhook", "refusals", "renewal", "coldstart", "concurrency")
 SIZES = {
     "quick": {
         "webhook": {"seconds": 3, "rounds": 2, "warmup": 1},
@@ -36,6 +36,7 @@ SIZES = {
         "renewal": {"n": 200, "serial_sample": 40},
         "coldstart": {"samples": 2},
         "parsing": {"rounds": 5},
+        "concurrency": {"seconds": 2, "rounds": 1, "warmup": 1},
     },
     "default": {
         "webhook": {"seconds": 8, "rounds": 5},
@@ -43,6 +44,7 @@ SIZES = {
         "renewal": {"n": 1000},
         "coldstart": {"samples": 5},
         "parsing": {"rounds": 21},
+        "concurrency": {"seconds": 8, "rounds": 3},
     },
     "full": {
         "webhook": {"seconds": 10, "rounds": 7},
@@ -50,6 +52,7 @@ SIZES = {
         "renewal": {"n": 10_000},
         "coldstart": {"samples": 9},
         "parsing": {"rounds": 41},
+        "concurrency": {"seconds": 10, "rounds": 5},
     },
 }
 
@@ -99,6 +102,10 @@ def run_parts(parts, size: str) -> dict:
         from bench import coldstart
 
         results["coldstart"] = coldstart.run(**settings["coldstart"])
+    if "concurrency" in parts:
+        from bench import concurrency
+
+        results["concurrency"] = concurrency.run(**settings["concurrency"])
     progress_done()
     return results
 
@@ -312,6 +319,11 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             "no",
             not ck["googleapiclient_imported"],
         )
+    if results.get("concurrency"):
+        from bench import concurrency
+
+        for row in concurrency.table_rows(results["concurrency"]):
+            add(*row)
     return out
 
 
@@ -331,6 +343,10 @@ def problems(results: dict) -> list[str]:
             for name, t in refusals["targets"].items()
             if t["socket_errors"]
         ]
+    if results.get("concurrency"):
+        from bench import concurrency
+
+        found += concurrency.problems(results["concurrency"])
     renewal = results.get("renewal")
     if renewal and not renewal["all_renewed"]:
         found.append(
@@ -372,6 +388,10 @@ def markdown(results: dict, info: dict, size: str) -> str:
                 f"{'' if writes is None else f'{writes:.3f}'} | "
                 f"{'' if reads is None else f'{reads:.3f}'} | {t['non_2xx']} |"
             )
+    if results.get("concurrency"):
+        from bench import concurrency
+
+        lines += concurrency.markdown(results["concurrency"])
     found = problems(results)
     if found:
         lines += ["", "Problems seen in this run:", ""] + [f"- {p}" for p in found]
