@@ -58,9 +58,8 @@ Options (each can also be set by the environment variable shown; a flag wins):
   --concurrency N            CHANNELKIT_CONCURRENCY  default: 80 (webhook: notifications one instance
                                                      serves at once, 1 to 1000; its gunicorn gets as
                                                      many threads, THREADS=N)
-  --cpu N                    CHANNELKIT_CPU          default: 1 (webhook vCPUs: a fraction like 0.5 below 1,
-                                                     or 1, 2, 4, 6, 8; at least 1 when --concurrency
-                                                     is above 1)
+  --cpu N                    CHANNELKIT_CPU          default: 1 (webhook vCPUs: 1, 2, 4, 6 or 8; a
+                                                     fraction like 0.5 only with --concurrency 1)
   --renew-max-instances N    CHANNELKIT_RENEW_MAX_INSTANCES default: 2
   --renew-timeout DURATION   CHANNELKIT_RENEW_TIMEOUT default: 540s (one renewal run)
   --schedule CRON            CHANNELKIT_SCHEDULE     default: "0 * * * *" (hourly)
