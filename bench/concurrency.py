@@ -67,6 +67,21 @@ def group_peak_rss_mb(pgid: int) -> float:
     return peak / 1024
 
 
+def group_threads_setting(pgid: int) -> int | None:
+    """``THREADS`` as the group's processes actually got it (what functions-framework's gunicorn
+    reads for its thread count), when they all agree."""
+    seen = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            pairs = (stat.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        seen.add(next((p[8:].decode() for p in pairs if p.startswith(b"THREADS=")), None))
+    return int(seen.pop()) if len(seen) == 1 and None not in seen else None
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine has been busy (all cores, /proc/stat: not idle or iowait)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -136,7 +151,9 @@ def run(
                     sample["wall_s"] = wall1 - wall0
                     sample["machine_busy_s"] = busy1 - busy0
                     samples[c].append(sample)
-            peak_rss = {c: group_peak_rss_mb(servers[c].process.pid) for c in levels if servers[c].process}
+            pgids = {c: servers[c].process.pid for c in levels if servers[c].process}
+            peak_rss = {c: group_peak_rss_mb(pgid) for c, pgid in pgids.items()}
+            threads = {c: group_threads_setting(pgid) for c, pgid in pgids.items()}
         finally:
             for server in servers.values():
                 server.stop()
@@ -150,7 +167,7 @@ def run(
         cpu_ms = cpu * 1000 / served if served else None
         summary[str(c)] = {
             "concurrency": c,
-            "threads": c,
+            "threads": threads.get(c),  # read back from the server's processes
             "connections": c,
             "rps": median([s["rps"] for s in runs]),
             "p50_ms": median([s["p50_us"] / 1000 for s in runs]),

@@ -76,7 +76,8 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
     assert refusals["targets"]["forged_id"]["reads_per_request"] == 0
     assert refusals["targets"]["forged_id"]["served"] > 0
     assert refusals["targets"]["unknown_id"]["reads_per_request"] >= 0.99
-    # The concurrency part: one server per level, its threads and wrk's connections the level,
+    # The concurrency part: one server per level, its THREADS (read back from the server's
+    # processes) and wrk's connections the level,
     # every answer a 2xx, and its CPU counted over notifications it served.
     levels = results["concurrency"]["levels"]
     assert sorted(int(k) for k in levels) == [8, 16, 80]
