@@ -74,9 +74,7 @@ DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
 DEFAULT_SYNC_BUDGET = 20.0  # seconds a sync inside the webhook request may run
 DEFAULT_SYNC_LEASE = 120.0  # seconds a sync lease lasts; renewed by every page saved
 DEFAULT_SYNC_BACKSTOP = 3600.0  # seconds after which a renewal run syncs what no notification announced
-DEFAULT_WEBHOOK_CONCURRENCY = (
-    80  # notifications one webhook instance serves at once (deploy.sh --concurrency)
-)
+DEFAULT_WEBHOOK_CONCURRENCY = 80  # notifications a webhook instance serves at once (deploy.sh too)
 
 Environ = Mapping[str, str]
 N = TypeVar("N", bound=float)
@@ -321,7 +319,8 @@ def sync_backstop(value: float | None = None, *, environ: Environ | None = None)
 
 def webhook_concurrency(value: int | None = None, *, environ: Environ | None = None) -> int:
     """Notifications one webhook instance serves at once: Cloud Run's concurrency, and as many
-    gunicorn threads (``THREADS``) in the instance; deploy.sh and scripts/run-local read it."""
+    gunicorn threads (``THREADS``) in the instance. scripts/run-local reads it here; deploy.sh
+    reads the same variable, with the same default, itself."""
     return _number("CHANNELKIT_CONCURRENCY", value, environ, DEFAULT_WEBHOOK_CONCURRENCY, int, 1, "requests")
 
 
