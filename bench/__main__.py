@@ -5,9 +5,9 @@ from, to ``bench/results/latest.md`` and ``latest.json``. Every comparison is
 measured side by side in this run and reported as a ratio; absolute times on
 a shared machine drift, ratios much less.
 
-    .venv/bin/python -m bench            # the default run (about 10 minutes)
+    .venv/bin/python -m bench            # the default run (about 12 minutes)
     .venv/bin/python -m bench --full     # 10,000 renewals, more webhook rounds
-    .venv/bin/python -m bench --quick    # a smoke run (about 2 minutes)
+    .venv/bin/python -m bench --quick    # a smoke run (2 to 3 minutes)
     .venv/bin/python -m bench --only parsing,coldstart
 
 Needs wrk (``apt-get install wrk``) and gcloud's Firestore emulator (started
