@@ -70,6 +70,11 @@ Options (each can also be set by the environment variable shown; a flag wins):
   --job-name NAME            CHANNELKIT_JOB_NAME     default: channelkit-renew (Cloud Scheduler job)
   --memory SIZE              CHANNELKIT_MEMORY       default: 256Mi (both functions)
   --max-instances N          CHANNELKIT_MAX_INSTANCES default: 100 (webhook)
+  --concurrency N            CHANNELKIT_CONCURRENCY  default: 80 (webhook: notifications one instance
+                                                     serves at once, 1 to 1000; its gunicorn gets as
+                                                     many threads, THREADS=N)
+  --cpu N                    CHANNELKIT_CPU          default: 1 (webhook vCPUs: 1, 2, 4, 6 or 8; a
+                                                     fraction like 0.5 only with --concurrency 1)
   --renew-max-instances N    CHANNELKIT_RENEW_MAX_INSTANCES default: 2
   --renew-timeout DURATION   CHANNELKIT_RENEW_TIMEOUT default: 540s (one renewal run)
   --sync-name NAME           CHANNELKIT_SYNC_NAME    default: channelkit-sync (the sync function)
@@ -150,6 +155,8 @@ RENEW_NAME=${CHANNELKIT_RENEW_NAME:-channelkit-renew}
 JOB_NAME=${CHANNELKIT_JOB_NAME:-channelkit-renew}
 MEMORY=${CHANNELKIT_MEMORY:-256Mi}
 MAX_INSTANCES=${CHANNELKIT_MAX_INSTANCES:-100}
+CONCURRENCY=${CHANNELKIT_CONCURRENCY:-80}
+CPU=${CHANNELKIT_CPU:-1}
 RENEW_MAX_INSTANCES=${CHANNELKIT_RENEW_MAX_INSTANCES:-2}
 RENEW_TIMEOUT=${CHANNELKIT_RENEW_TIMEOUT:-540s}
 SYNC_FUNCTION=${CHANNELKIT_SYNC_FUNCTION:-1}
@@ -203,7 +210,8 @@ while [[ $# -gt 0 ]]; do
     --handler-source|--requirements|--pubsub-topic|--collection|--firestore-location|\
     --runtime-sa|--scheduler-sa|--env|--build-dir|--metric-prefix|--credentials-secret|\
     --sync-name|--sync-topic|--sync-max-instances|--sync-trigger-sa|\
-    --renew-topic|--worker-name|--worker-max-instances|--trigger-sa)
+    --renew-topic|--worker-name|--worker-max-instances|--trigger-sa|\
+    --concurrency|--cpu)
       need_value "$@" ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -215,6 +223,8 @@ while [[ $# -gt 0 ]]; do
     --job-name) JOB_NAME=$2 ;;
     --memory) MEMORY=$2 ;;
     --max-instances) MAX_INSTANCES=$2 ;;
+    --concurrency) CONCURRENCY=$2 ;;
+    --cpu) CPU=$2 ;;
     --renew-max-instances) RENEW_MAX_INSTANCES=$2 ;;
     --renew-timeout) RENEW_TIMEOUT=$2 ;;
     --schedule) SCHEDULE=$2 ;;
@@ -290,6 +300,13 @@ fi
 [[ $JOB_NAME =~ ^[A-Za-z0-9_-]{1,500}$ ]] || die "invalid scheduler job name: $JOB_NAME"
 [[ $MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--max-instances must be a positive integer"
 [[ $RENEW_MAX_INSTANCES =~ ^[1-9][0-9]*$ ]] || die "--renew-max-instances must be a positive integer"
+[[ $CONCURRENCY =~ ^[1-9][0-9]{0,3}$ && $CONCURRENCY -le 1000 ]] \
+  || die "--concurrency must be a whole number from 1 to 1000, got '$CONCURRENCY'"
+# vCPUs: a fraction below 1 (0.5, .25), or a whole number 1, 2, 4, 6 or 8 (what Cloud Run offers).
+[[ $CPU =~ ^(0?\.[0-9]*[1-9][0-9]*|[12468])$ ]] \
+  || die "--cpu must be a fraction below 1 (like 0.5) or 1, 2, 4, 6 or 8, got '$CPU'"
+[[ $CONCURRENCY == 1 || $CPU != *.* ]] \
+  || die "--cpu $CPU is below 1: Cloud Run serves more than one request at a time (--concurrency $CONCURRENCY) only with at least 1 vCPU"
 [[ $RENEW_BEFORE =~ ^[0-9]+$ ]] || die "--renew-before must be a number of seconds"
 [[ $RENEW_TIMEOUT =~ ^[0-9]+s$ ]] || die "--renew-timeout must be seconds, like 540s"
 [[ $(wc -w <<<"$SCHEDULE") -eq 5 ]] || die "--schedule must be a cron expression of 5 fields"
@@ -338,6 +355,7 @@ for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
   [[ $pair =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || die "--env wants KEY=VALUE, got '$pair'"
   [[ $pair != CHANNELKIT_SYNC_TOPIC=* ]] \
     || die "--env CHANNELKIT_SYNC_TOPIC=...: deploy.sh sets it on the webhook; use --sync-topic"
+  [[ $pair != THREADS=* ]] || die "--env THREADS=...: the webhook's threads follow --concurrency; set that"
 done
 
 # A name alone becomes an account of this project.
@@ -550,7 +568,9 @@ COMMON_ENV=("GOOGLE_CLOUD_PROJECT=$PROJECT" "CHANNELKIT_COLLECTION=$COLLECTION")
 COMMON_ENV+=("${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}")
 WEBHOOK_EXTRA=()
 [[ $SYNC_FUNCTION == 0 ]] || WEBHOOK_EXTRA=("CHANNELKIT_SYNC_TOPIC=$SYNC_TOPIC_PATH")
-WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}" "${WEBHOOK_EXTRA[@]+"${WEBHOOK_EXTRA[@]}"}")
+# functions-framework's gunicorn serves THREADS requests at once (its default: 4 per core):
+# as many threads as Cloud Run sends the instance requests.
+WEBHOOK_ENV=$(join_env "${COMMON_ENV[@]}" "THREADS=$CONCURRENCY" "${WEBHOOK_EXTRA[@]+"${WEBHOOK_EXTRA[@]}"}")
 RENEW_ENV_LIST=("${COMMON_ENV[@]}" "CHANNELKIT_RENEW_BEFORE=$RENEW_BEFORE")
 # The worker judges "due" as the run does: the same CHANNELKIT_RENEW_BEFORE.
 WORKER_ENV=$(join_env "${RENEW_ENV_LIST[@]}")
@@ -708,8 +728,9 @@ fi
 say "deploying the webhook function $WEBHOOK_NAME"
 run functions deploy "$WEBHOOK_NAME" --gen2 --runtime=python312 "--region=$REGION" \
   "--source=$WEBHOOK_SRC" --entry-point=webhook --trigger-http --allow-unauthenticated \
-  "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" "--max-instances=$MAX_INSTANCES" \
-  --timeout=60s "--set-env-vars=$WEBHOOK_ENV" "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
+  "--run-service-account=$RUNTIME_SA_EMAIL" "--memory=$MEMORY" "--cpu=$CPU" \
+  "--concurrency=$CONCURRENCY" "--max-instances=$MAX_INSTANCES" --timeout=60s \
+  "--set-env-vars=$WEBHOOK_ENV" "${SECRET_FLAGS[@]+"${SECRET_FLAGS[@]}"}"
 
 say "deploying the renew function $RENEW_NAME"
 run functions deploy "$RENEW_NAME" --gen2 --runtime=python312 "--region=$REGION" \

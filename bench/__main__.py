@@ -5,9 +5,9 @@ from, to ``bench/results/latest.md`` and ``latest.json``. Every comparison is
 measured side by side in this run and reported as a ratio; absolute times on
 a shared machine drift, ratios much less.
 
-    .venv/bin/python -m bench            # the default run (about 10 minutes)
+    .venv/bin/python -m bench            # the default run (about 12 minutes)
     .venv/bin/python -m bench --full     # 10,000 renewals, more webhook rounds
-    .venv/bin/python -m bench --quick    # a smoke run (about 2 minutes)
+    .venv/bin/python -m bench --quick    # a smoke run (2 to 3 minutes)
     .venv/bin/python -m bench --only parsing,coldstart
     .venv/bin/python -m bench --only renewal --before main   # renewal beside main's
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench._support import BENCH, progress, progress_done
 
-PARTS = ("parsing", "webhook", "refusals", "renewal", "fanout", "coldstart", "feeds")
+PARTS = ("parsing", "webhook", "refusals", "renewal", "fanout", "coldstart", "feeds", "concurrency")
 SIZES = {
     "quick": {
         "webhook": {"seconds": 3, "rounds": 2, "warmup": 1},
@@ -39,6 +39,7 @@ SIZES = {
         "coldstart": {"samples": 2},
         "parsing": {"rounds": 5},
         "feeds": {"changes": 300, "rounds": 2, "burst": 200, "single": 10},
+        "concurrency": {"seconds": 2, "rounds": 1, "warmup": 1},
     },
     "default": {
         "webhook": {"seconds": 8, "rounds": 5},
@@ -48,6 +49,7 @@ SIZES = {
         "coldstart": {"samples": 5},
         "parsing": {"rounds": 21},
         "feeds": {"changes": 2000, "rounds": 3, "burst": 1000, "single": 50},
+        "concurrency": {"seconds": 8, "rounds": 3},
     },
     "full": {
         "webhook": {"seconds": 10, "rounds": 7},
@@ -57,6 +59,7 @@ SIZES = {
         "coldstart": {"samples": 9},
         "parsing": {"rounds": 41},
         "feeds": {"changes": 5000, "rounds": 5, "burst": 1000, "single": 100},
+        "concurrency": {"seconds": 10, "rounds": 5},
     },
 }
 
@@ -114,6 +117,10 @@ def run_parts(parts, size: str, before: str | None = None) -> dict:
         from bench import bench_feeds
 
         results["feeds"] = bench_feeds.run(progress=progress, **settings["feeds"])
+    if "concurrency" in parts:
+        from bench import concurrency
+
+        results["concurrency"] = concurrency.run(**settings["concurrency"])
     progress_done()
     return results
 
@@ -378,6 +385,11 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
     f = results.get("feeds")
     if f:
         feed_rows(f, add)
+    if results.get("concurrency"):
+        from bench import concurrency
+
+        for row in concurrency.table_rows(results["concurrency"]):
+            add(*row)
     return out
 
 
@@ -444,6 +456,10 @@ def problems(results: dict) -> list[str]:
             for name, t in refusals["targets"].items()
             if t["socket_errors"]
         ]
+    if results.get("concurrency"):
+        from bench import concurrency
+
+        found += concurrency.problems(results["concurrency"])
     renewal = results.get("renewal")
     if renewal and not renewal["all_renewed"]:
         found.append(
@@ -493,6 +509,10 @@ def markdown(results: dict, info: dict, size: str) -> str:
                 f"{'' if writes is None else f'{writes:.3f}'} | "
                 f"{'' if reads is None else f'{reads:.3f}'} | {t['non_2xx']} |"
             )
+    if results.get("concurrency"):
+        from bench import concurrency
+
+        lines += concurrency.markdown(results["concurrency"])
     found = problems(results)
     if found:
         lines += ["", "Problems seen in this run:", ""] + [f"- {p}" for p in found]

@@ -38,6 +38,7 @@ SCRIPTS = ROOT / "scripts"
 if str(ROOT / "lib") not in sys.path:
     sys.path.insert(0, str(ROOT / "lib"))
 
+from channelkit import config  # noqa: E402
 from channelkit.channel import Channel  # noqa: E402
 from channelkit.testing.emulators import Emulator, EmulatorError, gcloud_available  # noqa: E402
 from channelkit.testing.harness import (  # noqa: E402
@@ -138,8 +139,10 @@ class LocalRun:
         elif os.environ.get("CHANNELKIT_RENEW_BEFORE"):
             renew_env["CHANNELKIT_RENEW_BEFORE"] = os.environ["CHANNELKIT_RENEW_BEFORE"]
         stream = not self.demo
+        # As deploy.sh deploys it: one gunicorn worker, a thread per request Cloud Run may send it.
+        webhook_env = dict(env, WORKERS="1", THREADS=str(self.args.concurrency))
         for name, port, function_env in (
-            ("webhook", self.args.webhook_port, env),
+            ("webhook", self.args.webhook_port, webhook_env),
             ("renew", self.args.renew_port, renew_env),
         ):
             # Each one listed before it starts: a signal now still finds it to stop.
@@ -222,7 +225,7 @@ class LocalRun:
 channelkit is running locally.
   store      {self.store_note}
   Google     {sim}  (the push simulator; control API under {sim}_simulator/)
-  webhook    {webhook.url}  (functions/webhook.py, target webhook)
+  webhook    {webhook.url}  (functions/webhook.py, target webhook; {self.args.concurrency} threads, as --concurrency)
   renew      {renew.url}  (functions/renew.py, target renew)
   logs       {self.run_dir}  (removed on exit, kept if the run fails)
 
@@ -417,7 +420,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--simulator-port", type=int, default=8090)
     parser.add_argument("--firestore-port", type=int, default=8085)
     parser.add_argument("--free-ports", action="store_true", help="pick free ports instead")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="notifications the webhook serves at once, as gunicorn threads (default: "
+        f"CHANNELKIT_CONCURRENCY, else {config.DEFAULT_WEBHOOK_CONCURRENCY}, as deploy.sh deploys it)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.concurrency = config.webhook_concurrency(args.concurrency)
+    except ValueError as exc:  # ConfigError
+        parser.error(str(exc))
+    return args
 
 
 def main(argv=None) -> int:

@@ -57,6 +57,7 @@ __all__ = [
     "sync_budget",
     "sync_lease",
     "sync_topic",
+    "webhook_concurrency",
 ]
 
 DEFAULT_COLLECTION = "channels"
@@ -83,6 +84,7 @@ DEFAULT_RENEW_SHARD_SIZE = 200  # subscription ids per published shard: one work
 DEFAULT_SYNC_BUDGET = 20.0  # seconds a sync inside the webhook request may run
 DEFAULT_SYNC_LEASE = 120.0  # seconds a sync lease lasts; renewed by every page saved
 DEFAULT_SYNC_BACKSTOP = 3600.0  # seconds after which a renewal run syncs what no notification announced
+DEFAULT_WEBHOOK_CONCURRENCY = 80  # notifications a webhook instance serves at once (deploy.sh too)
 
 Environ = Mapping[str, str]
 N = TypeVar("N", bound=float)
@@ -350,6 +352,13 @@ def sync_lease(value: float | None = None, *, environ: Environ | None = None) ->
 def sync_backstop(value: float | None = None, *, environ: Environ | None = None) -> float:
     """Seconds since its last sync after which a renewal run syncs a ``--sync`` subscription anyway."""
     return _number("CHANNELKIT_SYNC_BACKSTOP", value, environ, DEFAULT_SYNC_BACKSTOP, float, 1, "seconds")
+
+
+def webhook_concurrency(value: int | None = None, *, environ: Environ | None = None) -> int:
+    """Notifications one webhook instance serves at once: Cloud Run's concurrency, and as many
+    gunicorn threads (``THREADS``) in the instance. scripts/run-local reads it here; deploy.sh
+    reads the same variable, with the same default, itself."""
+    return _number("CHANNELKIT_CONCURRENCY", value, environ, DEFAULT_WEBHOOK_CONCURRENCY, int, 1, "requests")
 
 
 # --- every setting, resolved once ----------------------------------------------------

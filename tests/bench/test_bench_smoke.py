@@ -5,7 +5,8 @@ asserted is what a run counts: no non-2xx answer from any webhook under load,
 exactly two Firestore writes for each notification's claim and no reads for
 channelkit once its channels are cached (lastNotificationAt, once a minute per
 subscription, is the only other write), every renewal verified, and no googleapiclient import
-in the webhook process; a forged channel id costs no read.
+in the webhook process; a forged channel id costs no read; the webhook at concurrency 8, 16 and
+80 answers every notification with a 2xx.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
         "404 for a forged id vs 400",
         "fan-out: 2 renew-workers vs 1",
         "fan-out: subscriptions renewed once / twice / missed",
+        "webhook per instance, concurrency 8",
+        "webhook per instance, concurrency 80",
+        "webhook CPU per notification, concurrency 80",
     ):
         assert measure in table
     results = json.loads((tmp_path / "latest-quick.json").read_text())["results"]
@@ -76,6 +80,15 @@ def test_the_quick_benchmark_runs_and_counts_what_it_should(firestore_env, tmp_p
     assert refusals["targets"]["forged_id"]["reads_per_request"] == 0
     assert refusals["targets"]["forged_id"]["served"] > 0
     assert refusals["targets"]["unknown_id"]["reads_per_request"] >= 0.99
+    # The concurrency part: one server per level, its THREADS (read back from the server's
+    # processes) and wrk's connections the level,
+    # every answer a 2xx, and its CPU counted over notifications it served.
+    levels = results["concurrency"]["levels"]
+    assert sorted(int(k) for k in levels) == [8, 16, 80]
+    for key, level in levels.items():
+        assert level["threads"] == level["connections"] == level["concurrency"] == int(key)
+        assert level["non_2xx"] == 0 and level["socket_errors"] == 0, key
+        assert level["served"] > 0 and level["cpu_ms_per_notification"] > 0, key
 
 
 def test_the_quick_feeds_benchmark_counts_a_write_per_page_and_coalesces_a_burst(firestore_env, tmp_path):

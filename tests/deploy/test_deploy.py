@@ -130,6 +130,10 @@ def test_help_exits_0_and_explains_every_setting():
         "--pubsub-topic",
         "--memory",
         "--max-instances",
+        "--concurrency",
+        "CHANNELKIT_CONCURRENCY",
+        "--cpu",
+        "CHANNELKIT_CPU",
         "--webhook-name",
         "--renew-name",
         "--dry-run",
@@ -466,12 +470,77 @@ def test_the_webhook_is_a_public_python312_http_function_with_the_channelkit_set
         "CHANNELKIT_PUBSUB_TOPIC": TOPIC_PATH,
         "DEPLOYED_HANDLER_LOG": str(deployment.handler_log),
         "CHANNELKIT_SYNC_TOPIC": SYNC_TOPIC_PATH,  # syncs are requested, not run, in the webhook
+        "THREADS": "80",  # functions-framework's gunicorn: a thread per concurrent request
     }
     assert service["availableMemory"] == MEMORY
     assert service["maxInstanceCount"] == int(MAX_INSTANCES)
     assert service["serviceAccountEmail"] == deployment.runtime_sa
     # Public: gcloud granted allUsers the invoker role on its Cloud Run service.
     assert "allUsers" in invokers(deployment.recorder.policy(run_service(WEBHOOK)))
+
+
+def test_the_webhook_serves_80_notifications_at_once_on_one_cpu_by_default(deployment):
+    """Cloud Run's concurrency and CPU as gcloud sent them, on create and on update; the renew
+    function keeps the platform's defaults."""
+    service = created(deployment, WEBHOOK)["serviceConfig"]
+    assert service["maxInstanceRequestConcurrency"] == 80
+    assert service["availableCpu"] == "1"
+    [update] = deployment.requests(1, method="PATCH", api="cloudfunctions", path=f"{WEBHOOK}$")
+    assert update.json["serviceConfig"]["maxInstanceRequestConcurrency"] == 80
+    assert update.json["serviceConfig"]["availableCpu"] == "1"
+    assert update.json["serviceConfig"]["environmentVariables"]["THREADS"] == "80"
+    renew = created(deployment, RENEW)["serviceConfig"]
+    assert "maxInstanceRequestConcurrency" not in renew and "availableCpu" not in renew
+    assert "THREADS" not in renew["environmentVariables"]
+
+
+def test_concurrency_and_cpu_flags_reach_gcloud(tmp_path):
+    """Overridden by flag, and by the environment (a flag wins): the real gcloud sends them."""
+    with GcloudRecorder(PROJECT) as recorder:
+        env = gcloud_env(recorder, tmp_path / "cfg", CHANNELKIT_CONCURRENCY="500", CHANNELKIT_CPU="4")
+        args = ["--region", REGION, "--no-metrics", "--no-credentials-key", "--memory", "2Gi"]
+        result = run_deploy(env, *args, "--concurrency", "16", "--cpu=2")
+        assert result.returncode == 0, result.stderr[-4000:]
+        from_env = run_deploy({**env, "CHANNELKIT_CONCURRENCY": "1", "CHANNELKIT_CPU": "0.5"}, *args)
+        assert from_env.returncode == 0, from_env.stderr[-4000:]
+        [create] = [
+            r
+            for r in recorder.find(method="POST", api="cloudfunctions", path=r"/functions$")
+            if r.query.get("functionId") == "channelkit-webhook"
+        ]
+        [update] = recorder.find(method="PATCH", api="cloudfunctions", path=f"{WEBHOOK}$")
+    service = create.json["serviceConfig"]
+    assert service["maxInstanceRequestConcurrency"] == 16
+    assert service["availableCpu"] == "2"
+    assert service["environmentVariables"]["THREADS"] == "16"
+    # One request at a time may run on a fraction of a CPU.
+    service = update.json["serviceConfig"]
+    assert service["maxInstanceRequestConcurrency"] == 1
+    assert service["availableCpu"] == "0.5"
+    assert service["environmentVariables"]["THREADS"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--concurrency", "0"], "--concurrency must be a whole number from 1 to 1000, got '0'"),
+        (["--concurrency=1001"], "--concurrency must be a whole number from 1 to 1000, got '1001'"),
+        (["--concurrency", "8.5"], "--concurrency must be a whole number from 1 to 1000, got '8.5'"),
+        (["--cpu", "1.5"], "--cpu must be a fraction below 1 (like 0.5) or 1, 2, 4, 6 or 8, got '1.5'"),
+        (["--cpu", "0"], "--cpu must be a fraction below 1 (like 0.5) or 1, 2, 4, 6 or 8, got '0'"),
+        (["--cpu", "two"], "--cpu must be a fraction below 1 (like 0.5) or 1, 2, 4, 6 or 8, got 'two'"),
+        (["--cpu", "0.5"], "--cpu 0.5 is below 1: Cloud Run serves more than one request at a time"),
+        (["--concurrency", "2", "--cpu", ".5"], "--cpu .5 is below 1"),
+        (["--env", "THREADS=4"], "the webhook's threads follow --concurrency"),
+    ],
+)
+def test_bad_concurrency_or_cpu_is_refused_in_one_line_before_any_request(tmp_path, args, error):
+    with GcloudRecorder(PROJECT) as recorder:
+        result = run_deploy(gcloud_env(recorder, tmp_path / "cfg"), "--region", REGION, *args)
+        assert recorder.find() == [], recorder.log()
+    assert result.returncode != 0
+    [line] = result.stderr.splitlines()
+    assert line.startswith("deploy.sh: error: ") and error in line, result.stderr
 
 
 def test_the_renew_function_is_private_and_only_the_scheduler_may_invoke_it(deployment):

@@ -241,6 +241,50 @@ def test_sigint_stops_it_when_started_with_sigint_ignored():
         run.kill()
 
 
+def _environ_of_processes_mentioning(text: str) -> list[dict[str, str]]:
+    found = []
+    for proc in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            if text not in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                continue
+            pairs = (proc / "environ").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        found.append(dict(p.split("=", 1) for p in pairs if "=" in p))
+    return found
+
+
+def test_the_webhook_runs_one_worker_with_a_thread_per_concurrent_request():
+    """As deploy.sh deploys it: functions-framework's gunicorn reads WORKERS and THREADS, and
+    THREADS is the concurrency (--concurrency, else CHANNELKIT_CONCURRENCY, else 80)."""
+    run = Interactive("--store", "sqlite", "--concurrency", "3")
+    try:
+        out = run.wait_for_banner()
+        assert "3 threads, as --concurrency" in out
+        urls = run.urls()
+        webhook = _environ_of_processes_mentioning(f"--port={_ports({'w': urls['webhook']})[0]}")
+        assert webhook, out  # the gunicorn arbiter and its worker
+        assert all(e.get("THREADS") == "3" and e.get("WORKERS") == "1" for e in webhook), webhook
+        renew = _environ_of_processes_mentioning(f"--port={_ports({'r': urls['renew']})[0]}")
+        assert renew and not [e for e in renew if "THREADS" in e], renew  # functions-framework's default
+        run.stop(signal.SIGTERM)
+    finally:
+        run.kill()
+    helped = subprocess.run(
+        ["bash", str(RUN_LOCAL), "--help"], env=_env(), cwd=str(ROOT), capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "CHANNELKIT_CONCURRENCY, else 80" in " ".join(helped.stdout.split())
+    refused = subprocess.run(
+        ["bash", str(RUN_LOCAL), "--concurrency", "0"],
+        env=_env(),
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 2 and "CHANNELKIT_CONCURRENCY must be a whole number" in refused.stderr
+
+
 def test_a_failed_run_keeps_its_logs_and_says_where(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

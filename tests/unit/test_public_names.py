@@ -99,6 +99,7 @@ PUBLIC: dict[str, list[str]] = {
         "sync_budget",
         "sync_lease",
         "sync_topic",
+        "webhook_concurrency",
     ],
     "channelkit.credentials_admin": [
         "CredentialUse",
