@@ -57,7 +57,7 @@ Deploys channelkit to a Google Cloud project with gcloud:
  12. prints the webhook URL to use as a channel address, and the next command.
 
 Each function is staged in its own build directory, as gcloud wants it:
-main.py (functions/webhook.py, functions/renew.py or functions/sync.py), the
+main.py (functions/webhook.py, renew.py, sync.py or renew_worker.py), the
 channelkit package (lib/channelkit) and requirements.txt. The repository is
 never modified.
 
@@ -68,7 +68,7 @@ Options (each can also be set by the environment variable shown; a flag wins):
   --webhook-name NAME        CHANNELKIT_WEBHOOK_NAME default: channelkit-webhook
   --renew-name NAME          CHANNELKIT_RENEW_NAME   default: channelkit-renew
   --job-name NAME            CHANNELKIT_JOB_NAME     default: channelkit-renew (Cloud Scheduler job)
-  --memory SIZE              CHANNELKIT_MEMORY       default: 256Mi (both functions)
+  --memory SIZE              CHANNELKIT_MEMORY       default: 256Mi (every function)
   --max-instances N          CHANNELKIT_MAX_INSTANCES default: 100 (webhook)
   --concurrency N            CHANNELKIT_CONCURRENCY  default: 80 (webhook: notifications one instance
                                                      serves at once, 1 to 1000; its gunicorn gets as
