@@ -57,13 +57,7 @@ def _collaborators() -> dict[str, Any]:
                 logs.event(log, "WARNING", NO_KEY_WARNING)
             _parts.update(
                 store=store,
-                google=GoogleApi(
-                    root=settings.api_root,
-                    subject=settings.delegated_subject,
-                    retries=settings.api_retries,
-                    store=store,
-                    credentials_key=settings.credentials_key,
-                ),
+                google=GoogleApi.from_settings(settings, store=store),
                 dispatcher=renewal_dispatcher(),
                 settings=settings,
                 # Due channels past CHANNELKIT_RENEW_INLINE go to the renew-worker function.

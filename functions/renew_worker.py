@@ -27,6 +27,8 @@ import os
 import threading
 from typing import Any
 
+import functions_framework
+
 from channelkit import logs
 from channelkit.config import Settings
 from channelkit.errors import MalformedShardError
@@ -54,19 +56,14 @@ def _collaborators() -> dict[str, Any]:
             store = open_store(settings.store_url, **settings.store_options())
             _parts.update(
                 store=store,
-                google=GoogleApi(
-                    root=settings.api_root,
-                    subject=settings.delegated_subject,
-                    retries=settings.api_retries,
-                    store=store,
-                    credentials_key=settings.credentials_key,
-                ),
+                google=GoogleApi.from_settings(settings, store=store),
                 dispatcher=renewal_dispatcher(),
                 settings=settings,
             )
         return dict(_parts)
 
 
+@functions_framework.cloud_event
 def renew_worker(cloud_event) -> None:
     """CloudEvent entry point (``google.cloud.pubsub.topic.v1.messagePublished``): renew one shard."""
     try:

@@ -81,6 +81,8 @@ DEFAULT_RENEW_LEASE = 600.0  # seconds a renewal claim on a channel lasts
 #: 4,000; half of that leaves room for a slower Firestore, Google's latency and the run's own work).
 DEFAULT_RENEW_INLINE = 2000
 DEFAULT_RENEW_SHARD_SIZE = 200  # subscription ids per published shard: one worker request each
+#: A worker refuses a longer shard as malformed (``renewal.fanout.MAX_SHARD_SIZE``): never publish one.
+MAX_RENEW_SHARD_SIZE = 1000
 DEFAULT_SYNC_BUDGET = 20.0  # seconds a sync inside the webhook request may run
 DEFAULT_SYNC_LEASE = 120.0  # seconds a sync lease lasts; renewed by every page saved
 DEFAULT_SYNC_BACKSTOP = 3600.0  # seconds after which a renewal run syncs what no notification announced
@@ -319,9 +321,15 @@ def renew_inline(value: int | None = None, *, environ: Environ | None = None) ->
 
 def renew_shard_size(value: int | None = None, *, environ: Environ | None = None) -> int:
     """How many subscription ids one published renewal shard carries."""
-    return _number(
+    size = _number(
         "CHANNELKIT_RENEW_SHARD_SIZE", value, environ, DEFAULT_RENEW_SHARD_SIZE, int, 1, "subscriptions"
     )
+    if size > MAX_RENEW_SHARD_SIZE:
+        raise ConfigError(
+            f"CHANNELKIT_RENEW_SHARD_SIZE must be at most {MAX_RENEW_SHARD_SIZE} subscriptions"
+            f" (a renew-worker refuses a longer shard), got {size}"
+        )
+    return size
 
 
 def suspend_after(value: int | None = None, *, environ: Environ | None = None) -> int:

@@ -168,3 +168,16 @@ def test_fanout_settings_default_and_validate():
         )
     for name in ("CHANNELKIT_RENEW_TOPIC", "CHANNELKIT_RENEW_INLINE", "CHANNELKIT_RENEW_SHARD_SIZE"):
         assert name in str(raised.value)
+
+
+def test_a_shard_size_no_worker_would_accept_is_refused_up_front():
+    """Shards longer than a worker reads would be acknowledged as malformed and never renewed."""
+    assert (
+        Settings.from_env({"CHANNELKIT_RENEW_SHARD_SIZE": str(MAX_SHARD_SIZE)}).renew_shard_size
+        == MAX_SHARD_SIZE
+    )
+    with pytest.raises(ConfigError, match=f"at most {MAX_SHARD_SIZE}"):
+        Settings.from_env({"CHANNELKIT_RENEW_SHARD_SIZE": str(MAX_SHARD_SIZE + 1)})
+    # What a run may publish, a worker reads back.
+    [shard] = split_shards([f"s{i}" for i in range(MAX_SHARD_SIZE)], MAX_SHARD_SIZE, listed_ms=1, run="r")
+    assert len(parse_shard(shard_message(shard)).subscriptions) == MAX_SHARD_SIZE

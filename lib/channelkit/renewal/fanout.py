@@ -58,7 +58,7 @@ log = logs.get_logger("channelkit.renewal")
 #: The shard message's format; a worker refuses any other (``MalformedShardError``).
 SHARD_VERSION = 1
 #: Most subscription ids a worker accepts in one shard (a Pub/Sub message holds far more).
-MAX_SHARD_SIZE = 1000
+MAX_SHARD_SIZE = config.MAX_RENEW_SHARD_SIZE
 #: Longest subscription id accepted (a Firestore document id is at most 1,500 bytes).
 MAX_ID_LENGTH = 1500
 DEFAULT_PUBLISH_TIMEOUT = 30.0  # seconds to wait for Pub/Sub to take the run's shards
@@ -249,18 +249,15 @@ def renew_shard(
     is then no longer due, and only the rest is tried again.
     """
     if settings is not None:
-        renew_before = settings.renew_before if renew_before is None else renew_before
         concurrency = settings.renew_concurrency if concurrency is None else concurrency
-        lease_seconds = settings.renew_lease if lease_seconds is None else lease_seconds
-    renewer = Renewer(
+    renewer = Renewer.configured(
         store,
         google,
         dispatcher,
         clock,
-        config.renew_before(renew_before),
-        config.renew_lease(lease_seconds),
-        suspend_after=settings.suspend_after if settings is not None else config.suspend_after(),
-        expiring_warn=settings.expiring_warn if settings is not None else config.expiring_warn(),
+        settings=settings,
+        renew_before=renew_before,
+        lease_seconds=lease_seconds,
     )
     started = time.monotonic()
     summary = RenewalSummary()

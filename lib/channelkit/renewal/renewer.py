@@ -98,6 +98,37 @@ class Renewer:
     #: When ``due()`` listed the channels (ms on ``clock``); None: never listed.
     listed_ms: int | None = dataclasses.field(default=None, init=False)
 
+    @classmethod
+    def configured(
+        cls,
+        store: ChannelStore,
+        google: GoogleApi,
+        dispatcher: Any = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        settings: config.Settings | None = None,
+        renew_before: int | None = None,
+        lease_seconds: float | None = None,
+        suspend_after: int | None = None,
+        expiring_warn: float | None = None,
+    ) -> Renewer:
+        """A renewer whose numbers come from the arguments, else ``settings``, else the environment."""
+        if settings is not None:
+            renew_before = settings.renew_before if renew_before is None else renew_before
+            lease_seconds = settings.renew_lease if lease_seconds is None else lease_seconds
+            suspend_after = settings.suspend_after if suspend_after is None else suspend_after
+            expiring_warn = settings.expiring_warn if expiring_warn is None else expiring_warn
+        return cls(
+            store,
+            google,
+            dispatcher,
+            clock,
+            config.renew_before(renew_before),
+            config.renew_lease(lease_seconds),
+            suspend_after=config.suspend_after(suspend_after),
+            expiring_warn=config.expiring_warn(expiring_warn),
+        )
+
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 

@@ -69,12 +69,8 @@ def renew_due(
     shards of due channels past ``renew_inline``, and of renewals the budget left.
     """
     if settings is not None:
-        renew_before = settings.renew_before if renew_before is None else renew_before
         concurrency = settings.renew_concurrency if concurrency is None else concurrency
         budget_seconds = settings.renew_budget if budget_seconds is None else budget_seconds
-        lease_seconds = settings.renew_lease if lease_seconds is None else lease_seconds
-        suspend_after = settings.suspend_after if suspend_after is None else suspend_after
-        expiring_warn = settings.expiring_warn if expiring_warn is None else expiring_warn
         renew_inline = settings.renew_inline if renew_inline is None else renew_inline
         shard_size = settings.renew_shard_size if shard_size is None else shard_size
     if publisher is None:
@@ -83,15 +79,16 @@ def renew_due(
     started = time.monotonic()
     store = store or open_store()
     google = google or GoogleApi(store=store)
-    renewer = Renewer(
+    renewer = Renewer.configured(
         store,
         google,
         dispatcher,
         clock,
-        config.renew_before(renew_before),
-        config.renew_lease(lease_seconds),
-        suspend_after=config.suspend_after(suspend_after),
-        expiring_warn=config.expiring_warn(expiring_warn),
+        settings=settings,
+        renew_before=renew_before,
+        lease_seconds=lease_seconds,
+        suspend_after=suspend_after,
+        expiring_warn=expiring_warn,
     )
     budget = config.renew_budget(budget_seconds)
     summary = RenewalSummary()
