@@ -355,6 +355,8 @@ for pair in "${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}"; do
   [[ $pair =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || die "--env wants KEY=VALUE, got '$pair'"
   [[ $pair != CHANNELKIT_SYNC_TOPIC=* ]] \
     || die "--env CHANNELKIT_SYNC_TOPIC=...: deploy.sh sets it on the webhook; use --sync-topic"
+  [[ $pair != CHANNELKIT_RENEW_TOPIC=* ]] \
+    || die "--env CHANNELKIT_RENEW_TOPIC=...: deploy.sh sets it on the renew function; use --renew-topic"
   [[ $pair != THREADS=* ]] || die "--env THREADS=...: the webhook's threads follow --concurrency; set that"
 done
 

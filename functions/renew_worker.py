@@ -35,6 +35,7 @@ from channelkit.errors import MalformedShardError
 from channelkit.google_api import GoogleApi
 from channelkit.renewal import renewal_dispatcher
 from channelkit.renewal.fanout import renew_shard, shard_from_event
+from channelkit.signing import NO_KEY_WARNING
 from channelkit.store import open_store
 
 logs.configure()
@@ -54,6 +55,8 @@ def _collaborators() -> dict[str, Any]:
         if not _parts:
             settings = Settings.from_env({k: v for k, v in os.environ.items() if k not in DISPATCH_VARIABLES})
             store = open_store(settings.store_url, **settings.store_options())
+            if store.signer is None:
+                logs.event(log, "WARNING", NO_KEY_WARNING)
             _parts.update(
                 store=store,
                 google=GoogleApi.from_settings(settings, store=store),

@@ -289,6 +289,7 @@ def test_the_fanout_flags_and_no_fanout(tmp_path):
         bad_topic = run_deploy(env, "--dry-run", "--renew-topic=projects/p/subscriptions/x")
         other_project = run_deploy(env, "--dry-run", "--renew-topic=projects/other/topics/shards")
         same_sa = run_deploy(env, "--dry-run", "--trigger-sa=channelkit-runtime")
+        by_env = run_deploy(env, "--dry-run", "--env", "CHANNELKIT_RENEW_TOPIC=x")
         assert recorder.find() == [], recorder.log()
     for result in (without, from_env):
         assert result.returncode == 0, result.stderr
@@ -321,6 +322,7 @@ def test_the_fanout_flags_and_no_fanout(tmp_path):
     assert bad_topic.returncode != 0 and "invalid --renew-topic" in bad_topic.stderr
     assert other_project.returncode != 0 and f"must be a topic of project {PROJECT}" in other_project.stderr
     assert same_sa.returncode != 0 and "trigger needs its own service account" in same_sa.stderr
+    assert by_env.returncode != 0 and "use --renew-topic" in by_env.stderr
 
 
 def test_no_metrics_and_the_metric_prefix_change_the_metric_commands(tmp_path):
