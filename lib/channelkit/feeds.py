@@ -38,6 +38,7 @@ __all__ = [
     "batch_from_body",
     "feed_for",
     "parse_time",
+    "rewatch_params",
     "supported",
 ]
 
@@ -140,6 +141,10 @@ class Feed:
         """Whether Google's refusal says the cursor is no longer valid (full resync)."""
         return False
 
+    def watch_params(self, cursor: Cursor) -> dict[str, Any]:
+        """The parameters a renewal watches with, the subscription being at ``cursor``."""
+        return dict(self.params)
+
     #: The field of an item that says when it changed (RFC 3339), if the API gives one.
     time_field: str | None = None
 
@@ -214,6 +219,18 @@ class DriveChanges(Feed):
         if response.get("nextPageToken"):
             return Step(items, Cursor(token=response["nextPageToken"]), end=False)
         return Step(items, Cursor(token=response["newStartPageToken"]), end=True)
+
+    def watch_params(self, cursor: Cursor) -> dict[str, Any]:
+        """``changes.watch`` from the token the subscription has reached, not the one it began with.
+
+        A token kept since subscribe time only grows older with each renewal; one Drive
+        no longer knows would make every renewal fail. During a resync the cursor's token is
+        the start token taken before it began: still where the feed goes on from.
+        """
+        params = dict(self.params)
+        if cursor.token:
+            params["pageToken"] = cursor.token
+        return params
 
     def restarts(self, exc: GoogleApiError) -> bool:
         """Drive answers an expired or unknown page token with 400 ``invalid`` naming ``pageToken`` (or 410)."""
@@ -322,6 +339,19 @@ _FEEDS: dict[tuple[str, str, str], Any] = {
     ("admin", "directory_v1", "users.watch"): NotificationBody,
     ("admin", "reports_v1", "activities.watch"): NotificationBody,
 }
+
+
+def rewatch_params(
+    api: str | None, version: str | None, method: str | None, params: dict[str, Any], cursor: str | None
+) -> dict[str, Any]:
+    """A renewal's watch parameters for a subscription at ``cursor`` (None: not a ``--sync`` one)."""
+    if cursor is None or (api, version, method) == (None, None, None):
+        return dict(params)
+    try:
+        feed = feed_for(api, version, method, params)
+    except UnsupportedFeedError:
+        return dict(params)
+    return feed.watch_params(Cursor.decode(cursor))
 
 
 def supported() -> list[tuple[str, str, str]]:

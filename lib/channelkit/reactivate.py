@@ -18,6 +18,7 @@ from typing import Any
 from channelkit import channel as ch
 from channelkit import signing
 from channelkit.errors import ChannelConflictError, ConfigError, GoogleApiError, InvalidTransitionError
+from channelkit.feeds import rewatch_params
 from channelkit.google_api import GoogleApi
 from channelkit.lifecycle import judge_failure, transition
 from channelkit.renewal.renewer import SEALED_TOKEN, successor_of
@@ -43,7 +44,7 @@ def _new_channel(
     if last is not None:
         if isinstance(last.token, SealedToken):
             raise ConfigError(f"cannot reactivate {subscription.id!r}: {SEALED_TOKEN}")
-        return successor_of(last, now_ms, signer)
+        return successor_of(last, now_ms, signer, subscription)
 
     return ch.Channel(
         "web_hook",
@@ -53,7 +54,13 @@ def _new_channel(
         api=subscription.api,
         version=subscription.version,
         method=subscription.method,
-        method_params=dict(subscription.method_params),
+        method_params=rewatch_params(
+            subscription.api,
+            subscription.version,
+            subscription.method,
+            subscription.method_params,
+            subscription.cursor,
+        ),
         subscription_id=subscription.id,
         credentials=subscription.credentials,
         sync=True if subscription.sync else None,

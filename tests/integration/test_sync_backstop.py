@@ -69,3 +69,26 @@ def test_a_subscription_synced_lately_is_left_alone(
     simulator.clock.advance(600)  # less than CHANNELKIT_SYNC_BACKSTOP (1 h) since that sync
     run()
     assert delivered(changes_file) == []
+
+
+def test_a_renewal_watches_drive_changes_from_the_cursor_reached_not_the_first_token(
+    store, google, simulator, run, changes_file, drive_changes, clock
+):
+    from channelkit.change_sink import ChangeSink
+    from channelkit.sync import sync
+
+    first = store.get_subscription(drive_changes).cursor
+    simulator.drive.create_file("moves the cursor")
+    sync(drive_changes, store=store, google=google, sink=ChangeSink(handler=lambda b, s: None), clock=clock)
+    reached = store.get_subscription(drive_changes).cursor
+    assert reached != first
+    old = store.get(store.get_subscription(drive_changes).channel_id)
+    assert old.method_params["pageToken"] == first
+    simulator.clock.advance(7 * 86_400 - 3600)  # within CHANNELKIT_RENEW_BEFORE of its end
+    assert run().to_json()["renewed"] == 1
+    successor = store.get(store.get_subscription(drive_changes).channel_id)
+    assert successor.id != old.id and successor.renews == old.id
+    assert successor.method_params["pageToken"] == reached
+    # Google was asked for exactly that: the watch requests the simulator took.
+    watches = [c for c in simulator.calls if c.operation == "drive.changes.watch"]
+    assert [c.query.get("pageToken") for c in watches] == [first, reached]

@@ -3,7 +3,7 @@
 import pytest
 
 from channelkit.errors import GoogleApiError, ResourceGoneError, UnsupportedFeedError
-from channelkit.feeds import BODY, GET, LIST, Batch, Call, Cursor, batch_from_body, feed_for
+from channelkit.feeds import BODY, GET, LIST, Batch, Call, Cursor, batch_from_body, feed_for, rewatch_params
 
 
 def test_a_plain_cursor_is_googles_token_and_others_round_trip():
@@ -169,3 +169,24 @@ def test_directory_and_reports_hand_over_the_body_without_a_fetch():
     )
     assert batch_from_body("S", b"") is None
     assert batch_from_body("S", b"not json") is None
+
+
+def test_a_renewed_drive_changes_watch_starts_from_the_cursor_reached_not_the_first_token():
+    params = {"pageToken": "first", "driveId": "D", "supportsAllDrives": True}
+    moved = rewatch_params("drive", "v3", "changes.watch", params, "t-42")
+    assert moved == {"pageToken": "t-42", "driveId": "D", "supportsAllDrives": True}
+    assert params["pageToken"] == "first"  # the stored parameters are not changed in place
+    # Mid-listing or mid-resync, the cursor's token is still where the feed goes on from.
+    during = Cursor(token="t-7", page="p-3", resync=True).encode()
+    assert rewatch_params("drive", "v3", "changes.watch", params, during)["pageToken"] == "t-7"
+
+
+def test_rewatch_keeps_the_parameters_when_there_is_no_token_to_move_to():
+    params = {"pageToken": "first"}
+    assert rewatch_params("drive", "v3", "changes.watch", params, None) == params  # not a --sync one
+    assert rewatch_params("drive", "v3", "changes.watch", params, "") == params  # no cursor yet
+    # Calendar's sync token is not a watch parameter; a method without a feed is left alone.
+    calendar = {"calendarId": "primary"}
+    assert rewatch_params("calendar", "v3", "events.watch", calendar, "sync-9") == calendar
+    assert rewatch_params("drive", "v3", "files.watch", {"fileId": "F"}, "x") == {"fileId": "F"}
+    assert rewatch_params("gmail", "v1", "users.watch", {"userId": "me"}, "x") == {"userId": "me"}

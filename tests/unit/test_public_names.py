@@ -184,6 +184,7 @@ PUBLIC: dict[str, list[str]] = {
         "batch_from_body",
         "feed_for",
         "parse_time",
+        "rewatch_params",
         "supported",
     ],
     "channelkit.events": [

@@ -27,6 +27,7 @@ from channelkit.errors import (
     TransientApiError,
 )
 from channelkit.events import deliver_events, dispatch_events, without_events
+from channelkit.feeds import rewatch_params
 from channelkit.google_api import INVALID_GRANT, GoogleApi
 from channelkit.lifecycle import record_success
 from channelkit.migrate import ensure_subscription
@@ -184,7 +185,7 @@ class Renewer:
     def _claim_and_make(self, r: ChannelRenewal) -> RenewalStep:
         """The lease and the pending successor in one commit: neither without the other."""
         now_ms = self.now_ms()
-        successor = successor_of(r.old, now_ms, self.store.signer)
+        successor = successor_of(r.old, now_ms, self.store.signer, r.subscription)
         claim = lease_claim(self.owner, now_ms=now_ms, lease_seconds=self.lease_seconds)
         try:
             claimed, made = self.store.write_together(
@@ -222,7 +223,7 @@ class Renewer:
         return RenewalStep.RECORD_RENEWAL if r.successor is not None else RenewalStep.MAKE_SUCCESSOR
 
     def _make_successor(self, r: ChannelRenewal) -> RenewalStep:
-        r.successor = successor_of(r.old, self.now_ms(), self.store.signer)
+        r.successor = successor_of(r.old, self.now_ms(), self.store.signer, r.subscription)
         self.store.create(r.successor)
         return RenewalStep.WATCH
 
@@ -472,10 +473,14 @@ def _recording(successor_id: str, now_ms: int) -> Callable[[Subscription], Subsc
 SEALED_TOKEN = "token sealed under a key this process does not hold (CHANNELKIT_CREDENTIALS_KEY)"
 
 
-def successor_of(old: Channel, now_ms: int, signer: Signer | None = None) -> Channel:
+def successor_of(
+    old: Channel, now_ms: int, signer: Signer | None = None, subscription: Subscription | None = None
+) -> Channel:
     """A new ``pending`` channel for the same subscription, asking for the lifetime ``old`` got.
 
-    With a ``signer`` its id is signed and a derived token moves to the first key.
+    With a ``signer`` its id is signed and a derived token moves to the first key. With the
+    ``subscription`` record of a ``--sync`` subscription, it watches from the cursor reached
+    (``feeds.rewatch_params``: Drive's ``pageToken``), not from where ``old`` began.
     """
     lifetime = None
     created = to_millis(old.created_at)
@@ -490,6 +495,13 @@ def successor_of(old: Channel, now_ms: int, signer: Signer | None = None) -> Cha
         status=PENDING,
         created_at=datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC),
         renews=old.id,
+        method_params=rewatch_params(
+            old.api,
+            old.version,
+            old.method,
+            old.method_params or {},
+            subscription.cursor if subscription is not None else None,
+        ),
         renewed_by=None,
         lease_until=None,
         lease_owner=None,
