@@ -65,3 +65,23 @@ def webhook_process(source: Path, env: dict[str, str], log_path: Path) -> Functi
 
 def median(values):
     return statistics.median(values) if values else float("nan")
+
+
+_STAT_FIELDS = {
+    "pgrp": 2,
+    "session": 3,
+}  # after the process name in /proc/PID/stat: state, ppid, pgrp, session
+
+
+def cpu_seconds(group: int, *, of: str = "pgrp") -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group
+    (``of="pgrp"``) or a session (``of="session"``), from /proc."""
+    index, total = _STAT_FIELDS[of], 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[index]) == group:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")

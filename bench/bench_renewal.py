@@ -61,6 +61,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench._support import cpu_seconds
 from bench.opcount import sitecustomize as opcount
 from channelkit import config
 from channelkit.channel import Channel, new_token
@@ -361,23 +362,6 @@ def operations(before: dict, after: dict, renewed: int) -> dict:
 # --- where the CPU goes ---------------------------------------------------------------
 
 
-def _session_cpu(session: int) -> float:
-    """CPU seconds (user + system) of every live process of a session, from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session:  # after the name: state, ppid, pgrp, session, ...
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
 def _session_of(marker: str) -> int | None:
     """The session of the process whose command line holds ``marker`` (the emulator's gcloud)."""
     for entry in os.listdir("/proc"):
@@ -398,10 +382,10 @@ def cpu_snapshot(sim: SimulatorProcess, host: str) -> dict[str, float]:
     times = os.times()
     found = {"channelkit (this process)": times.user + times.system}
     if sim.process is not None:
-        found["simulator"] = _session_cpu(sim.process.pid)
+        found["simulator"] = cpu_seconds(sim.process.pid, of="session")
     emulator = _session_of(f"--host-port={host}")
     if emulator is not None:
-        found["Firestore emulator"] = _session_cpu(emulator)
+        found["Firestore emulator"] = cpu_seconds(emulator, of="session")
     return found
 
 

@@ -29,27 +29,13 @@ import time
 import uuid
 from pathlib import Path
 
-from bench._support import BENCH, ROOT, firestore_emulator, median, progress, webhook_process
+from bench._support import BENCH, ROOT, cpu_seconds, firestore_emulator, median, progress, webhook_process
 from bench.webhook_load import _settled_counts, prime, run_wrk, seed_channels
 from channelkit.testing.harness import FunctionsFrameworkProcess
 
 LEVELS = (8, 16, 80)
 SOURCE = ROOT / "functions" / "webhook.py"
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """utime + stime of every live process in process group ``pgid`` (the gunicorn arbiter and
-    its worker: functions-framework runs in a session of its own)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid:  # field 5, pgrp
-            total += int(fields[11]) + int(fields[12])  # fields 14 and 15, utime and stime
-    return total / _TICK
 
 
 def group_peak_rss_mb(pgid: int) -> float:
@@ -134,7 +120,7 @@ def run(
                     path = work / f"c{c}.ops.json"
                     before = _settled_counts(path)
                     cpu0, busy0, wall0 = (
-                        group_cpu_seconds(server.process.pid),
+                        cpu_seconds(server.process.pid),
                         machine_busy_seconds(),
                         time.monotonic(),
                     )
@@ -142,7 +128,7 @@ def run(
                     run_id += 1
                     after = _settled_counts(path)  # the requests still in flight finish first
                     cpu1, busy1, wall1 = (
-                        group_cpu_seconds(server.process.pid),
+                        cpu_seconds(server.process.pid),
                         machine_busy_seconds(),
                         time.monotonic(),
                     )

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench._support import cpu_seconds
 from bench.bench_renewal import SimulatorProcess, create_channels
 from channelkit.google_api import GoogleApi
 from channelkit.renewal import renew_due
@@ -50,23 +51,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "functions" / "renew_worker.py"
 PROJECT = "channelkit-bench"
 Progress = Callable[[str], None]
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of a process group."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
 
 
 def machine_cpu() -> tuple[int, int]:
@@ -206,7 +190,7 @@ def measure(
         sim.set_latency(latency)
         delivered_before = sum(side.relay.delivered.values())
         shards = -(-n // shard_size)
-        cpu_before = group_cpu_seconds(fs_pgid) if fs_pgid else None
+        cpu_before = cpu_seconds(fs_pgid) if fs_pgid else None
         busy_before, total_before = machine_cpu()
         started = time.perf_counter()
         summary = renew_due(
@@ -224,7 +208,7 @@ def measure(
         )
         seconds = time.perf_counter() - started
         busy_after, total_after = machine_cpu()
-        cpu = (group_cpu_seconds(fs_pgid) - cpu_before) if fs_pgid and cpu_before is not None else None
+        cpu = (cpu_seconds(fs_pgid) - cpu_before) if fs_pgid and cpu_before is not None else None
         sim.set_latency(0)
         counts = count_renewals(store, originals)
     finally:
