@@ -17,8 +17,8 @@ Usage: $PROG [options]
 Deploys channelkit to a Google Cloud project with gcloud:
   1. enables the APIs it needs (Cloud Functions, Cloud Run, Cloud Build, Artifact
      Registry, Cloud Scheduler, Firestore, IAM; Pub/Sub and Eventarc unless both
-     --no-sync-function and --no-fanout; Secret Manager unless --no-credentials-key; Cloud Logging
-     unless --no-metrics; Pub/Sub when a topic is set);
+     --no-sync-function and --no-fanout; Secret Manager unless --no-credentials-key;
+     Cloud Logging unless --no-metrics; Pub/Sub when a topic is set);
   2. creates the Firestore database (Native mode) if the project has none;
   3. creates a runtime service account for the functions (read/write Firestore,
      publish to the topics);
@@ -32,8 +32,8 @@ Deploys channelkit to a Google Cloud project with gcloud:
   6. deploys the sync function (unless --no-sync-function): 2nd gen, python312,
      triggered by each message on the sync topic (a CloudEvent), retried while it
      fails (--retry), NOT public: a trigger service account of its own may invoke it
-     (and nothing else). It runs the syncs of --sync subscriptions;
-     and the renew-worker function (unless --no-fanout), the same way on the renew
+     (and nothing else). It runs the syncs of --sync subscriptions. Then the
+     renew-worker function (unless --no-fanout), the same way on the renew
      topic with its own trigger account (channelkit-renew-trigger): a renewal run
      renews CHANNELKIT_RENEW_INLINE due channels itself and publishes the rest there,
      a few hundred subscriptions to a message (the renew function gets the topic as
