@@ -102,6 +102,13 @@ class MessageClaims(abc.ABC):
     def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
         """Delete the message record iff unchanged."""
 
+    def _mark_message_done(self, channel_id: str, number: int, version: Version) -> bool:
+        """Set the message record's status to done iff unchanged (``_update_message``'s write).
+
+        A backend may make it cheaper: no one needs the new version.
+        """
+        return self._update_message(channel_id, number, {"status": DONE}, version) is not None
+
     def claim_message(
         self, channel_id: str, number: int, *, now_ms: int, timeout_seconds: float
     ) -> MessageClaim:
@@ -142,10 +149,7 @@ class MessageClaims(abc.ABC):
         the webhook encodes one field on every notification, not three.
         """
         return self._settle(
-            claim,
-            lambda version: (
-                self._update_message(claim.channel_id, claim.number, {"status": DONE}, version) is not None
-            ),
+            claim, lambda version: self._mark_message_done(claim.channel_id, claim.number, version)
         )
 
     def release_message(self, claim: MessageClaim) -> bool:
