@@ -30,7 +30,7 @@ import time
 import traceback
 from typing import Any
 
-__all__ = ["JsonFormatter", "configure", "event", "get_logger"]
+__all__ = ["JsonFormatter", "configure", "event", "event_fields", "get_logger"]
 
 ROOT = "channelkit"
 
@@ -123,7 +123,7 @@ def _entry(severity: str, message: str, name: str, created: float, fields: Any) 
     }
     if isinstance(fields, dict):
         for field, value in fields.items():
-            if field in entry or _is_secret(field):
+            if value is None or field in entry or _is_secret(field):
                 continue
             if (type(value) is str and len(value) <= _MAX_FIELD_CHARS) or type(value) in _PLAIN:
                 entry[field] = value  # the common case, as _jsonable would give it
@@ -230,18 +230,25 @@ def event(
 
     Fields whose value is None are left out.
     """
+    event_fields(logger, severity, message, fields, exc_info=exc_info)
+
+
+def event_fields(
+    logger: logging.Logger, severity: str, message: str, fields: dict[str, Any], *, exc_info: Any = None
+) -> None:
+    """``event`` with the fields in a dict the caller built (and no longer changes)."""
     level = _LEVELS.get(severity.upper(), logging.INFO)
     if not logger.isEnabledFor(level):
         return
-    clean = {k: v for k, v in fields.items() if v is not None}
     if not exc_info:
         # The usual case (every notification): the same line, without the logging module's
         # record, its handler chain and its second lock.
         handler = _sole_stdout_handler(logger, level)
         if handler is not None:
-            entry = _entry(_SEVERITY_OF_LEVEL[level], str(message), logger.name, time.time(), clean)
+            entry = _entry(_SEVERITY_OF_LEVEL[level], str(message), logger.name, time.time(), fields)
             if handler.write_line(_ENCODER.encode(entry)):
                 return
+    clean = {k: v for k, v in fields.items() if v is not None}
     if isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     elif exc_info and not isinstance(exc_info, tuple):
