@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -160,6 +161,7 @@ class FirestoreStore(ChannelStore):
         self.client = client
         self._channels = client.collection(self.collection_name)
         self._messages: dict[str, Any] = {}
+        self._last_message = threading.local()
         self._beside = {
             kind: client.collection(config.collection_beside(self.collection_name, kind)) for kind in KINDS
         }
@@ -353,14 +355,20 @@ class FirestoreStore(ChannelStore):
     def _message(self, channel_id: str, number: int):
         # The hot path: each notification's claim and "done" name a message of a channel
         # that is usually known already, so its collection reference is kept (no lock: a
-        # race only builds one twice; the size is bounded by starting over).
+        # race only builds one twice; the size is bounded by starting over), and each
+        # thread keeps the last message's reference, which the "done" names again.
+        last = getattr(self._last_message, "ref", None)
+        if last is not None and last[0] == channel_id and last[1] == number:
+            return last[2]
         messages = self._messages.get(channel_id)
         if messages is None:
             if len(self._messages) >= MESSAGE_COLLECTIONS:
                 self._messages.clear()
             messages = self._channels.document(document_id(channel_id)).collection(MESSAGES)
             self._messages[channel_id] = messages
-        return messages.document(str(number))
+        ref = messages.document(str(number))
+        self._last_message.ref = (channel_id, number, ref)
+        return ref
 
     def _insert_message(self, channel_id: str, number: int, record: Record) -> Version | None:
         try:
