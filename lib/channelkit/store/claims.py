@@ -36,7 +36,7 @@ import abc
 import dataclasses
 import datetime
 import enum
-import os
+import random
 from collections.abc import Callable
 
 from channelkit.channel import to_millis
@@ -119,7 +119,10 @@ class MessageClaims(abc.ABC):
         delivery holds it; a claim older than ``timeout_seconds`` is taken over.
         """
         record = self._message_record(IN_PROGRESS, now_ms)
-        claim_id = record["claimId"] = os.urandom(16).hex()  # 32 hex digits, as uuid4().hex gave
+        # 32 hex digits, as uuid4().hex gave. Unique, not secret (it proves whose claim it is to
+        # us, not to anyone else), so not os.urandom: its system call lets go of the GIL, and
+        # the webhook thread waits to get it back behind the other requests' Python.
+        claim_id = record["claimId"] = f"{random.getrandbits(128):032x}"
         for _ in range(MAX_CAS_ATTEMPTS):
             version = self._insert_message(channel_id, number, record)
             if version is not None:
