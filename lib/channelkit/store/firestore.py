@@ -72,6 +72,13 @@ def _failure(exc: BaseException) -> Exception | None:
     return None
 
 
+def _raw_update_time(result: Any) -> Any:
+    """A write result's update time as the protobuf ``Timestamp`` it came in: what
+    ``Client.write_option(last_update_time=...)`` takes, so a claim's version is handed back
+    to the next write without being turned into a datetime and back (both are versions)."""
+    return type(result).pb(result).update_time
+
+
 def _raise_wrapped(exc: Exception) -> NoReturn:
     """Raise what ``_errors`` would for ``exc`` (in its ``except`` block, without the context manager)."""
     failure = _failure(exc)
@@ -377,7 +384,7 @@ class FirestoreStore(ChannelStore):
             return None
         except Exception as exc:  # noqa: BLE001 - raised again, wrapped as _errors() would
             _raise_wrapped(exc)
-        return result.update_time
+        return _raw_update_time(result)
 
     def _read_message(self, channel_id: str, number: int) -> tuple[Record, Version] | None:
         with self._errors():
