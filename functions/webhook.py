@@ -116,11 +116,20 @@ def _inline_sync(store: ChannelStore, settings: Settings) -> InlineSync | None:
     )
 
 
-def _answer(status: int):
+def _build_answer(status: int):
     headers = dict(TEXT)
     if status == 405:
         headers["Allow"] = "POST"
     return REASONS.get(status, "Service Unavailable") + "\n", status, headers
+
+
+#: Each answer built once (Flask copies the headers into the response it makes from one).
+_ANSWERS = {status: _build_answer(status) for status in REASONS}
+
+
+def _answer(status: int):
+    answer = _ANSWERS.get(status)
+    return answer if answer is not None else _build_answer(status)
 
 
 def webhook(request):

@@ -45,16 +45,17 @@ class ChannelCache:
     def get(self, channel_id: str) -> Channel | None:
         """The cached channel if still fresh, else None."""
         ttl = self.ttl
-        with self._lock:
-            entry = self._entries.get(channel_id)
-            if entry is None:
-                return None
-            stored_at, channel = entry
-            age = self._clock() - stored_at
-            if ttl <= 0 or age >= ttl or age < 0:
-                del self._entries[channel_id]
-                return None
-            return channel
+        entry = self._entries.get(channel_id)  # one dict read: no lock needed to look
+        if entry is None:
+            return None
+        stored_at, channel = entry
+        age = self._clock() - stored_at
+        if ttl <= 0 or age >= ttl or age < 0:
+            with self._lock:
+                if self._entries.get(channel_id) is entry:  # not replaced meanwhile
+                    del self._entries[channel_id]
+            return None
+        return channel
 
     def put(self, channel: Channel) -> None:
         if self.ttl <= 0:

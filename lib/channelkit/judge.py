@@ -32,8 +32,14 @@ from __future__ import annotations
 from typing import Any
 
 from channelkit.channel import (
+    X_GOOG_CHANGED,
+    X_GOOG_CHANNEL_EXPIRATION,
     X_GOOG_CHANNEL_ID,
+    X_GOOG_CHANNEL_TOKEN,
+    X_GOOG_MESSAGE_NUMBER,
+    X_GOOG_RESOURCE_ID,
     X_GOOG_RESOURCE_STATE,
+    X_GOOG_RESOURCE_URI,
     Channel,
     Notification,
     check_against_channel,
@@ -108,6 +114,48 @@ def _too_large(limit: int) -> BodyTooLargeError:
     return BodyTooLargeError(f"request body is larger than {limit} bytes")
 
 
+#: The headers a notification is judged on, with the WSGI environ key of each.
+_ENVIRON_KEYS = tuple(
+    (name, "HTTP_" + name.replace("-", "_"))
+    for name in (
+        X_GOOG_CHANNEL_ID,
+        X_GOOG_MESSAGE_NUMBER,
+        X_GOOG_RESOURCE_ID,
+        X_GOOG_RESOURCE_STATE,
+        X_GOOG_RESOURCE_URI,
+        X_GOOG_CHANNEL_TOKEN,
+        X_GOOG_CHANNEL_EXPIRATION,
+        X_GOOG_CHANGED,
+    )
+)
+
+
+def _judged_headers(headers: Any) -> dict[str, str]:
+    """``header_map(headers)``, or for Werkzeug's headers only the ones judged (and Content-Length).
+
+    A WSGI environ keys each header once (``HTTP_X_GOOG_CHANNEL_ID``), so the
+    nine are looked up, not found among all the environ's keys.
+    """
+    environ = getattr(headers, "environ", None)
+    if type(environ) is not dict:
+        return header_map(headers)
+    get = environ.get
+    upper = {}
+    for name, key in _ENVIRON_KEYS:
+        value = get(key)
+        if value is not None:
+            upper[name] = value if type(value) is str else _text(value)
+    length = get("CONTENT_LENGTH")
+    if length:
+        upper["CONTENT-LENGTH"] = length if type(length) is str else _text(length)
+    return upper
+
+
+def _text(value: Any) -> str:
+    """A header value as text, as ``header_map`` gives it (bytes are Latin-1)."""
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
 def _storable_channel_id(channel_id: str) -> bool:
     """Could a channel with this id exist? Only ids Google accepts are ever stored."""
     try:
@@ -151,7 +199,7 @@ class RequestJudge:
         """
         if str(method).upper() != "POST":
             raise MethodNotAllowedError(f"method {method} not allowed; notifications are POSTed")
-        upper = header_map(headers)
+        upper = _judged_headers(headers)
         data = read_body(body, self.max_body, upper.get("CONTENT-LENGTH"))
 
         channel_id = (upper.get(X_GOOG_CHANNEL_ID) or "").strip()

@@ -30,7 +30,7 @@ import time
 import traceback
 from typing import Any
 
-__all__ = ["JsonFormatter", "configure", "event", "get_logger"]
+__all__ = ["JsonFormatter", "configure", "event", "event_fields", "get_logger"]
 
 ROOT = "channelkit"
 
@@ -54,6 +54,9 @@ _LEVELS = {
 #: Field names never written, whatever a caller passes.
 _SECRET_WORDS = ("token", "password", "secret", "credential", "authorization")
 _MAX_FIELD_CHARS = 2000
+
+#: A level that ``event`` logs at -> the severity its line carries (the record's level name's).
+_SEVERITY_OF_LEVEL = {level: SEVERITIES[logging.getLevelName(level)] for level in set(_LEVELS.values())}
 
 _configure_lock = threading.Lock()
 
@@ -110,25 +113,36 @@ def _utc_time(created: float, cache: _SecondsCache = _SecondsCache()) -> str:  #
     return f"{cache.text}.{micros // 1000:03d}Z"
 
 
+def _entry(severity: str, message: str, name: str, created: float, fields: Any) -> dict[str, Any]:
+    """The JSON object of one line: ``severity``, ``message``, ``logger``, ``time`` and the fields."""
+    entry: dict[str, Any] = {
+        "severity": severity,
+        "message": message,
+        "logger": name,
+        "time": _utc_time(created),
+    }
+    if isinstance(fields, dict):
+        for field, value in fields.items():
+            if value is None or field in entry or _is_secret(field):
+                continue
+            if (type(value) is str and len(value) <= _MAX_FIELD_CHARS) or type(value) in _PLAIN:
+                entry[field] = value  # the common case, as _jsonable would give it
+            else:
+                entry[field] = _jsonable(value)
+    return entry
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: ``severity``, ``message``, ``logger``, ``time`` and the fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "severity": SEVERITIES.get(record.levelname, "DEFAULT"),
-            "message": record.getMessage(),
-            "logger": record.name,
-            "time": _utc_time(record.created),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            for name, value in fields.items():
-                if name in entry or _is_secret(name):
-                    continue
-                if (type(value) is str and len(value) <= _MAX_FIELD_CHARS) or type(value) in _PLAIN:
-                    entry[name] = value  # the common case, as _jsonable would give it
-                else:
-                    entry[name] = _jsonable(value)
+        entry = _entry(
+            SEVERITIES.get(record.levelname, "DEFAULT"),
+            record.getMessage(),
+            record.name,
+            record.created,
+            getattr(record, "fields", None),
+        )
         if record.exc_info and record.exc_info[0] is not None:
             # Error Reporting groups entries whose stack_trace holds a Python traceback.
             entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
@@ -144,6 +158,46 @@ class _StdoutHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stdout
         super().emit(record)
+
+    def write_line(self, line: str) -> bool:
+        """What ``emit`` does with a formatted record: the line, a newline, a flush.
+
+        False if the stream failed (then ``emit`` reports it, as for any record).
+        """
+        try:
+            with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+                stream = self.stream = sys.stdout
+                stream.write(line + "\n")
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - handled by the logging module's own path
+            return False
+        return True
+
+
+def _sole_stdout_handler(logger: logging.Logger, level: int) -> _StdoutHandler | None:
+    """The handler a record of ``logger`` at ``level`` would reach, if it is only ours.
+
+    Then a line can be written without a ``LogRecord``: nothing else (another
+    handler, a filter, a test's capture handler) would see the record, and the
+    line is the one ``JsonFormatter`` gives. Otherwise None: the logging module's path.
+    """
+    found: _StdoutHandler | None = None
+    current: logging.Logger | None = logger
+    if logger.filters or logger.disabled:
+        return None
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None or type(handler) is not _StdoutHandler or handler.filters:
+                return None
+            if level < handler.level or type(handler.formatter) is not JsonFormatter:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
 
 
 def configure(level: int | str = logging.INFO) -> logging.Logger:
@@ -176,9 +230,24 @@ def event(
 
     Fields whose value is None are left out.
     """
+    event_fields(logger, severity, message, fields, exc_info=exc_info)
+
+
+def event_fields(
+    logger: logging.Logger, severity: str, message: str, fields: dict[str, Any], *, exc_info: Any = None
+) -> None:
+    """``event`` with the fields in a dict the caller built (and no longer changes)."""
     level = _LEVELS.get(severity.upper(), logging.INFO)
     if not logger.isEnabledFor(level):
         return
+    if not exc_info:
+        # The usual case (every notification): the same line, without the logging module's
+        # record, its handler chain and its second lock.
+        handler = _sole_stdout_handler(logger, level)
+        if handler is not None:
+            entry = _entry(_SEVERITY_OF_LEVEL[level], str(message), logger.name, time.time(), fields)
+            if handler.write_line(_ENCODER.encode(entry)):
+                return
     clean = {k: v for k, v in fields.items() if v is not None}
     if isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)

@@ -100,6 +100,9 @@ class HeardClock:
         self._lock = threading.Lock()
 
     def note(self, subscription_id: str, now_ms: int) -> None:
+        last = self._written.get(subscription_id)  # the usual answer, without the lock
+        if last is not None and now_ms - last < self.every_ms:
+            return
         with self._lock:
             last = self._written.get(subscription_id)
             if last is not None and now_ms - last < self.every_ms:
@@ -221,9 +224,13 @@ class Receiver:
 
     # --- logs ---------------------------------------------------------------------------
 
-    def _log(self, severity: str, message: str, context: dict, started: float, **fields: Any) -> None:
-        latency_ms = round((time.monotonic() - started) * 1000, 1)
-        logs.event(log, severity, message, **context, latencyMs=latency_ms, **fields)
+    def _log(
+        self, severity: str, message: str, context: dict, started: float, exc_info: Any = None, **fields: Any
+    ) -> None:
+        # The request's context is the line's first fields (it is not used after the line).
+        context["latencyMs"] = round((time.monotonic() - started) * 1000, 1)
+        context.update(fields)
+        logs.event_fields(log, severity, message, context, exc_info=exc_info)
 
     def _log_rejection(self, exc: ChannelkitError, context: dict, started: float) -> None:
         status = status_for(exc)

@@ -59,3 +59,40 @@ def test_sqlite_store_that_cannot_open_is_unavailable(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(StoreUnavailable):
         open_store(f"sqlite:///{blocker}/sub/channels.db")
+
+
+def test_a_message_write_is_tried_again_only_while_firestore_is_unavailable(firestore_env):
+    """The message writes retry ServiceUnavailable themselves (not through the client's
+    retry wrapper): again until it answers, never after another error, each attempt within
+    the bound (the first test shows a claim giving up near it)."""
+    from google.api_core import exceptions as gexc
+
+    store = open_store("firestore", timeout=BOUND)
+    attempts = []
+
+    def unavailable_twice(record, *, retry, timeout):
+        attempts.append((retry, timeout))
+        if len(attempts) <= 2:
+            raise gexc.ServiceUnavailable("down")
+        return record
+
+    assert store._write_once(unavailable_twice, "written") == "written"
+    assert len(attempts) == 3 and all(retry is None and 0 < timeout <= BOUND for retry, timeout in attempts)
+
+    def conflict(*, retry, timeout):
+        attempts.append(timeout)
+        raise gexc.Conflict("exists")
+
+    attempts.clear()
+    with pytest.raises(gexc.Conflict):
+        store._write_once(conflict)
+    assert len(attempts) == 1  # it may have reached the server: never written twice
+
+    def down(*, retry, timeout):
+        attempts.append(timeout)
+        raise gexc.ServiceUnavailable("down")
+
+    attempts.clear()
+    with pytest.raises(gexc.ServiceUnavailable):  # the store wraps it as StoreUnavailable
+        store._write_once(down)
+    assert len(attempts) >= 3 and all(0 < timeout <= BOUND for timeout in attempts)

@@ -76,3 +76,28 @@ def test_the_time_field_is_datetimes_own_iso_form_to_the_millisecond():
             .replace("+00:00", "Z")
         )
         assert _utc_time(created) == expected
+
+
+def test_the_direct_line_is_the_logging_modules_line(capsys):
+    """``event`` writes its line without a LogRecord when only our handler would see it: the
+    same fields, in the same order, as the logging module's path (a filter forces that one)."""
+    fields = {"channelId": "c-1", "state": "update", "messageNumber": 7, "latencyMs": 1.5, "token": "t"}
+    [direct] = emit(capsys, "NOTICE", "notification accepted", **fields, outcome="accepted", skipped=None)
+    logger = logs.get_logger("test")
+    logger.addFilter(lambda record: True)
+    try:
+        [through_logging] = emit(capsys, "NOTICE", "notification accepted", **fields, outcome="accepted")
+    finally:
+        logger.filters.clear()
+    assert list(direct) == list(through_logging)
+    assert {k: v for k, v in direct.items() if k != "time"} == {
+        k: v for k, v in through_logging.items() if k != "time"
+    }
+    assert direct["severity"] == "INFO" and "token" not in direct
+
+
+def test_a_capture_handler_beside_ours_still_sees_every_record(capsys, log_lines):
+    logs.configure()
+    logs.event(logs.get_logger("test"), "INFO", "seen twice", channelId="c-1")
+    assert [line["message"] for line in log_lines()] == ["seen twice"]
+    assert [json.loads(line)["message"] for line in capsys.readouterr().out.splitlines()] == ["seen twice"]

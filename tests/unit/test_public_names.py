@@ -230,6 +230,7 @@ PUBLIC: dict[str, list[str]] = {
         "JsonFormatter",
         "configure",
         "event",
+        "event_fields",
         "get_logger",
     ],
     "channelkit.migrate": [

@@ -766,3 +766,32 @@ def test_the_receiver_takes_its_settings_from_a_settings_object(store, recorder,
     explicit = Receiver(store=store, dispatcher=recorder, clock=clock, settings=settings, grace=120)
     assert explicit.receive("POST", headers(number=2, state="update"), b"").accepted  # an argument wins
     assert recorder.numbers == [1, 2]
+
+
+def test_the_judged_headers_of_a_wsgi_environ_are_header_maps_for_every_header_judged():
+    """The judge looks its nine headers up in a Werkzeug request's environ instead of
+    upper-casing all of them: the same names and values as ``header_map`` for those."""
+    from werkzeug.datastructures import EnvironHeaders
+    from werkzeug.test import EnvironBuilder
+
+    from channelkit.channel import header_map
+    from channelkit.judge import _ENVIRON_KEYS, _judged_headers
+
+    sent = {
+        "X-Goog-Channel-ID": "c-1",
+        "x-goog-message-number": "7",
+        "X-Goog-Resource-ID": "r",
+        "X-Goog-Resource-State": "update",
+        "X-Goog-Resource-URI": "https://x",
+        "X-Goog-Channel-Token": "t",
+        "X-Goog-Channel-Expiration": "Tue, 19 Nov 2030 01:13:52 GMT",
+        "X-Goog-Changed": "content",
+        "X-Other": "not judged",
+    }
+    for headers in (sent, {k: v for k, v in sent.items() if "Token" not in k and "Changed" not in k}):
+        environ = EnvironBuilder(method="POST", headers=headers, data=b"{}").get_environ()
+        full, judged = header_map(EnvironHeaders(environ)), _judged_headers(EnvironHeaders(environ))
+        wanted = {name for name, _ in _ENVIRON_KEYS} | {"CONTENT-LENGTH"}
+        assert judged == {name: value for name, value in full.items() if name in wanted}
+        assert judged["CONTENT-LENGTH"] == "2" and "X-OTHER" in full and "X-OTHER" not in judged
+    assert _judged_headers(sent) == header_map(sent)  # not an environ: every header

@@ -36,7 +36,7 @@ import abc
 import dataclasses
 import datetime
 import enum
-import os
+import random
 from collections.abc import Callable
 
 from channelkit.channel import to_millis
@@ -102,6 +102,13 @@ class MessageClaims(abc.ABC):
     def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
         """Delete the message record iff unchanged."""
 
+    def _mark_message_done(self, channel_id: str, number: int, version: Version) -> bool:
+        """Set the message record's status to done iff unchanged (``_update_message``'s write).
+
+        A backend may make it cheaper: no one needs the new version.
+        """
+        return self._update_message(channel_id, number, {"status": DONE}, version) is not None
+
     def claim_message(
         self, channel_id: str, number: int, *, now_ms: int, timeout_seconds: float
     ) -> MessageClaim:
@@ -112,7 +119,10 @@ class MessageClaims(abc.ABC):
         delivery holds it; a claim older than ``timeout_seconds`` is taken over.
         """
         record = self._message_record(IN_PROGRESS, now_ms)
-        claim_id = record["claimId"] = os.urandom(16).hex()  # 32 hex digits, as uuid4().hex gave
+        # 32 hex digits, as uuid4().hex gave. Unique, not secret (it proves whose claim it is to
+        # us, not to anyone else), so not os.urandom: its system call lets go of the GIL, and
+        # the webhook thread waits to get it back behind the other requests' Python.
+        claim_id = record["claimId"] = f"{random.getrandbits(128):032x}"
         for _ in range(MAX_CAS_ATTEMPTS):
             version = self._insert_message(channel_id, number, record)
             if version is not None:
@@ -142,10 +152,7 @@ class MessageClaims(abc.ABC):
         the webhook encodes one field on every notification, not three.
         """
         return self._settle(
-            claim,
-            lambda version: (
-                self._update_message(claim.channel_id, claim.number, {"status": DONE}, version) is not None
-            ),
+            claim, lambda version: self._mark_message_done(claim.channel_id, claim.number, version)
         )
 
     def release_message(self, claim: MessageClaim) -> bool:

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
@@ -26,6 +30,7 @@ from channelkit import config
 from channelkit.errors import ChannelExistsError, StoreUnavailable
 from channelkit.store.base import ChannelStore
 from channelkit.store.batches import CHANNELS, Write
+from channelkit.store.claims import DONE
 from channelkit.store.documents import KINDS
 from channelkit.store.records import Record, Version
 
@@ -47,6 +52,39 @@ _TRANSIENT_READ = gretry.if_exception_type(
 )
 # A write is retried only when it surely did not reach the server.
 _TRANSIENT_WRITE = gretry.if_exception_type(gexc.ServiceUnavailable)
+
+
+#: Backoff (seconds) between attempts of a message write while Firestore is unavailable.
+_WRITE_RETRY_FIRST, _WRITE_RETRY_MAX = 0.05, 0.5
+
+
+def _failure(exc: BaseException) -> Exception | None:
+    """The ``StoreUnavailable`` a client-library failure becomes; None for anything else (a bug).
+
+    The typed errors pass as they are: a gRPC or auth error never leaves the store raw.
+    """
+    if isinstance(exc, (ChannelExistsError, StoreUnavailable)):
+        return exc
+    if isinstance(exc, (gexc.GoogleAPIError, ValueError)):
+        return StoreUnavailable(f"Firestore failed: {type(exc).__name__}: {exc}")
+    if type(exc).__module__.startswith(("google.", "grpc")):  # auth/transport errors of google-auth and grpc
+        return StoreUnavailable(f"Firestore failed: {type(exc).__name__}")
+    return None
+
+
+def _raw_update_time(result: Any) -> Any:
+    """A write result's update time as the protobuf ``Timestamp`` it came in: what
+    ``Client.write_option(last_update_time=...)`` takes, so a claim's version is handed back
+    to the next write without being turned into a datetime and back (both are versions)."""
+    return type(result).pb(result).update_time
+
+
+def _raise_wrapped(exc: Exception) -> NoReturn:
+    """Raise what ``_errors`` would for ``exc`` (in its ``except`` block, without the context manager)."""
+    failure = _failure(exc)
+    if failure is None or failure is exc:
+        raise exc
+    raise failure from exc
 
 
 def document_id(channel_id: str) -> str:
@@ -130,6 +168,7 @@ class FirestoreStore(ChannelStore):
         self.client = client
         self._channels = client.collection(self.collection_name)
         self._messages: dict[str, Any] = {}
+        self._last_message = threading.local()
         self._beside = {
             kind: client.collection(config.collection_beside(self.collection_name, kind)) for kind in KINDS
         }
@@ -147,14 +186,35 @@ class FirestoreStore(ChannelStore):
         """Wrap every client-library failure as StoreUnavailable (never a raw gRPC error)."""
         try:
             yield
-        except (ChannelExistsError, StoreUnavailable):
-            raise
-        except (gexc.GoogleAPIError, ValueError) as exc:
-            raise StoreUnavailable(f"Firestore failed: {type(exc).__name__}: {exc}") from exc
-        except Exception as exc:  # auth/transport errors of google-auth and grpc
-            if type(exc).__module__.startswith(("google.", "grpc")):
-                raise StoreUnavailable(f"Firestore failed: {type(exc).__name__}") from exc
-            raise
+        except Exception as exc:
+            failure = _failure(exc)
+            if failure is None or failure is exc:
+                raise
+            raise failure from exc
+
+    def _write_once(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``write(*args, retry=None, timeout=...)``, tried again while Firestore is unavailable.
+
+        What ``_write_kw`` gives the other writes (``ServiceUnavailable`` retried
+        with backoff within the store timeout; no retry once the write may have
+        reached the server), without the client library building its retry and
+        deadline wrappers around every call: the message writes are two on every
+        notification. The last ``ServiceUnavailable`` is raised when time is up.
+        """
+        try:
+            return write(*args, retry=None, timeout=self.timeout, **kwargs)
+        except gexc.ServiceUnavailable:
+            deadline = time.monotonic() + self.timeout
+        delay = _WRITE_RETRY_FIRST
+        while True:
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, _WRITE_RETRY_MAX)
+            left = deadline - time.monotonic()
+            try:
+                return write(*args, retry=None, timeout=max(left, _WRITE_RETRY_FIRST), **kwargs)
+            except gexc.ServiceUnavailable:
+                if deadline - time.monotonic() <= delay:
+                    raise
 
     def _precondition(self, version: Version):
         return self.client.write_option(last_update_time=version)
@@ -302,22 +362,29 @@ class FirestoreStore(ChannelStore):
     def _message(self, channel_id: str, number: int):
         # The hot path: each notification's claim and "done" name a message of a channel
         # that is usually known already, so its collection reference is kept (no lock: a
-        # race only builds one twice; the size is bounded by starting over).
+        # race only builds one twice; the size is bounded by starting over), and each
+        # thread keeps the last message's reference, which the "done" names again.
+        last = getattr(self._last_message, "ref", None)
+        if last is not None and last[0] == channel_id and last[1] == number:
+            return last[2]
         messages = self._messages.get(channel_id)
         if messages is None:
             if len(self._messages) >= MESSAGE_COLLECTIONS:
                 self._messages.clear()
             messages = self._channels.document(document_id(channel_id)).collection(MESSAGES)
             self._messages[channel_id] = messages
-        return messages.document(str(number))
+        ref = messages.document(str(number))
+        self._last_message.ref = (channel_id, number, ref)
+        return ref
 
     def _insert_message(self, channel_id: str, number: int, record: Record) -> Version | None:
-        with self._errors():
-            try:
-                result = self._message(channel_id, number).create(record, **self._write_kw)
-            except (gexc.AlreadyExists, gexc.Conflict):
-                return None
-        return result.update_time
+        try:
+            result = self._write_once(self._message(channel_id, number).create, record)
+        except (gexc.AlreadyExists, gexc.Conflict):
+            return None
+        except Exception as exc:  # noqa: BLE001 - raised again, wrapped as _errors() would
+            _raise_wrapped(exc)
+        return _raw_update_time(result)
 
     def _read_message(self, channel_id: str, number: int) -> tuple[Record, Version] | None:
         with self._errors():
@@ -327,14 +394,27 @@ class FirestoreStore(ChannelStore):
         return snapshot.to_dict(), snapshot.update_time
 
     def _update_message(self, channel_id, number, fields, version) -> Version | None:
-        with self._errors():
-            try:
-                result = self._message(channel_id, number).update(
-                    fields, option=self._precondition(version), **self._write_kw
-                )
-            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
-                return None
+        try:
+            result = self._write_once(
+                self._message(channel_id, number).update, fields, option=self._precondition(version)
+            )
+        except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+            return None
+        except Exception as exc:  # noqa: BLE001 - raised again, wrapped as _errors() would
+            _raise_wrapped(exc)
         return result.update_time
+
+    def _mark_message_done(self, channel_id: str, number: int, version: Version) -> bool:
+        # The result's update time is not read: decoding it is a few µs on every notification.
+        try:
+            self._write_once(
+                self._message(channel_id, number).update, {"status": DONE}, option=self._precondition(version)
+            )
+        except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
+            return False
+        except Exception as exc:  # noqa: BLE001 - raised again, wrapped as _errors() would
+            _raise_wrapped(exc)
+        return True
 
     def _delete_message(self, channel_id: str, number: int, version: Version) -> bool:
         with self._errors():
