@@ -65,12 +65,18 @@ def layer_of(frame: str) -> str:
 
 
 def layer_of_stack(frames: list[str]) -> str:
-    """The layer of the innermost frame that is not plain stdlib: who spent the time."""
+    """The layer of the innermost frame that is not plain stdlib: who spent the time.
+
+    py-spy's first frame names the process (``process 123:"... --source=functions/webhook.py"``):
+    it is no code of any layer, so a sample with nothing else but stdlib is "stdlib and other".
+    """
     for frame in reversed(frames):
+        if frame.startswith("process "):
+            continue
         layer = layer_of(frame)
         if layer != "stdlib and other":
             return layer
-    return layer_of(frames[-1])
+    return "stdlib and other"
 
 
 def parse_raw(path: Path) -> tuple[collections.Counter, collections.Counter, int]:
