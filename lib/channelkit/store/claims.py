@@ -121,7 +121,9 @@ class MessageClaims(abc.ABC):
         record = self._message_record(IN_PROGRESS, now_ms)
         # 32 hex digits, as uuid4().hex gave. Unique, not secret (it proves whose claim it is to
         # us, not to anyone else), so not os.urandom: its system call lets go of the GIL, and
-        # the webhook thread waits to get it back behind the other requests' Python.
+        # the webhook thread waits to get it back behind the other requests' Python. The module's
+        # generator is seeded from os.urandom at import and again in every forked child (CPython
+        # registers that at fork), so gunicorn's workers never draw the same sequence.
         claim_id = record["claimId"] = f"{random.getrandbits(128):032x}"
         for _ in range(MAX_CAS_ATTEMPTS):
             version = self._insert_message(channel_id, number, record)
