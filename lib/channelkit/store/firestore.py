@@ -32,6 +32,7 @@ from channelkit.store.base import ChannelStore
 from channelkit.store.batches import CHANNELS, Write
 from channelkit.store.claims import DONE
 from channelkit.store.documents import KINDS
+from channelkit.store.message_writes import MessageWrites
 from channelkit.store.records import Record, Version
 
 __all__ = [
@@ -169,6 +170,10 @@ class FirestoreStore(ChannelStore):
         self._channels = client.collection(self.collection_name)
         self._messages: dict[str, Any] = {}
         self._last_message = threading.local()
+        # The claim and "done" of every notification, sent without the library's per-call
+        # machinery when the client allows it (store/message_writes.py); else through it.
+        self._message_writes = MessageWrites.of(client)
+        self._message_paths: dict[str, str] = {}
         self._beside = {
             kind: client.collection(config.collection_beside(self.collection_name, kind)) for kind in KINDS
         }
@@ -193,7 +198,7 @@ class FirestoreStore(ChannelStore):
             raise failure from exc
 
     def _write_once(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``write(*args, retry=None, timeout=...)``, tried again while Firestore is unavailable.
+        """``write(*args, timeout=..., **kwargs)``, tried again while Firestore is unavailable.
 
         What ``_write_kw`` gives the other writes (``ServiceUnavailable`` retried
         with backoff within the store timeout; no retry once the write may have
@@ -202,7 +207,7 @@ class FirestoreStore(ChannelStore):
         notification. The last ``ServiceUnavailable`` is raised when time is up.
         """
         try:
-            return write(*args, retry=None, timeout=self.timeout, **kwargs)
+            return write(*args, timeout=self.timeout, **kwargs)
         except gexc.ServiceUnavailable:
             deadline = time.monotonic() + self.timeout
         delay = _WRITE_RETRY_FIRST
@@ -211,7 +216,7 @@ class FirestoreStore(ChannelStore):
             delay = min(delay * 2, _WRITE_RETRY_MAX)
             left = deadline - time.monotonic()
             try:
-                return write(*args, retry=None, timeout=max(left, _WRITE_RETRY_FIRST), **kwargs)
+                return write(*args, timeout=max(left, _WRITE_RETRY_FIRST), **kwargs)
             except gexc.ServiceUnavailable:
                 if deadline - time.monotonic() <= delay:
                     raise
@@ -377,9 +382,23 @@ class FirestoreStore(ChannelStore):
         self._last_message.ref = (channel_id, number, ref)
         return ref
 
+    def _message_path(self, channel_id: str, number: int) -> str:
+        # "<collection>/<channel doc>/messages/<number>", below the database's documents/.
+        prefix = self._message_paths.get(channel_id)
+        if prefix is None:
+            if len(self._message_paths) >= MESSAGE_COLLECTIONS:
+                self._message_paths.clear()
+            prefix = f"{self._channels.document(document_id(channel_id)).path}/{MESSAGES}/"
+            self._message_paths[channel_id] = prefix
+        return f"{prefix}{number}"
+
     def _insert_message(self, channel_id: str, number: int, record: Record) -> Version | None:
         try:
-            result = self._write_once(self._message(channel_id, number).create, record)
+            if self._message_writes is not None:
+                return self._write_once(
+                    self._message_writes.create, self._message_path(channel_id, number), record
+                )
+            result = self._write_once(self._message(channel_id, number).create, record, retry=None)
         except (gexc.AlreadyExists, gexc.Conflict):
             return None
         except Exception as exc:  # noqa: BLE001 - raised again, wrapped as _errors() would
@@ -396,7 +415,7 @@ class FirestoreStore(ChannelStore):
     def _update_message(self, channel_id, number, fields, version) -> Version | None:
         try:
             result = self._write_once(
-                self._message(channel_id, number).update, fields, option=self._precondition(version)
+                self._message(channel_id, number).update, fields, option=self._precondition(version), retry=None
             )
         except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
             return None
@@ -407,9 +426,17 @@ class FirestoreStore(ChannelStore):
     def _mark_message_done(self, channel_id: str, number: int, version: Version) -> bool:
         # The result's update time is not read: decoding it is a few µs on every notification.
         try:
-            self._write_once(
-                self._message(channel_id, number).update, {"status": DONE}, option=self._precondition(version)
-            )
+            if self._message_writes is not None:
+                self._write_once(
+                    self._message_writes.set_status, self._message_path(channel_id, number), DONE, version
+                )
+            else:
+                self._write_once(
+                    self._message(channel_id, number).update,
+                    {"status": DONE},
+                    option=self._precondition(version),
+                    retry=None,
+                )
         except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
             return False
         except Exception as exc:  # noqa: BLE001 - raised again, wrapped as _errors() would
