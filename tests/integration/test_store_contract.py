@@ -19,7 +19,7 @@ from channelkit.errors import (
 )
 from channelkit.store import ClaimOutcome
 from channelkit.store.batches import CHANNELS, ChangeChannel, ChangeSubscription, NewChannel, Write
-from support.store_backends import store  # noqa: F401 - the fixture, over every backend
+from support.store_backends import message_store, store  # noqa: F401 - the fixtures, over every backend
 
 UTC = datetime.UTC
 NOW = 1_900_000_000_000  # ms
@@ -203,7 +203,8 @@ def test_concurrent_lease_claims_have_exactly_one_winner(store):
 # --- message claims -----------------------------------------------------------------
 
 
-def test_message_claim_lifecycle(store):
+def test_message_claim_lifecycle(message_store):
+    store = message_store
     c = make()
     store.create(c)
     first = store.claim_message(c.id, 7, now_ms=NOW, timeout_seconds=60)
@@ -214,7 +215,8 @@ def test_message_claim_lifecycle(store):
     assert store.claim_message(c.id, 7, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.DONE
 
 
-def test_a_finished_message_keeps_its_claim_time_and_ttl(store):
+def test_a_finished_message_keeps_its_claim_time_and_ttl(message_store):
+    store = message_store
     c = make()
     store.create(c)
     claim = store.claim_message(c.id, 9, now_ms=NOW, timeout_seconds=60)
@@ -226,7 +228,8 @@ def test_a_finished_message_keeps_its_claim_time_and_ttl(store):
         assert done[field] == claimed[field], field
 
 
-def test_a_claim_whose_version_changed_without_a_takeover_is_still_settled_by_its_owner(store):
+def test_a_claim_whose_version_changed_without_a_takeover_is_still_settled_by_its_owner(message_store):
+    store = message_store
     # A restored record (the emulator's import rewrites update times) or an attempt of
     # ours that landed though its answer was lost: the claimId, not the version, decides.
     c = make()
@@ -242,7 +245,8 @@ def test_a_claim_whose_version_changed_without_a_takeover_is_still_settled_by_it
     assert store._read_message(c.id, 12) is None
 
 
-def test_a_taken_over_claim_is_neither_finished_nor_released_by_its_first_owner(store):
+def test_a_taken_over_claim_is_neither_finished_nor_released_by_its_first_owner(message_store):
+    store = message_store
     c = make()
     store.create(c)
     first = store.claim_message(c.id, 13, now_ms=NOW, timeout_seconds=60)
@@ -253,7 +257,8 @@ def test_a_taken_over_claim_is_neither_finished_nor_released_by_its_first_owner(
     assert store.finish_message(second)
 
 
-def test_released_message_can_be_claimed_again(store):
+def test_released_message_can_be_claimed_again(message_store):
+    store = message_store
     c = make()
     store.create(c)
     claim = store.claim_message(c.id, 3, now_ms=NOW, timeout_seconds=60)
@@ -264,7 +269,8 @@ def test_released_message_can_be_claimed_again(store):
     assert store.claim_message(c.id, 3, now_ms=NOW, timeout_seconds=60).outcome is ClaimOutcome.IN_PROGRESS
 
 
-def test_abandoned_claim_is_taken_over_after_the_timeout(store):
+def test_abandoned_claim_is_taken_over_after_the_timeout(message_store):
+    store = message_store
     c = make()
     store.create(c)
     crashed = store.claim_message(c.id, 5, now_ms=NOW, timeout_seconds=60)
@@ -281,7 +287,8 @@ def test_abandoned_claim_is_taken_over_after_the_timeout(store):
     assert store.claim_message(c.id, 5, now_ms=NOW + 63_000, timeout_seconds=60).outcome is ClaimOutcome.DONE
 
 
-def test_finish_or_release_needs_a_claim(store):
+def test_finish_or_release_needs_a_claim(message_store):
+    store = message_store
     c = make()
     store.create(c)
     store.claim_message(c.id, 1, now_ms=NOW, timeout_seconds=60)
@@ -290,7 +297,8 @@ def test_finish_or_release_needs_a_claim(store):
         store.finish_message(busy)
 
 
-def test_concurrent_claims_of_one_message_have_exactly_one_winner(store):
+def test_concurrent_claims_of_one_message_have_exactly_one_winner(message_store):
+    store = message_store
     c = make()
     store.create(c)
     results = run_concurrently(16, lambda i: store.claim_message(c.id, 42, now_ms=NOW, timeout_seconds=60))
@@ -299,7 +307,8 @@ def test_concurrent_claims_of_one_message_have_exactly_one_winner(store):
     assert outcomes.count(ClaimOutcome.IN_PROGRESS) == 15
 
 
-def test_message_records_carry_a_ttl_field(store):
+def test_message_records_carry_a_ttl_field(message_store):
+    store = message_store
     c = make()
     store.create(c)
     claim = store.claim_message(c.id, 9, now_ms=NOW, timeout_seconds=60)
@@ -349,7 +358,8 @@ def test_record_resource_on_a_failed_channel_marks_it_for_a_stop(store):
     assert store.record_resource(active.id, "res-X").resource_id == ""  # only pending/failed learn
 
 
-def test_a_claim_whose_lost_first_write_had_landed_is_still_ours(store, monkeypatch):
+def test_a_claim_whose_lost_first_write_had_landed_is_still_ours(message_store, monkeypatch):
+    store = message_store
     c = make()
     store.create(c)
     real = store._insert_message

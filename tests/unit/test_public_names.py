@@ -343,6 +343,13 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "channelkit.store.credentials": ["CredentialRecords"],
     "channelkit.store.documents": ["Documents", "Filter", "KINDS"],
+    "channelkit.store.message_writes": [
+        "MessageWrites",
+        "create_request",
+        "encode_fields",
+        "status_request",
+        "timestamp",
+    ],
     "channelkit.store.firestore": ["FirestoreStore", "document_id"],
     "channelkit.store.records": [
         "ACTIVE",

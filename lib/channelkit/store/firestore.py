@@ -415,7 +415,10 @@ class FirestoreStore(ChannelStore):
     def _update_message(self, channel_id, number, fields, version) -> Version | None:
         try:
             result = self._write_once(
-                self._message(channel_id, number).update, fields, option=self._precondition(version), retry=None
+                self._message(channel_id, number).update,
+                fields,
+                option=self._precondition(version),
+                retry=None,
             )
         except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
             return None

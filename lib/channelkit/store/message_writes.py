@@ -145,7 +145,7 @@ class MessageWrites:
         Reads the client's channel, database path and call metadata (its resource
         prefix and, on the emulator, its owner token), all of which the library
         keeps on the client; the routing and client-info headers are the ones the
-        library's Commit adds.
+        library's Commit adds (its transport's ``DEFAULT_CLIENT_INFO``).
         """
         try:
             channel = client._firestore_api.transport.grpc_channel
@@ -155,11 +155,10 @@ class MessageWrites:
             return None
         if not isinstance(database, str) or not hasattr(channel, "unary_unary"):
             return None
-        from google.cloud.firestore_v1 import gapic_version
+        from google.cloud.firestore_v1.services.firestore.transports.base import DEFAULT_CLIENT_INFO
 
         routing = gapic_v1.routing_header.to_grpc_metadata((("database", database),))
-        info = gapic_v1.client_info.ClientInfo(client_library_version=gapic_version.__version__)
-        return cls(channel, database, (*metadata, routing, info.to_grpc_metadata()))
+        return cls(channel, database, (*metadata, routing, DEFAULT_CLIENT_INFO.to_grpc_metadata()))
 
     def _call(self, request: Any, timeout: float) -> Any:
         try:
