@@ -2,7 +2,7 @@
 
 The webhook benchmark puts this directory on ``PYTHONPATH`` and sets
 ``BENCH_OPCOUNT_FILE``; Python then imports this module at start-up, and it
-wraps the Firestore GAPIC client's RPC methods to count documents written
+wraps gRPC's channel to count documents written
 (``commit``; also by collection: ``writes_in:messages``, ...) and read
 (``batch_get_documents``, ``run_query``), plus every RPC by name
 (``rpc_commit``, ``rpc_run_aggregation_query``, ...), and the HTTP
@@ -59,12 +59,6 @@ def _write_forever() -> None:
         time.sleep(0.1)
 
 
-def _field(request, name):
-    if isinstance(request, dict):
-        return request.get(name) or []
-    return getattr(request, name, None) or []
-
-
 def _collection(write) -> str:
     """The id of the collection a ``Write`` goes to (``messages`` for .../channels/X/messages/7)."""
     name = (
@@ -93,34 +87,89 @@ def scope(label: str) -> Iterator[None]:
         _local.label = outer
 
 
+#: The Firestore RPCs counted, by method name, as ``rpc_<name>``.
+_FIRESTORE = "/google.firestore.v1.Firestore/"
+_RPC_NAMES = {
+    "Commit": "commit",
+    "BatchGetDocuments": "batch_get",
+    "RunQuery": "run_query",
+    "BeginTransaction": "begin_transaction",
+    "Rollback": "rollback",
+    "GetDocument": "get_document",
+    "RunAggregationQuery": "run_aggregation_query",
+}
+
+
+def _raw(message):
+    """The protobuf message itself, when a proto-plus wrapper holds it (the library's stubs)."""
+    pb = getattr(type(message), "pb", None)
+    return message if pb is None else pb(message)
+
+
+def _counting_serializer(rpc: str, serialize):
+    def counting(request):
+        raw = _raw(request)
+        if rpc == "commit":
+            writes = raw.writes
+            by_collection = collections.Counter(f"writes_in:{_collection(w)}" for w in writes)
+            _add(rpc_commit=1, writes=len(writes), **by_collection)
+        elif rpc == "batch_get":
+            _add(rpc_batch_get=1, reads=len(raw.documents))
+        else:
+            _add(**{f"rpc_{rpc}": 1})  # an aggregation (count()) reads no document
+        return serialize(request)
+
+    return counting
+
+
+def _counting_query_results(deserialize):
+    def counting(data):
+        response = deserialize(data)
+        if _raw(response).document.name:
+            _add(reads=1)
+        return response
+
+    return counting
+
+
 def install() -> None:
-    """Wrap the Firestore client (and Flask) in this process; once."""
+    """Count Firestore RPCs on every gRPC channel of this process (and Flask's requests); once.
+
+    The count is taken where a request is serialized and a query result
+    deserialized, on the channel: what the client library sends through its
+    stubs and what channelkit sends on the library's channel directly
+    (store/message_writes.py) are counted alike. Each method's counting
+    functions are made once and reused, so a call pays one extra Python call.
+    """
     global _installed
     with _lock:
         if _installed:
             return
         _installed = True
-    from google.cloud.firestore_v1.services.firestore import client as gapic
+    import grpc._channel
 
-    cls = gapic.FirestoreClient
-    commit, batch_get, run_query = cls.commit, cls.batch_get_documents, cls.run_query
+    made: dict = {}
 
-    def counted_commit(self, request=None, **kwargs):
-        writes = _field(request, "writes")
-        by_collection = collections.Counter(f"writes_in:{_collection(w)}" for w in writes)
-        _add(rpc_commit=1, writes=len(writes), **by_collection)
-        return commit(self, request=request, **kwargs)
+    def wrap(original, stream: bool):
+        def counted(self, method, request_serializer=None, response_deserializer=None, *args, **kwargs):
+            name = _RPC_NAMES.get(method[len(_FIRESTORE) :]) if method.startswith(_FIRESTORE) else None
+            if name is not None and request_serializer is not None:
+                key = (method, request_serializer, response_deserializer)
+                wrapped = made.get(key)
+                if wrapped is None:
+                    serializer = _counting_serializer(name, request_serializer)
+                    deserializer = response_deserializer
+                    if stream and name == "run_query" and deserializer is not None:
+                        deserializer = _counting_query_results(deserializer)
+                    wrapped = made[key] = (serializer, deserializer)
+                request_serializer, response_deserializer = wrapped
+            return original(self, method, request_serializer, response_deserializer, *args, **kwargs)
 
-    def counted_batch_get(self, request=None, **kwargs):
-        _add(rpc_batch_get=1, reads=len(_field(request, "documents")))
-        return batch_get(self, request=request, **kwargs)
+        return counted
 
-    def counted_run_query(self, request=None, **kwargs):
-        _add(rpc_run_query=1)
-        for response in run_query(self, request=request, **kwargs):
-            if getattr(response, "document", None) is not None and response.document.name:
-                _add(reads=1)
-            yield response
+    channel = grpc._channel.Channel
+    channel.unary_unary = wrap(channel.unary_unary, stream=False)
+    channel.unary_stream = wrap(channel.unary_stream, stream=True)
 
     import flask
 
@@ -133,16 +182,6 @@ def install() -> None:
             _add(requests=1)
 
     flask.Flask.full_dispatch_request = counted_dispatch
-    cls.commit, cls.batch_get_documents, cls.run_query = counted_commit, counted_batch_get, counted_run_query
-    # Counted as calls only: an aggregation (count()) reads no document.
-    for name in ("begin_transaction", "rollback", "get_document", "run_aggregation_query"):
-        original = getattr(cls, name)
-
-        def counted(self, *args, _original=original, _name=name, **kwargs):
-            _add(**{f"rpc_{_name}": 1})
-            return _original(self, *args, **kwargs)
-
-        setattr(cls, name, counted)
 
 
 if _PATH:
