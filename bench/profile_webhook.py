@@ -29,8 +29,15 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from bench._support import BENCH, firestore_emulator, median, progress, progress_done, webhook_process
-from bench.concurrency import group_cpu_seconds
+from bench._support import (
+    BENCH,
+    cpu_seconds,
+    firestore_emulator,
+    median,
+    progress,
+    progress_done,
+    webhook_process,
+)
 from bench.webhook_load import TARGETS, _settled_counts, prime, run_wrk, seed_channels
 
 #: (layer, substring of the frame's file): the first match names the layer of a sample.
@@ -116,9 +123,9 @@ def cpu_round(
     """One window under wrk, not sampled: the server's CPU (every process and thread of it:
     Python, gRPC's own threads, the kernel on its behalf) per notification it served."""
     before = _settled_counts(work / f"{name}.ops.json")
-    cpu_before = group_cpu_seconds(server.process.pid)
+    cpu_before = cpu_seconds(server.process.pid)
     sample = run_wrk(server.url, prefix, base, seconds, connections, channels)
-    cpu_after = group_cpu_seconds(server.process.pid)
+    cpu_after = cpu_seconds(server.process.pid)
     after = _settled_counts(work / f"{name}.ops.json")
     served = after.get("requests", 0) - before.get("requests", 0)
     return {
