@@ -64,7 +64,8 @@ def test_sqlite_store_that_cannot_open_is_unavailable(tmp_path):
 def test_a_message_write_is_tried_again_only_while_firestore_is_unavailable(firestore_env):
     """The message writes retry ServiceUnavailable themselves (not through the client's
     retry wrapper): again until it answers, never after another error, each attempt within
-    the bound (the first test shows a claim giving up near it)."""
+    the bound (the first test shows a claim giving up near it), with the caller's keyword
+    arguments (``retry=None`` for the library's calls) on every attempt."""
     from google.api_core import exceptions as gexc
 
     store = open_store("firestore", timeout=BOUND)
@@ -76,10 +77,10 @@ def test_a_message_write_is_tried_again_only_while_firestore_is_unavailable(fire
             raise gexc.ServiceUnavailable("down")
         return record
 
-    assert store._write_once(unavailable_twice, "written") == "written"
+    assert store._write_once(unavailable_twice, "written", retry=None) == "written"
     assert len(attempts) == 3 and all(retry is None and 0 < timeout <= BOUND for retry, timeout in attempts)
 
-    def conflict(*, retry, timeout):
+    def conflict(*, timeout):
         attempts.append(timeout)
         raise gexc.Conflict("exists")
 
@@ -88,7 +89,7 @@ def test_a_message_write_is_tried_again_only_while_firestore_is_unavailable(fire
         store._write_once(conflict)
     assert len(attempts) == 1  # it may have reached the server: never written twice
 
-    def down(*, retry, timeout):
+    def down(*, timeout):
         attempts.append(timeout)
         raise gexc.ServiceUnavailable("down")
 

@@ -172,7 +172,9 @@ class FirestoreStore(ChannelStore):
         self._last_message = threading.local()
         # The claim and "done" of every notification, sent without the library's per-call
         # machinery when the client allows it (store/message_writes.py); else through it.
-        self._message_writes = MessageWrites.of(client)
+        # This builds the client's gRPC channel now rather than at the first call.
+        with self._errors():
+            self._message_writes = MessageWrites.of(client)
         self._message_paths: dict[str, str] = {}
         self._beside = {
             kind: client.collection(config.collection_beside(self.collection_name, kind)) for kind in KINDS
@@ -202,9 +204,10 @@ class FirestoreStore(ChannelStore):
 
         What ``_write_kw`` gives the other writes (``ServiceUnavailable`` retried
         with backoff within the store timeout; no retry once the write may have
-        reached the server), without the client library building its retry and
-        deadline wrappers around every call: the message writes are two on every
-        notification. The last ``ServiceUnavailable`` is raised when time is up.
+        reached the server), for the message writes: two on every notification,
+        sent direct (``MessageWrites``) or through the library with ``retry=None``,
+        so that no retry or deadline wrapper is built around every call. The
+        last ``ServiceUnavailable`` is raised when time is up.
         """
         try:
             return write(*args, timeout=self.timeout, **kwargs)
