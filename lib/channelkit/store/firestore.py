@@ -5,7 +5,9 @@ create-only writes are ``DocumentReference.create``; compare-and-set is an
 update or delete with a ``last_update_time`` precondition (an atomic,
 single-document check on the server, with no transaction round trips); the
 version is the document's ``update_time``. Writes committed together are one
-batched write (one commit RPC), each with its precondition.
+batched write (one commit RPC), each with its precondition. The two writes of
+every notification (a message's claim and its "done") are the same requests,
+sent on the client's own channel by ``store/message_writes.py``.
 
 Every call carries an explicit timeout and a bounded retry, so an outage
 surfaces as ``StoreUnavailable`` within ``CHANNELKIT_STORE_TIMEOUT`` seconds
