@@ -4,8 +4,8 @@ The webhook benchmark puts this directory on ``PYTHONPATH`` and sets
 ``BENCH_OPCOUNT_FILE``; Python then imports this module at start-up, and it
 wraps gRPC's channel to count documents written
 (``commit``; also by collection: ``writes_in:messages``, ...) and read
-(``batch_get_documents``, ``run_query``), plus every RPC by name
-(``rpc_commit``, ``rpc_run_aggregation_query``, ...), and the HTTP
+(``batch_get_documents``, ``run_query``), plus each Firestore RPC the
+store uses by name (``rpc_commit``, ``rpc_run_aggregation_query``, ...), and the HTTP
 requests the Flask app finished (``requests``), so operations per request are
 counted on one side of the wire. Counts are written to that file as JSON a few
 times a second, so the benchmark can take the difference over a measured window.
@@ -122,24 +122,22 @@ def _counting_serializer(rpc: str, serialize):
     return counting
 
 
-def _counting_query_results(deserialize):
-    def counting(data):
-        response = deserialize(data)
-        if _raw(response).document.name:
-            _add(reads=1)
-        return response
-
-    return counting
-
-
 def install() -> None:
     """Count Firestore RPCs on every gRPC channel of this process (and Flask's requests); once.
 
-    The count is taken where a request is serialized and a query result
-    deserialized, on the channel: what the client library sends through its
-    stubs and what channelkit sends on the library's channel directly
-    (store/message_writes.py) are counted alike. Each method's counting
-    functions are made once and reused, so a call pays one extra Python call.
+    Requests are counted where they are serialized, on the channel, in the
+    calling thread: what the client library sends through its stubs and what
+    channelkit sends on the library's channel directly (store/message_writes.py)
+    are counted alike, each attempt of a retried call included. A query's
+    documents are counted as the caller takes them from the library's
+    ``run_query`` (gRPC decodes a stream's responses on a thread of its own,
+    where ``scope`` would not see them); nothing queries on the direct path.
+
+    Call it before any store is built: the direct writer makes its gRPC callable
+    once, when its store is first used, and a callable made before this is not
+    counted. The library's stubs make theirs on every call (through their
+    logging interceptor), so each library RPC also pays for ``counted`` and a
+    dict lookup, a few µs that a direct write does not.
     """
     global _installed
     with _lock:
@@ -150,26 +148,37 @@ def install() -> None:
 
     made: dict = {}
 
-    def wrap(original, stream: bool):
+    def wrap(original):
         def counted(self, method, request_serializer=None, response_deserializer=None, *args, **kwargs):
             name = _RPC_NAMES.get(method[len(_FIRESTORE) :]) if method.startswith(_FIRESTORE) else None
             if name is not None and request_serializer is not None:
                 key = (method, request_serializer, response_deserializer)
                 wrapped = made.get(key)
                 if wrapped is None:
-                    serializer = _counting_serializer(name, request_serializer)
-                    deserializer = response_deserializer
-                    if stream and name == "run_query" and deserializer is not None:
-                        deserializer = _counting_query_results(deserializer)
-                    wrapped = made[key] = (serializer, deserializer)
+                    wrapped = made[key] = (
+                        _counting_serializer(name, request_serializer),
+                        response_deserializer,
+                    )
                 request_serializer, response_deserializer = wrapped
             return original(self, method, request_serializer, response_deserializer, *args, **kwargs)
 
         return counted
 
     channel = grpc._channel.Channel
-    channel.unary_unary = wrap(channel.unary_unary, stream=False)
-    channel.unary_stream = wrap(channel.unary_stream, stream=True)
+    channel.unary_unary = wrap(channel.unary_unary)
+    channel.unary_stream = wrap(channel.unary_stream)
+
+    from google.cloud.firestore_v1.services.firestore import client as gapic
+
+    run_query = gapic.FirestoreClient.run_query
+
+    def counted_run_query(self, request=None, **kwargs):
+        for response in run_query(self, request=request, **kwargs):
+            if getattr(response, "document", None) is not None and response.document.name:
+                _add(reads=1)
+            yield response
+
+    gapic.FirestoreClient.run_query = counted_run_query
 
     import flask
 

@@ -1,9 +1,10 @@
 """The direct message writes against a gRPC server that records what reaches it.
 
 The server plays Firestore's Commit (it is not the emulator: it records each
-request with its metadata, and answers or fails as a test tells it), so the
-same write sent by the library and by ``MessageWrites`` can be compared as
-received, headers included, and each failure mode checked at the store.
+request with its metadata, and answers or fails as a test tells it) and serves
+reads of the documents a test puts in it, so the same write sent by the library
+and by ``MessageWrites`` can be compared as received, headers included, and
+each failure mode checked at the store.
 """
 
 from __future__ import annotations
@@ -17,34 +18,67 @@ import grpc
 import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from google.cloud.firestore_v1.types import document as document_types
+from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.protobuf import timestamp_pb2
 
 from channelkit.errors import StoreUnavailable
 from channelkit.store import ClaimOutcome
 from channelkit.store.firestore import FirestoreStore
-from channelkit.store.message_writes import CommitRequest, CommitResponse, MessageWrites
+from channelkit.store.message_writes import CommitRequest, CommitResponse, MessageWrites, encode_fields
 
 UTC = datetime.UTC
 NOW_MS = 1_900_000_000_000
 
 
+BatchGetRequest = firestore_types.BatchGetDocumentsRequest.pb()
+BatchGetResponse = firestore_types.BatchGetDocumentsResponse.pb()
+Document = document_types.Document.pb()
+STORED_AT = timestamp_pb2.Timestamp(seconds=1_800_000_000, nanos=1000)
+
+
 class CommitRecorder:
-    """A Firestore Commit endpoint: records (request, metadata); answers from ``script``, else OK."""
+    """A Firestore endpoint: Commit records (request, metadata) and answers from ``script``,
+    else OK; BatchGetDocuments serves ``documents`` (path below documents/ -> fields)."""
 
     def __init__(self):
         self.received: list[tuple[CommitRequest, dict[str, str]]] = []
         self.script: queue.Queue = queue.Queue()
+        self.documents: dict[str, dict] = {}
+        self.reads = 0
         self._lock = threading.Lock()
         self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
-        handler = grpc.unary_unary_rpc_method_handler(
+        commit = grpc.unary_unary_rpc_method_handler(
             self._commit,
             request_deserializer=CommitRequest.FromString,
             response_serializer=CommitResponse.SerializeToString,
         )
+        batch_get = grpc.unary_stream_rpc_method_handler(
+            self._batch_get,
+            request_deserializer=BatchGetRequest.FromString,
+            response_serializer=BatchGetResponse.SerializeToString,
+        )
         self._server.add_generic_rpc_handlers(
-            [grpc.method_handlers_generic_handler("google.firestore.v1.Firestore", {"Commit": handler})]
+            [
+                grpc.method_handlers_generic_handler(
+                    "google.firestore.v1.Firestore", {"Commit": commit, "BatchGetDocuments": batch_get}
+                )
+            ]
         )
         self.port = self._server.add_insecure_port("127.0.0.1:0")
+
+    def _batch_get(self, request, context):
+        with self._lock:
+            self.reads += 1
+        for name in request.documents:
+            fields = self.documents.get(name.split("/documents/", 1)[1])
+            if fields is None:
+                yield BatchGetResponse(missing=name, read_time=STORED_AT)
+            else:
+                found = Document(
+                    name=name, fields=encode_fields(fields), create_time=STORED_AT, update_time=STORED_AT
+                )
+                yield BatchGetResponse(found=found, read_time=STORED_AT)
 
     def _commit(self, request, context):
         metadata = {
@@ -135,10 +169,19 @@ def test_a_failed_commit_raises_the_api_core_error_of_its_status(recorder, clien
     assert isinstance(raised.value.__cause__, grpc.RpcError)
 
 
-def test_the_store_sends_its_message_writes_direct_and_settles_them(recorder, client):
+def test_the_store_sends_its_message_writes_direct_and_settles_them(recorder, client, monkeypatch):
     store = FirestoreStore(client=client, collection="chans", timeout=5)
+    direct = store._direct_writes()
+    assert direct is not None
+    sent = []
+    monkeypatch.setattr(
+        direct,
+        "_call",
+        lambda request, timeout, _call=direct._call: sent.append(1) or _call(request, timeout),
+    )
     claim = store.claim_message("ck1-a/b", 5, now_ms=NOW_MS, timeout_seconds=60)
     assert claim.claimed and store.finish_message(claim)
+    assert len(sent) == 2  # both through MessageWrites, not the library
     (create, _), (done, _) = recorder.received
     assert create.writes[0].update.name.endswith("/documents/chans/ck1-a%2Fb/messages/5")
     assert create.writes[0].current_document.exists is False
@@ -146,14 +189,36 @@ def test_the_store_sends_its_message_writes_direct_and_settles_them(recorder, cl
     assert list(done.writes[0].update_mask.field_paths) == ["status"]
 
 
-def test_a_claim_refused_as_existing_is_read_not_raised(recorder, client):
-    # ALREADY_EXISTS: the store reads the record (through the library; the recorder serves
-    # no reads, so the read's failure is what shows the claim went on to read it).
-    store = FirestoreStore(client=client, collection="chans", timeout=1)
+def _message(status: str, claim_id: str) -> dict:
+    claimed = datetime.datetime(2030, 1, 1, tzinfo=UTC)
+    return {"status": status, "claimId": claim_id, "claimedAt": claimed, "expireAt": claimed}
+
+
+def test_a_claim_refused_as_existing_reads_the_record_and_finds_it_done(recorder, client):
+    store = FirestoreStore(client=client, collection="chans", timeout=5)
+    recorder.documents["chans/c/messages/1"] = _message("done", "someone-else")
     recorder.script.put(grpc.StatusCode.ALREADY_EXISTS)
-    with pytest.raises(StoreUnavailable, match="Firestore failed"):
-        store.claim_message("c", 1, now_ms=NOW_MS, timeout_seconds=60)
-    assert len(recorder.received) == 1
+    assert store.claim_message("c", 1, now_ms=NOW_MS, timeout_seconds=60).outcome is ClaimOutcome.DONE
+    assert len(recorder.received) == 1 and recorder.reads == 1
+
+
+def test_a_refused_done_reads_the_record_and_settles_false_when_taken_over(recorder, client):
+    store = FirestoreStore(client=client, collection="chans", timeout=5)
+    claim = store.claim_message("c", 4, now_ms=NOW_MS, timeout_seconds=60)
+    recorder.documents["chans/c/messages/4"] = _message("in_progress", "the-taker")
+    recorder.script.put(grpc.StatusCode.FAILED_PRECONDITION)
+    assert store.finish_message(claim) is False
+    assert len(recorder.received) == 2 and recorder.reads == 1
+
+
+def test_a_refused_done_whose_record_is_ours_settles_at_the_version_read(recorder, client):
+    store = FirestoreStore(client=client, collection="chans", timeout=5)
+    claim = store.claim_message("c", 6, now_ms=NOW_MS, timeout_seconds=60)
+    recorder.documents["chans/c/messages/6"] = _message("in_progress", claim.claim_id)
+    recorder.script.put(grpc.StatusCode.FAILED_PRECONDITION)
+    assert store.finish_message(claim) is True
+    (_, _), (_, _), (again, _) = recorder.received  # the claim, the refused done, the done again
+    assert again.writes[0].current_document.update_time == STORED_AT
 
 
 def test_unavailable_is_retried_within_the_store_timeout(recorder, client):
@@ -173,15 +238,6 @@ def test_an_outage_becomes_store_unavailable_with_no_grpc_error_leaking(recorder
         store.claim_message("c", 3, now_ms=NOW_MS, timeout_seconds=60)
     assert isinstance(raised.value.__cause__, gexc.ServiceUnavailable)
     assert 2 <= len(recorder.received) < 100
-
-
-def test_a_refused_done_is_a_false_settle_after_reading_again(recorder, client):
-    store = FirestoreStore(client=client, collection="chans", timeout=1)
-    claim = store.claim_message("c", 4, now_ms=NOW_MS, timeout_seconds=60)
-    recorder.script.put(grpc.StatusCode.FAILED_PRECONDITION)
-    with pytest.raises(StoreUnavailable):  # refused, so it reads: the recorder serves no reads
-        store.finish_message(claim)
-    assert len(recorder.received) == 2
 
 
 def test_a_client_without_the_parts_gets_no_direct_writer():

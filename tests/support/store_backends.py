@@ -26,7 +26,7 @@ def _open(request, tmp_path, backend: str):
         if backend == "firestore-library":
             s._message_writes = None
         else:
-            assert s._message_writes is not None, "the message writes fell back to the library's path"
+            assert s._direct_writes() is not None, "the message writes fell back to the library's path"
         return s
     return open_store(f"sqlite:///{tmp_path}/channels.db")
 

@@ -14,6 +14,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.protobuf import timestamp_pb2
+from proto.datetime_helpers import DatetimeWithNanoseconds as ProtoDatetimeWithNanoseconds
 
 from channelkit.store.message_writes import (
     CommitRequest,
@@ -94,7 +95,8 @@ def test_the_claim_is_the_request_document_create_sends(client):
     assert CommitRequest.FromString(ours.SerializeToString()) == expected
 
 
-_NANOS = DatetimeWithNanoseconds(2026, 12, 3, 9, 41, 5, nanosecond=123456789, tzinfo=UTC)
+_API_CORE_NANOS = DatetimeWithNanoseconds(2026, 12, 3, 9, 41, 5, nanosecond=123456789, tzinfo=UTC)
+_SNAPSHOT_NANOS = ProtoDatetimeWithNanoseconds(2026, 12, 3, 9, 41, 5, nanosecond=123456789, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -102,11 +104,13 @@ _NANOS = DatetimeWithNanoseconds(2026, 12, 3, 9, 41, 5, nanosecond=123456789, tz
     [
         (timestamp_pb2.Timestamp(seconds=1_800_000_000, nanos=123_456_789),) * 2,
         (datetime.datetime(2026, 12, 3, 9, 41, 5, 123456, tzinfo=UTC),) * 2,
-        # A snapshot's update time: its nanoseconds are kept (the library's marshal would cut
-        # them to microseconds, so it is given the Timestamp the snapshot was decoded from).
-        (_NANOS, _NANOS.timestamp_pb()),
+        # What a snapshot's update_time is (proto-plus's class): the same on both sides.
+        (_SNAPSHOT_NANOS,) * 2,
+        # api_core's class: ours keeps its nanoseconds, where the library's marshal would cut
+        # them to microseconds, so the library is given the Timestamp it stands for.
+        (_API_CORE_NANOS, _API_CORE_NANOS.timestamp_pb()),
     ],
-    ids=["Timestamp", "datetime", "DatetimeWithNanoseconds"],
+    ids=["Timestamp", "datetime", "snapshot DatetimeWithNanoseconds", "api_core DatetimeWithNanoseconds"],
 )
 def test_done_is_the_request_update_with_a_last_update_time_sends(client, version, as_given_to_the_library):
     ref = client.collection("channelkit-channels").document("c").collection("messages").document("7")
@@ -114,3 +118,14 @@ def test_done_is_the_request_update_with_a_last_update_time_sends(client, versio
     expected = library_request(client, lambda batch: batch.update(ref, {"status": "done"}, option=option))
     name = f"{client._database_string}/documents/{ref.path}"
     assert status_request(client._database_string, name, "done", version) == expected
+
+
+def test_a_naive_version_is_refused():
+    # The library would read it as local time where a field value is read as UTC: no version is naive.
+    with pytest.raises(TypeError, match="naive"):
+        status_request(
+            "projects/p/databases/d",
+            "projects/p/databases/d/documents/c/m",
+            "done",
+            datetime.datetime(2026, 1, 1),
+        )

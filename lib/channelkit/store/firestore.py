@@ -57,6 +57,8 @@ _TRANSIENT_READ = gretry.if_exception_type(
 _TRANSIENT_WRITE = gretry.if_exception_type(gexc.ServiceUnavailable)
 
 
+_UNRESOLVED = object()
+
 #: Backoff (seconds) between attempts of a message write while Firestore is unavailable.
 _WRITE_RETRY_FIRST, _WRITE_RETRY_MAX = 0.05, 0.5
 
@@ -174,9 +176,9 @@ class FirestoreStore(ChannelStore):
         self._last_message = threading.local()
         # The claim and "done" of every notification, sent without the library's per-call
         # machinery when the client allows it (store/message_writes.py); else through it.
-        # This builds the client's gRPC channel now rather than at the first call.
-        with self._errors():
-            self._message_writes = MessageWrites.of(client)
+        # Resolved at the first message write, as the library makes its channel at its first
+        # call: a store built before a fork carries no gRPC channel across it.
+        self._message_writes: MessageWrites | object | None = _UNRESOLVED
         self._message_paths: dict[str, str] = {}
         self._beside = {
             kind: client.collection(config.collection_beside(self.collection_name, kind)) for kind in KINDS
@@ -387,6 +389,14 @@ class FirestoreStore(ChannelStore):
         self._last_message.ref = (channel_id, number, ref)
         return ref
 
+    def _direct_writes(self) -> MessageWrites | None:
+        """The writer of the message writes on the client's channel; None: through the library."""
+        writes = self._message_writes
+        if writes is _UNRESOLVED:
+            with self._errors():
+                writes = self._message_writes = MessageWrites.of(self.client)
+        return writes  # type: ignore[return-value]
+
     def _message_path(self, channel_id: str, number: int) -> str:
         # "<collection>/<channel doc>/messages/<number>", below the database's documents/.
         prefix = self._message_paths.get(channel_id)
@@ -398,11 +408,10 @@ class FirestoreStore(ChannelStore):
         return f"{prefix}{number}"
 
     def _insert_message(self, channel_id: str, number: int, record: Record) -> Version | None:
+        direct = self._direct_writes()
         try:
-            if self._message_writes is not None:
-                return self._write_once(
-                    self._message_writes.create, self._message_path(channel_id, number), record
-                )
+            if direct is not None:
+                return self._write_once(direct.create, self._message_path(channel_id, number), record)
             result = self._write_once(self._message(channel_id, number).create, record, retry=None)
         except (gexc.AlreadyExists, gexc.Conflict):
             return None
@@ -433,11 +442,10 @@ class FirestoreStore(ChannelStore):
 
     def _mark_message_done(self, channel_id: str, number: int, version: Version) -> bool:
         # The result's update time is not read: decoding it is a few µs on every notification.
+        direct = self._direct_writes()
         try:
-            if self._message_writes is not None:
-                self._write_once(
-                    self._message_writes.set_status, self._message_path(channel_id, number), DONE, version
-                )
+            if direct is not None:
+                self._write_once(direct.set_status, self._message_path(channel_id, number), DONE, version)
             else:
                 self._write_once(
                     self._message(channel_id, number).update,
