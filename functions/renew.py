@@ -22,47 +22,27 @@ import threading
 from typing import Any
 
 from channelkit import logs
-from channelkit.config import Settings
 from channelkit.errors import ChannelkitError
-from channelkit.google_api import GoogleApi
-from channelkit.renewal import renew_due, renewal_dispatcher
+from channelkit.renewal import renew_due
 from channelkit.renewal.fanout import ShardPublisher
-from channelkit.signing import NO_KEY_WARNING
-from channelkit.store import open_store
+from channelkit.renewal.run import renewal_collaborators
 
 logs.configure()
 log = logs.get_logger("renew")
 JSON = {"Content-Type": "application/json"}
 
-#: Read by ``renewal_dispatcher()`` alone, which logs a broken handler or topic and renews
-#: anyway: a bad one must not stop the run (channels would expire), so the settings skip them.
-DISPATCH_VARIABLES = ("CHANNELKIT_HANDLER", "CHANNELKIT_PUBSUB_TOPIC")
-
 _parts: dict[str, Any] = {}
 _lock = threading.Lock()
-
-
-def _resolve_settings() -> Settings:
-    environ = {k: v for k, v in os.environ.items() if k not in DISPATCH_VARIABLES}
-    return Settings.from_env(environ)
 
 
 def _collaborators() -> dict[str, Any]:
     """``renew_due``'s arguments: settings, store, Google client, dispatcher and shard publisher, built once."""
     with _lock:
         if not _parts:
-            settings = _resolve_settings()
-            store = open_store(settings.store_url, **settings.store_options())
-            if store.signer is None:
-                logs.event(log, "WARNING", NO_KEY_WARNING)
-            _parts.update(
-                store=store,
-                google=GoogleApi.from_settings(settings, store=store),
-                dispatcher=renewal_dispatcher(),
-                settings=settings,
-                # Due channels past CHANNELKIT_RENEW_INLINE go to the renew-worker function.
-                publisher=ShardPublisher(settings.renew_topic) if settings.renew_topic else None,
-            )
+            parts = renewal_collaborators(os.environ, logger=log)
+            # Due channels past CHANNELKIT_RENEW_INLINE go to the renew-worker function.
+            topic = parts["settings"].renew_topic
+            _parts.update(parts, publisher=ShardPublisher(topic) if topic else None)
         return dict(_parts)
 
 

@@ -30,20 +30,12 @@ from typing import Any
 import functions_framework
 
 from channelkit import logs
-from channelkit.config import Settings
 from channelkit.errors import MalformedShardError
-from channelkit.google_api import GoogleApi
-from channelkit.renewal import renewal_dispatcher
 from channelkit.renewal.fanout import renew_shard, shard_from_event
-from channelkit.signing import NO_KEY_WARNING
-from channelkit.store import open_store
+from channelkit.renewal.run import renewal_collaborators
 
 logs.configure()
 log = logs.get_logger("renew_worker")
-
-#: Read by ``renewal_dispatcher()`` alone, as in the renew function: a broken handler or topic
-#: is logged and renewals go on.
-DISPATCH_VARIABLES = ("CHANNELKIT_HANDLER", "CHANNELKIT_PUBSUB_TOPIC")
 
 _parts: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -53,16 +45,7 @@ def _collaborators() -> dict[str, Any]:
     """``renew_shard``'s arguments: settings, store, Google client and dispatcher, built once."""
     with _lock:
         if not _parts:
-            settings = Settings.from_env({k: v for k, v in os.environ.items() if k not in DISPATCH_VARIABLES})
-            store = open_store(settings.store_url, **settings.store_options())
-            if store.signer is None:
-                logs.event(log, "WARNING", NO_KEY_WARNING)
-            _parts.update(
-                store=store,
-                google=GoogleApi.from_settings(settings, store=store),
-                dispatcher=renewal_dispatcher(),
-                settings=settings,
-            )
+            _parts.update(renewal_collaborators(os.environ, logger=log))
         return dict(_parts)
 
 

@@ -68,6 +68,34 @@ def test_a_shard_is_renewed_and_acknowledged(worker, store, simulator):
     assert store.get(channel.id).status == "stopped" and store.get(channel.id).renewed_by
 
 
+@pytest.mark.parametrize(
+    ("variable", "broken"),
+    [
+        ("CHANNELKIT_HANDLER", "no_such_module_anywhere:handle"),
+        ("CHANNELKIT_PUBSUB_TOPIC", "topics/not-a-full-name"),
+    ],
+)
+def test_a_broken_handler_or_topic_does_not_stop_a_shard(
+    worker, store, simulator, monkeypatch, variable, broken
+):
+    # Settings skip the dispatch variables (renewal_collaborators): the dispatcher logs and is None.
+    monkeypatch.setenv(variable, broken)
+    google = GoogleApi(root=simulator.url, retries=0)
+    channel = subscribe(
+        "drive",
+        "v3",
+        "files.watch",
+        address="https://hooks.example.com/w",
+        params={"fileId": "B"},
+        ttl=HOUR,
+        google=google,
+        store=store,
+    )
+    shard = {"v": 1, "subscriptions": [channel.subscription_id], "listedAt": 2**50, "run": "renew-t"}
+    assert worker().post("/", json=push_body(json.dumps(shard).encode())).status_code == 200
+    assert store.get(channel.id).renewed_by
+
+
 def test_a_malformed_shard_is_acknowledged_not_redelivered(worker, caplog):
     response = worker().post("/", json=push_body(b'{"v": 1, "subscriptions": "nope"}'))
     assert response.status_code == 200

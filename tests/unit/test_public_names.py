@@ -294,7 +294,12 @@ PUBLIC: dict[str, list[str]] = {
         "send_renewed",
         "successor_of",
     ],
-    "channelkit.renewal.run": ["renew_due", "renewal_dispatcher"],
+    "channelkit.renewal.run": [
+        "DISPATCH_VARIABLES",
+        "renew_due",
+        "renewal_collaborators",
+        "renewal_dispatcher",
+    ],
     "channelkit.renewal.steps": ["NEXT_STEPS", "RenewalStep"],
     "channelkit.signing": [
         "ID_PREFIX",

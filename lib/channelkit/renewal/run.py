@@ -14,7 +14,7 @@ import concurrent.futures
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from channelkit import config, logs
@@ -27,11 +27,14 @@ from channelkit.renewal.cleanup import finish_stop, stale_pending, sweep_channel
 from channelkit.renewal.fanout import ShardPublisher, plan_fanout, split_shards
 from channelkit.renewal.outcomes import RenewalOutcome, RenewalSummary
 from channelkit.renewal.renewer import Renewer
+from channelkit.signing import NO_KEY_WARNING
 from channelkit.store import ChannelStore, open_store
 from channelkit.subscribe import error_text
 
 __all__ = [
+    "DISPATCH_VARIABLES",
     "renew_due",
+    "renewal_collaborators",
     "renewal_dispatcher",
 ]
 
@@ -229,6 +232,30 @@ def _report(store: ChannelStore, renewer: Renewer, counts: dict[str, Any], setti
         return
     severity = "INFO" if report.healthy else "WARNING"
     logs.event(log, severity, "channelkit health", renewalFailures=failures, **report.log_fields())
+
+
+#: Read by ``renewal_dispatcher()`` alone, which logs a broken handler or topic and renews
+#: anyway: a bad one must not stop a run (channels would expire), so the settings skip them.
+DISPATCH_VARIABLES = ("CHANNELKIT_HANDLER", "CHANNELKIT_PUBSUB_TOPIC")
+
+
+def renewal_collaborators(environ: Mapping[str, str], *, logger: Any) -> dict[str, Any]:
+    """What the renew and renew-worker functions build once per instance.
+
+    ``settings`` (from ``environ`` without ``DISPATCH_VARIABLES``), ``store``,
+    ``google`` and ``dispatcher``; a store without a key logs the warning that
+    says so on ``logger``. Raises what ``Settings`` and ``open_store`` raise.
+    """
+    settings = config.Settings.from_env({k: v for k, v in environ.items() if k not in DISPATCH_VARIABLES})
+    store = open_store(settings.store_url, **settings.store_options())
+    if store.signer is None:
+        logs.event(logger, "WARNING", NO_KEY_WARNING)
+    return {
+        "settings": settings,
+        "store": store,
+        "google": GoogleApi.from_settings(settings, store=store),
+        "dispatcher": renewal_dispatcher(),
+    }
 
 
 def renewal_dispatcher() -> Any:
