@@ -152,14 +152,12 @@ def install() -> None:
         def counted(self, method, request_serializer=None, response_deserializer=None, *args, **kwargs):
             name = _RPC_NAMES.get(method[len(_FIRESTORE) :]) if method.startswith(_FIRESTORE) else None
             if name is not None and request_serializer is not None:
-                key = (method, request_serializer, response_deserializer)
-                wrapped = made.get(key)
-                if wrapped is None:
-                    wrapped = made[key] = (
-                        _counting_serializer(name, request_serializer),
-                        response_deserializer,
+                counting = made.get((method, request_serializer))
+                if counting is None:
+                    counting = made[method, request_serializer] = _counting_serializer(
+                        name, request_serializer
                     )
-                request_serializer, response_deserializer = wrapped
+                request_serializer = counting
             return original(self, method, request_serializer, response_deserializer, *args, **kwargs)
 
         return counted
