@@ -50,19 +50,23 @@ def worker(firestore_env, simulator, monkeypatch):
     sys.modules.pop("main", None)
 
 
-def test_a_shard_is_renewed_and_acknowledged(worker, store, simulator):
-    google = GoogleApi(root=simulator.url, retries=0)
+def subscribed_shard(store, simulator, file_id: str) -> tuple:
+    """A Drive file subscribed through the simulator, and a shard naming its subscription."""
     channel = subscribe(
         "drive",
         "v3",
         "files.watch",
         address="https://hooks.example.com/w",
-        params={"fileId": "A"},
+        params={"fileId": file_id},
         ttl=HOUR,
-        google=google,
+        google=GoogleApi(root=simulator.url, retries=0),
         store=store,
     )
-    shard = {"v": 1, "subscriptions": [channel.subscription_id], "listedAt": 2**50, "run": "renew-t"}
+    return channel, {"v": 1, "subscriptions": [channel.subscription_id], "listedAt": 2**50, "run": "renew-t"}
+
+
+def test_a_shard_is_renewed_and_acknowledged(worker, store, simulator):
+    channel, shard = subscribed_shard(store, simulator, "A")
     response = worker().post("/", json=push_body(json.dumps(shard).encode()))
     assert response.status_code == 200
     assert store.get(channel.id).status == "stopped" and store.get(channel.id).renewed_by
@@ -80,18 +84,7 @@ def test_a_broken_handler_or_topic_does_not_stop_a_shard(
 ):
     # Settings skip the dispatch variables (renewal_collaborators): the dispatcher logs and is None.
     monkeypatch.setenv(variable, broken)
-    google = GoogleApi(root=simulator.url, retries=0)
-    channel = subscribe(
-        "drive",
-        "v3",
-        "files.watch",
-        address="https://hooks.example.com/w",
-        params={"fileId": "B"},
-        ttl=HOUR,
-        google=google,
-        store=store,
-    )
-    shard = {"v": 1, "subscriptions": [channel.subscription_id], "listedAt": 2**50, "run": "renew-t"}
+    channel, shard = subscribed_shard(store, simulator, "B")
     assert worker().post("/", json=push_body(json.dumps(shard).encode())).status_code == 200
     assert store.get(channel.id).renewed_by
 
