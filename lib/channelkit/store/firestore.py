@@ -441,18 +441,13 @@ class FirestoreStore(ChannelStore):
         return result.update_time
 
     def _mark_message_done(self, channel_id: str, number: int, version: Version) -> bool:
-        # The result's update time is not read: decoding it is a few µs on every notification.
+        # Sent direct, the result's update time is not read: decoding it is a few µs on every
+        # notification. Through the library, it is ``_update_message``'s write.
         direct = self._direct_writes()
+        if direct is None:
+            return super()._mark_message_done(channel_id, number, version)
         try:
-            if direct is not None:
-                self._write_once(direct.set_status, self._message_path(channel_id, number), DONE, version)
-            else:
-                self._write_once(
-                    self._message(channel_id, number).update,
-                    {"status": DONE},
-                    option=self._precondition(version),
-                    retry=None,
-                )
+            self._write_once(direct.set_status, self._message_path(channel_id, number), DONE, version)
         except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted):
             return False
         except Exception as exc:  # noqa: BLE001 - raised again, wrapped as _errors() would
